@@ -1,0 +1,225 @@
+"""Learning-rate schedules as specs: a multiplier of the base lr per optimizer step.
+
+Schedules are applied by writing ``group["lr"] = group["initial_lr"] * factor(step)``, which
+works the same for every optimizer in the registry (including combined ones), and lets the
+whole curve be drawn before training with :func:`lr_curve`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dlopt_core.params import HyperParam
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a run trains: the schedule is laid out over these steps."""
+
+    epochs: int
+    steps_per_epoch: int
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+class LRFactor:
+    """A stateless schedule: ``factor(step)``; ``observe`` is for validation-driven ones."""
+
+    def __init__(self, fn: Callable[[int], float]) -> None:
+        self._fn = fn
+
+    def __call__(self, step: int) -> float:
+        return self._fn(step)
+
+    def observe(self, val_loss: float) -> None:
+        """Called after each evaluation; stateless schedules ignore it."""
+
+
+class PlateauFactor(LRFactor):
+    """Multiply the lr by ``factor`` after ``patience`` evaluations without improvement."""
+
+    def __init__(self, factor: float, patience: int, min_factor: float) -> None:
+        super().__init__(lambda step: self.current)
+        self.current = 1.0
+        self._factor, self._patience, self._min = factor, patience, min_factor
+        self._best = math.inf
+        self._bad = 0
+
+    def observe(self, val_loss: float) -> None:
+        # Relative threshold as in torch's ReduceLROnPlateau (mode="min", threshold=1e-4).
+        if val_loss < self._best * (1 - 1e-4):
+            self._best, self._bad = val_loss, 0
+            return
+        self._bad += 1
+        if self._bad > self._patience:
+            self.current = max(self.current * self._factor, self._min)
+            self._bad = 0
+
+
+Maker = Callable[[dict[str, Any], Budget], LRFactor]
+FitCheck = Callable[[dict[str, Any], Budget], str | None]
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A named schedule with its hyperparameters and a check that it fits the budget."""
+
+    name: str
+    label: str
+    make: Maker
+    hyperparams: tuple[HyperParam, ...] = ()
+    fits: FitCheck | None = None
+    description: str = ""
+    depends_on_validation: bool = False
+
+
+def _cosine(progress: float, low: float) -> float:
+    return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def _step(p: dict[str, Any], b: Budget) -> LRFactor:
+    every = p["step_epochs"] * b.steps_per_epoch
+    return LRFactor(lambda s: p["gamma"] ** (s // every))
+
+
+def _exponential(p: dict[str, Any], b: Budget) -> LRFactor:
+    return LRFactor(lambda s: p["gamma"] ** (s / b.steps_per_epoch))
+
+
+def _cosine_schedule(p: dict[str, Any], b: Budget) -> LRFactor:
+    return LRFactor(lambda s: _cosine(s / b.total_steps, p["min_factor"]))
+
+
+def _warmup_cosine(p: dict[str, Any], b: Budget) -> LRFactor:
+    warm = max(1, round(p["warmup_epochs"] * b.steps_per_epoch))
+    rest = max(1, b.total_steps - warm)
+
+    def factor(s: int) -> float:
+        if s < warm:
+            return (s + 1) / warm
+        return _cosine((s - warm) / rest, p["min_factor"])
+
+    return LRFactor(factor)
+
+
+def _one_cycle(p: dict[str, Any], b: Budget) -> LRFactor:
+    up = max(1, round(p["pct_start"] * b.total_steps))
+    down = max(1, b.total_steps - up)
+    start = 1 / p["div_factor"]
+    end = start / p["final_div_factor"]
+
+    def factor(s: int) -> float:
+        if s < up:
+            return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * s / up))
+        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min((s - up) / down, 1.0)))
+
+    return LRFactor(factor)
+
+
+def _plateau(p: dict[str, Any], b: Budget) -> LRFactor:
+    return PlateauFactor(p["factor"], p["patience"], p["min_factor"])
+
+
+def _fits_epochs(key: str) -> FitCheck:
+    def check(p: dict[str, Any], b: Budget) -> str | None:
+        if p[key] >= b.epochs:
+            return f"schedule.{key}: {p[key]:g} epochs does not fit a budget of {b.epochs} epochs"
+        return None
+
+    return check
+
+
+_MIN = HyperParam("min_factor", 0.0, 0.0, 1.0, help="final lr as a fraction of the base lr")
+
+SCHEDULES: dict[str, ScheduleSpec] = {
+    spec.name: spec
+    for spec in (
+        ScheduleSpec(
+            "constant", "Constant", lambda p, b: LRFactor(lambda s: 1.0),
+            description="The same learning rate throughout.",
+        ),
+        ScheduleSpec(
+            "step",
+            "Step decay",
+            _step,
+            (
+                HyperParam("step_epochs", 10, 1, 10000, kind="int", help="epochs between drops"),
+                HyperParam("gamma", 0.1, 0.0, 1.0, low_inclusive=False, help="multiplier per drop"),
+            ),
+            fits=_fits_epochs("step_epochs"),
+            description="Multiply the lr by gamma every step_epochs epochs.",
+        ),
+        ScheduleSpec(
+            "exponential",
+            "Exponential decay",
+            _exponential,
+            (HyperParam("gamma", 0.9, 0.0, 1.0, low_inclusive=False, help="multiplier per epoch"),),
+            description="Smooth decay by gamma per epoch.",
+        ),
+        ScheduleSpec(
+            "cosine",
+            "Cosine",
+            _cosine_schedule,
+            (_MIN,),
+            description="Half a cosine from the base lr down to min_factor x base lr.",
+        ),
+        ScheduleSpec(
+            "warmup_cosine",
+            "Linear warmup + cosine",
+            _warmup_cosine,
+            (
+                HyperParam("warmup_epochs", 1.0, 0.0, 10000.0, low_inclusive=False),
+                _MIN,
+            ),
+            fits=_fits_epochs("warmup_epochs"),
+            description="Ramp up linearly for warmup_epochs, then cosine decay.",
+        ),
+        ScheduleSpec(
+            "one_cycle",
+            "One-cycle",
+            _one_cycle,
+            (
+                HyperParam("pct_start", 0.3, 0.0, 1.0, low_inclusive=False, help="share spent rising"),
+                HyperParam("div_factor", 25.0, 1.0, 1e4, help="base lr / starting lr"),
+                HyperParam("final_div_factor", 1e4, 1.0, 1e6, help="starting lr / final lr"),
+            ),
+            description="Rise to the base lr (the peak), then anneal far below the start.",
+        ),
+        ScheduleSpec(
+            "plateau",
+            "Reduce on plateau",
+            _plateau,
+            (
+                HyperParam("factor", 0.1, 0.0, 1.0, low_inclusive=False, help="multiplier per drop"),
+                HyperParam("patience", 2, 0, 1000, kind="int", help="evaluations to wait"),
+                HyperParam("min_factor", 1e-4, 0.0, 1.0),
+            ),
+            fits=_fits_epochs("patience"),
+            description="Cut the lr when the validation loss stops improving (known only while training).",
+            depends_on_validation=True,
+        ),
+    )
+}
+
+
+def get_schedule(name: str) -> ScheduleSpec:
+    """Look up a registry entry; the error lists what is allowed."""
+    try:
+        return SCHEDULES[name]
+    except KeyError:
+        raise ValueError(
+            f"schedule: unknown name {name!r} (allowed: {', '.join(SCHEDULES)})"
+        ) from None
+
+
+def lr_curve(name: str, params: dict[str, Any], base_lr: float, budget: Budget) -> np.ndarray:
+    """The lr at every step of a run, without training (plateau drawn flat: it needs data)."""
+    factor = get_schedule(name).make(params, budget)
+    return base_lr * np.fromiter((factor(s) for s in range(budget.total_steps)), float)
