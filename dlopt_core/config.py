@@ -72,6 +72,8 @@ class NamedWithParams(Frozen):
         spec = self._specs()
         kind = type(self).__name__.removesuffix("Config").lower()
         checked = check_params(spec.hyperparams, dict(self.params), prefix=kind)
+        if (check := getattr(spec, "check", None)) and (problem := check(checked)):
+            raise ValueError(problem)
         object.__setattr__(self, "params", checked)
         return self
 
@@ -116,7 +118,7 @@ class OptimizerConfig(NamedWithParams):
         """The inverse of :meth:`parse`."""
         defaults = {p.name: p.default for p in get_optimizer(self.name).hyperparams}
         changed = [f"{k}={_text(v)}" for k, v in self.params.items() if v != defaults[k]]
-        return f"{self.name}:{','.join([f'lr={self.lr:g}', *changed])}"
+        return f"{self.name}:{','.join([f'lr={_text(self.lr)}', *changed])}"
 
     @property
     def label(self) -> str:
@@ -127,7 +129,7 @@ class OptimizerConfig(NamedWithParams):
             for p in spec.hyperparams
             if self.params[p.name] != p.default
         ]
-        return " ".join([spec.label, f"lr={self.lr:g}", *changed])
+        return " ".join([spec.label, f"lr={_text(self.lr)}", *changed])
 
 
 class ScheduleConfig(NamedWithParams):
@@ -311,7 +313,7 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return f"{value:g}"
+        return repr(value)  # shortest text that reads back to the same float
     return str(value)
 
 

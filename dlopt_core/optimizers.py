@@ -30,6 +30,7 @@ class OptimizerSpec:
     default_lr: float
     lr_range: tuple[float, float]
     hyperparams: tuple[HyperParam, ...] = ()
+    check: Callable[[dict[str, Any]], str | None] | None = None
     full_batch_only: bool = False
     needs_closure: bool = False
     train_eval_modes: bool = False
@@ -76,18 +77,28 @@ def _fused(device: torch.device) -> bool:
     return device.type in {"cpu", "cuda"}
 
 
-def _sgd(momentum: float = 0.0, nesterov: bool = False) -> Factory:
-    def make(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
-        return torch.optim.SGD(
-            _params(named),
-            lr=lr,
-            momentum=hp.get("momentum", momentum),
-            nesterov=nesterov,
-            weight_decay=hp["weight_decay"],
-            dampening=0.0,
-        )
+def _sgd(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+    return torch.optim.SGD(
+        _params(named),
+        lr=lr,
+        momentum=hp["momentum"],
+        nesterov=hp["nesterov"],
+        weight_decay=hp["weight_decay"],
+    )
 
-    return make
+
+def _sgd_params(momentum: float, nesterov: bool) -> tuple[HyperParam, ...]:
+    return (
+        HyperParam("momentum", momentum, 0.0, 0.999, help="fraction of the last step kept"),
+        HyperParam("nesterov", nesterov, kind="bool", help="gradient at the look-ahead point"),
+        _wd(),
+    )
+
+
+def _nesterov_needs_momentum(hp: dict[str, Any]) -> str | None:
+    if hp["nesterov"] and hp["momentum"] <= 0:
+        return "optimizer.nesterov: needs momentum > 0"
+    return None
 
 
 def _adam_like(cls: type[torch.optim.Optimizer], fused: bool) -> Factory:
@@ -206,36 +217,33 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         OptimizerSpec(
             "sgd",
             "SGD",
-            _sgd(),
+            _sgd,
             default_lr=0.1,
             lr_range=(1e-4, 1.0),
-            hyperparams=(_wd(),),
-            description="Plain (stochastic) gradient descent: step against the gradient.",
+            hyperparams=_sgd_params(0.0, False),
+            check=_nesterov_needs_momentum,
+            description="(Stochastic) gradient descent; full batch makes it plain gradient descent.",
             tutorial="Gradient descent, SGD and mini-batches",
         ),
         OptimizerSpec(
             "momentum",
             "SGD + momentum",
-            _sgd(momentum=0.9),
+            _sgd,
             default_lr=0.05,
             lr_range=(1e-4, 1.0),
-            hyperparams=(
-                HyperParam("momentum", 0.9, 0.0, 0.999, help="fraction of the last step kept"),
-                _wd(),
-            ),
+            hyperparams=_sgd_params(0.9, False),
+            check=_nesterov_needs_momentum,
             description="Heavy-ball momentum: a velocity that averages past gradients.",
             tutorial="Momentum",
         ),
         OptimizerSpec(
             "nesterov",
             "SGD + Nesterov",
-            _sgd(momentum=0.9, nesterov=True),
+            _sgd,
             default_lr=0.05,
             lr_range=(1e-4, 1.0),
-            hyperparams=(
-                HyperParam("momentum", 0.9, 0.0, 0.999, low_inclusive=False, help="must be > 0"),
-                _wd(),
-            ),
+            hyperparams=_sgd_params(0.9, True),
+            check=_nesterov_needs_momentum,
             description="Nesterov momentum: the gradient is taken at the look-ahead point.",
             tutorial="Momentum",
         ),

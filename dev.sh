@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The two README commands:  ./dev.sh app   and   ./dev.sh test
+# Both create ./.venv on first use (torch==2.13.0 first, then the pinned rest) and reuse it.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=.venv
+PY=$(command -v python3.11 || command -v python3)
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  local stamp
+  stamp=$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-16)
+  if [ "$(cat "$VENV/.deps-stamp" 2>/dev/null)" != "$stamp" ]; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    # The local CPU wheel; installing it first keeps pip from fetching CUDA builds.
+    "$VENV/bin/python" -m pip install --quiet torch==2.13.0
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"
+    echo "$stamp" > "$VENV/.deps-stamp"
+  fi
+}
+
+case "${1:-}" in
+  app)
+    shift
+    setup
+    exec "$VENV/bin/streamlit" run app.py "$@"
+    ;;
+  test)
+    shift
+    setup
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  bench)
+    shift
+    setup
+    exec "$VENV/bin/python" -m bench "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh app [streamlit options] | test [pytest options] | bench [names]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,218 @@
+"""Command line: the same engine the pages drive.
+
+Run logging is found through the ``dlopt.observers`` entry point group (the ``tracking``
+package registers MLflow there), so the core never imports a tracking backend itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from importlib.metadata import entry_points
+from typing import Any
+
+from dlopt_core.compare import Comparison, RunResult, summary_rows
+from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig
+from dlopt_core.data import DATASETS
+from dlopt_core.device import resolve_device, use_one_thread
+from dlopt_core.models import MODELS
+from dlopt_core.optimizers import OPTIMIZERS
+from dlopt_core.schedules import SCHEDULES
+from dlopt_core.train import Record
+
+
+def _key_values(text: str) -> tuple[str, dict[str, str]]:
+    name, _, rest = text.partition(":")
+    values = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"expected key=value in {text!r}, got {item!r}")
+        values[key.strip()] = value.strip()
+    return name.strip(), values
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dlopt_core",
+        description="Train small models with several optimizers and compare them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cmp = sub.add_parser(
+        "compare",
+        help="run a comparison of optimizers and print a results table",
+        description="Run every optimizer for every seed on one setup; log each run to MLflow.",
+    )
+    cmp.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)}")
+    cmp.add_argument(
+        "--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+        help="data set option, e.g. noise=0.3 or condition_number=1000 (repeatable)",
+    )
+    cmp.add_argument("--model", default="mlp", help=f"one of: {', '.join(MODELS)}")
+    cmp.add_argument("--hidden", default="64", help="MLP widths, comma-separated (default: 64)")
+    cmp.add_argument("--activation", default="relu", help="relu, tanh, gelu or sigmoid")
+    cmp.add_argument("--dropout", type=float, default=0.0)
+    cmp.add_argument(
+        "--optimizer", action="append", required=True, metavar="NAME[:lr=X,key=value...]",
+        help=f"repeatable; names: {', '.join(OPTIMIZERS)}",
+    )
+    cmp.add_argument(
+        "--schedule", default="constant", metavar="NAME[:key=value...]",
+        help=f"lr schedule; names: {', '.join(SCHEDULES)}",
+    )
+    cmp.add_argument("--epochs", type=int, default=10)
+    cmp.add_argument("--batch-size", default="64", help="an integer, or 'full' for full-batch GD")
+    cmp.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
+    cmp.add_argument("--target-loss", type=float, default=None, help="report steps to reach it")
+    cmp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    cmp.add_argument("--json", action="store_true", help="print machine-readable results")
+    cmp.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    cmp.add_argument("--experiment", default="dlopt-compare", help="MLflow experiment name")
+    cmp.set_defaults(func=_compare)
+
+    ls = sub.add_parser("list", help="list optimizers, schedules, data sets and models")
+    ls.set_defaults(func=_list)
+    return parser
+
+
+def _build_config(args: argparse.Namespace) -> ComparisonConfig:
+    schedule, schedule_params = _key_values(args.schedule)
+    options = {k: v for o in args.dataset_option for k, v in _key_values(f"x:{o}")[1].items()}
+    return ComparisonConfig.make(
+        data={"name": args.dataset, "options": options},
+        model={
+            "name": args.model,
+            "hidden": args.hidden,
+            "activation": args.activation,
+            "dropout": args.dropout,
+        },
+        schedule={"name": schedule, "params": schedule_params},
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seeds=args.seeds,
+        optimizers=tuple(OptimizerConfig.parse(o) for o in args.optimizer),
+        target_loss=args.target_loss,
+        device=args.device,
+    )
+
+
+class _Progress:
+    """A one-line progress display on stderr (only when it is a terminal)."""
+
+    def __init__(self, comparison: Comparison) -> None:
+        self.comparison = comparison
+        self.enabled = sys.stderr.isatty()
+        self._shown = -1
+
+    def run_started(self, run: RunResult) -> None: ...
+
+    def record(self, run: RunResult, rec: Record) -> None:
+        percent = int(100 * self.comparison.progress)
+        if self.enabled and percent != self._shown:
+            self._shown = percent
+            print(f"\rtraining {percent:3d}%", end="", file=sys.stderr, flush=True)
+
+    def run_ended(self, run: RunResult) -> None: ...
+
+    def comparison_ended(self, comparison: Comparison) -> None:
+        if self.enabled:
+            print("\r", end="", file=sys.stderr)
+
+
+def _observers(args: argparse.Namespace) -> list[Any]:
+    if args.no_track:
+        return []
+    return [ep.load()(experiment=args.experiment) for ep in entry_points(group="dlopt.observers")]
+
+
+def _compare(args: argparse.Namespace) -> int:
+    config = _build_config(args)
+    resolve_device(config.device)
+    use_one_thread()
+    comparison = Comparison(config)
+    observers = _observers(args)
+    comparison.execute(observers=[_Progress(comparison), *observers])
+    rows = summary_rows(comparison)
+    errors = [e for o in observers for e in getattr(o, "errors", [])]
+    if args.json:
+        out = {
+            "comparison_id": comparison.id,
+            "config": config.to_dict(),
+            "summary": rows,
+            "runs": [_run_json(r, getattr(observers[0], "run_ids", {}) if observers else {}) for r in comparison.runs],
+            "tracking_errors": errors,
+        }
+        print(json.dumps(out, indent=2, default=_json_default))
+    else:
+        print(_table(rows))
+        for o in observers:
+            print(o.describe(), f"(comparison_id={comparison.id})")
+        for e in errors:
+            print(f"warning: tracking failed: {e}", file=sys.stderr)
+    return 0 if all(r.status in ("finished", "diverged") for r in comparison.runs) else 1
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def _run_json(run: RunResult, run_ids: dict[int, str]) -> dict[str, Any]:
+    return {
+        "optimizer": run.config.optimizer.to_spec(),
+        "seed": run.config.seed,
+        "status": run.status,
+        "diverged_step": run.diverged_step,
+        "steps": run.steps,
+        "wall_time": run.wall_time,
+        "mlflow_run_id": run_ids.get(run.index),
+        "evaluations": [
+            {k: getattr(rec, k) for k in ("step", "epoch", "train_loss", "val_loss", "val_metric", "lr")}
+            for rec in run.records
+            if rec.is_eval
+        ],
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    headers = list(rows[0])
+    cells = [[_cell(r[h]) for h in headers] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    line = lambda items: "  ".join(s.ljust(w) for s, w in zip(items, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def _list(args: argparse.Namespace) -> int:
+    sections = {
+        "optimizers": {n: s.description for n, s in OPTIMIZERS.items()},
+        "schedules": {n: s.description for n, s in SCHEDULES.items()},
+        "datasets": {n: s.description for n, s in DATASETS.items()},
+        "models": {n: s.description for n, s in MODELS.items()},
+    }
+    for title, entries in sections.items():
+        print(f"{title}:")
+        for name, text in entries.items():
+            print(f"  {name:20s} {text}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for a bad config)."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
