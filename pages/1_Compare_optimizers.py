@@ -1,0 +1,66 @@
+"""Compare optimizers: pick a setup and several optimizers, press Run, watch the curves."""
+
+import streamlit as st
+
+from dlopt_core.config import ConfigError
+from dlopt_core.plots import X_LABELS, lr_schedule_data, lr_schedule_figure
+from dlopt_core.schedules import get_schedule
+from dlopt_core.train import load_run_data
+from ui import compare_form as form
+from ui.live import find_job, live_view, start_comparison
+from ui.status import sidebar_status
+
+st.set_page_config(page_title="Compare optimizers · dlopt", page_icon="📉", layout="wide")
+st.title("Compare optimizers")
+st.caption(
+    "Every optimizer starts from the same weights and sees the same batches; "
+    "curves update live while they train."
+)
+
+form.load_from_url()
+if err := st.session_state.pop("_url_error", None):
+    st.warning(err)
+
+setup = form.setup_sidebar()
+sidebar_status()
+st.subheader("Optimizers")
+optimizers = form.optimizer_slots()
+
+config = None
+try:
+    config = form.build_config(setup, optimizers)
+except ConfigError as err:
+    st.error(f"Fix this before running: {err}")
+
+view_cols = st.columns([2, 1, 1])
+x_axis = view_cols[0].segmented_control(
+    "x-axis", list(X_LABELS), key="view.x", format_func=X_LABELS.get, required=True
+)
+log_y = view_cols[1].toggle("log-scale loss", key="view.log_y")
+band = view_cols[2].segmented_control(
+    "band over seeds", ["minmax", "sd"], key="view.band", required=True,
+    format_func={"minmax": "min-max", "sd": "±1 sd"}.get,
+)
+form.sync_url(config, {"x": x_axis, "log_y": str(log_y).lower(), "band": band})
+
+if config is not None:
+    job = find_job(config)
+    buttons = st.columns([1, 1, 6])
+    running = job is not None and job.active
+    if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
+        job = start_comparison(config)
+        running = True
+    if buttons[1].button("Stop", disabled=not running, width="stretch"):
+        job.cancel()
+    n_train = len(load_run_data(config.runs()[0]).x_train)
+    note = None
+    if get_schedule(config.schedule.name).depends_on_validation:
+        note = "learning-rate schedule (drops happen when validation loss stalls)"
+    schedule_fig = lr_schedule_figure(lr_schedule_data(config, n_train), note=note)
+    if job is None:
+        st.plotly_chart(schedule_fig, width="stretch", key="lr_schedule_chart")
+        st.info("Press **Run** to train. The planned learning rates are drawn above.")
+    else:
+        live_view(job, x=x_axis, log_y=log_y, band=band)
+        with st.expander("learning-rate schedule"):
+            st.plotly_chart(schedule_fig, width="stretch", key="lr_schedule_chart")

@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the pages: forms, live job views, sidebar status."""

@@ -1,0 +1,197 @@
+"""The Compare page's form: widgets -> ComparisonConfig, with the config mirrored in the URL.
+
+The URL carries the same flat keys as ``ComparisonConfig.to_dict()`` (optimizers as
+``name:lr=...`` specs, as on the command line), so a copied link reproduces a comparison.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import streamlit as st
+
+from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig
+from dlopt_core.data import DATASETS, get_dataset_spec
+from dlopt_core.models import ACTIVATIONS, MODELS
+from dlopt_core.optimizers import OPTIMIZERS, get_optimizer
+from dlopt_core.schedules import SCHEDULES, get_schedule
+from ui.widgets import lr_input, param_input, seed_state
+
+DEFAULT = ComparisonConfig.make(
+    optimizers=(
+        OptimizerConfig.make(name="sgd", lr=0.1),
+        OptimizerConfig.make(name="momentum"),
+        OptimizerConfig.make(name="adam"),
+    ),
+    epochs=10,
+    target_loss=0.1,
+)
+VIEW_DEFAULTS = {"x": "epoch", "log_y": "false", "band": "minmax"}
+VIEW_CHOICES = {"x": ("epoch", "step", "samples", "wall_time"), "band": ("minmax", "sd")}
+_uids = itertools.count()
+
+
+def _query_dict() -> dict[str, Any]:
+    qp = st.query_params
+    return {k: qp.get_all(k) if k == "optimizer" else qp.get(k) for k in qp.keys()}
+
+
+def load_from_url() -> None:
+    """Once per browser session: fill every widget's state from the URL (or the defaults)."""
+    if st.session_state.get("_compare_loaded"):
+        return
+    st.session_state["_compare_loaded"] = True
+    flat = _query_dict()
+    cfg = DEFAULT
+    if flat.get("optimizer"):
+        try:
+            cfg = ComparisonConfig.from_dict(flat)
+        except ConfigError as err:
+            st.session_state["_url_error"] = f"The link's settings were not valid ({err}); showing defaults."
+    _set_state(cfg)
+    for key, choices in VIEW_CHOICES.items():
+        value = flat.get(key)
+        st.session_state[f"view.{key}"] = value if value in choices else VIEW_DEFAULTS[key]
+    st.session_state["view.log_y"] = flat.get("log_y") == "true"
+
+
+def _set_state(cfg: ComparisonConfig) -> None:
+    s = st.session_state
+    s["dataset"] = cfg.data.name
+    for k, v in cfg.data.options.items():
+        s[f"dataset.{cfg.data.name}.{k}"] = v
+    s["model"], s["activation"] = cfg.model.name, cfg.model.activation
+    s["hidden"], s["dropout"] = ",".join(map(str, cfg.model.hidden)), cfg.model.dropout
+    s["schedule"] = cfg.schedule.name
+    for k, v in cfg.schedule.params.items():
+        s[f"schedule.{cfg.schedule.name}.{k}"] = v
+    s["epochs"] = cfg.epochs
+    s["full_batch"] = cfg.batch_size is None
+    s["batch_size"] = cfg.batch_size or 64
+    s["seeds"] = ",".join(map(str, cfg.seeds))
+    s["target_loss"] = cfg.target_loss
+    s["slots"] = []
+    for opt in cfg.optimizers:
+        uid = next(_uids)
+        s["slots"].append(uid)
+        s[f"opt{uid}"] = opt.name
+        s[f"opt{uid}.{opt.name}.lr"] = opt.lr
+        for k, v in opt.params.items():
+            s[f"opt{uid}.{opt.name}.{k}"] = v
+
+
+def setup_sidebar() -> dict[str, Any]:
+    """Data, model, schedule and budget widgets; returns the raw values."""
+    with st.sidebar:
+        st.header("Setup")
+        dataset = st.selectbox(
+            "data set", list(DATASETS), key="dataset",
+            format_func=lambda n: DATASETS[n].label, help="scikit-learn's bundled sets or generated ones",
+        )
+        spec = get_dataset_spec(dataset)
+        st.caption(spec.description)
+        options = {}
+        if spec.hyperparams:
+            with st.expander("data set options"):
+                options = {p.name: param_input(p, f"dataset.{dataset}.{p.name}") for p in spec.hyperparams}
+        model = st.selectbox("model", list(MODELS), key="model", format_func=lambda n: MODELS[n].label)
+        seed_state("hidden", "64")
+        seed_state("activation", "relu")
+        seed_state("dropout", 0.0)
+        hidden = activation = None
+        dropout = 0.0
+        if model == "mlp":
+            hidden = st.text_input("hidden widths", key="hidden", help="comma-separated, e.g. 64,32")
+        if model != "linear":
+            activation = st.selectbox("activation", list(ACTIVATIONS), key="activation")
+        if model == "mlp":
+            dropout = st.number_input("dropout", 0.0, 0.9, step=0.05, key="dropout")
+        schedule = st.selectbox(
+            "learning-rate schedule", list(SCHEDULES), key="schedule",
+            format_func=lambda n: SCHEDULES[n].label,
+        )
+        sched_spec = get_schedule(schedule)
+        st.caption(sched_spec.description)
+        sched_params = {p.name: param_input(p, f"schedule.{schedule}.{p.name}") for p in sched_spec.hyperparams}
+        st.subheader("Budget")
+        seed_state("epochs", 10)
+        epochs = st.number_input("epochs", min_value=1, max_value=10_000, step=1, key="epochs")
+        full = st.checkbox(
+            "full batch (gradient descent)", key="full_batch",
+            help="every step sees the whole train set: mini-batch SGD becomes full-batch GD",
+        )
+        batch = None if full else st.number_input("batch size", min_value=1, step=1, key="batch_size")
+        seeds = st.text_input("seeds", key="seeds", help="comma-separated; several seeds draw a band")
+        target = st.number_input(
+            "target train loss", min_value=0.0, key="target_loss", format="%g",
+            help="the results table reports the first step at or below it",
+        )
+    return {
+        "data": {"name": dataset, "options": options},
+        "model": {
+            "name": model,
+            **({"hidden": hidden} if hidden is not None else {}),
+            **({"activation": activation} if activation is not None else {}),
+            "dropout": dropout,
+        },
+        "schedule": {"name": schedule, "params": sched_params},
+        "epochs": epochs,
+        "batch_size": batch,
+        "seeds": seeds,
+        "target_loss": target or None,
+    }
+
+
+def _remove_slot(uid: int) -> None:
+    st.session_state["slots"] = [u for u in st.session_state["slots"] if u != uid]
+
+
+def _add_slot() -> None:
+    uid = next(_uids)
+    st.session_state[f"opt{uid}"] = "adam"
+    st.session_state["slots"] = [*st.session_state["slots"], uid]
+
+
+def optimizer_slots() -> list[dict[str, Any]]:
+    """One bordered box per optimizer: name, learning rate, hyperparameters."""
+    chosen = []
+    slots = st.session_state.setdefault("slots", [])
+    columns = st.columns(3) if slots else []
+    for n, uid in enumerate(slots):
+        with columns[n % 3].container(border=True):
+            top = st.columns([4, 1], vertical_alignment="bottom")
+            name = top[0].selectbox(
+                "optimizer", list(OPTIMIZERS), key=f"opt{uid}",
+                format_func=lambda o: OPTIMIZERS[o].label,
+            )
+            top[1].button("✕", key=f"rm{uid}", on_click=_remove_slot, args=(uid,),
+                          help="remove this optimizer", disabled=len(slots) == 1)
+            spec = get_optimizer(name)
+            st.caption(spec.description + (" **Full batch only.**" if spec.full_batch_only else ""))
+            lr = lr_input(f"opt{uid}.{name}.lr", spec.default_lr, spec.lr_range)
+            params = {}
+            if spec.hyperparams:
+                with st.expander("hyperparameters"):
+                    params = {p.name: param_input(p, f"opt{uid}.{name}.{p.name}") for p in spec.hyperparams}
+            chosen.append({"name": name, "lr": lr, "params": params})
+    st.button("＋ add optimizer", on_click=_add_slot, disabled=len(slots) >= 12)
+    if not st.session_state.get("full_batch"):
+        full = [OPTIMIZERS[c["name"]].label for c in chosen if OPTIMIZERS[c["name"]].full_batch_only]
+        if full:
+            st.caption(f"{', '.join(sorted(set(full)))} train on the full batch (full-batch only); the others use the batch size.")
+    return chosen
+
+
+def build_config(setup: dict[str, Any], optimizers: list[dict[str, Any]]) -> ComparisonConfig:
+    """Validate the form; raises :class:`ConfigError` with the field and what is allowed."""
+    return ComparisonConfig.make(**setup, optimizers=tuple(optimizers))
+
+
+def sync_url(cfg: ComparisonConfig | None, view: dict[str, str]) -> None:
+    """Write the current config and view options to the URL when they changed."""
+    flat: dict[str, Any] = {} if cfg is None else cfg.to_dict()
+    flat.update({k: v for k, v in view.items() if VIEW_DEFAULTS.get(k) != v})
+    wanted = {k: [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in flat.items()}
+    if wanted != _query_dict():
+        st.query_params.from_dict(wanted)

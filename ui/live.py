@@ -1,0 +1,89 @@
+"""Start comparisons in the background job registry and draw them live while they train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import pandas as pd
+import streamlit as st
+
+from dlopt_core.compare import Comparison, summary_rows
+from dlopt_core.config import ComparisonConfig
+from dlopt_core.jobs import Job, registry
+from dlopt_core.models import convex_optimum, get_model_spec
+from dlopt_core.plots import curves_data, curves_figure
+from dlopt_core.train import load_run_data
+from tracking import MlflowObserver
+
+POLL_SECONDS = 0.3
+
+
+@dataclass
+class ComparisonJob:
+    """What a comparison job carries for the pages: live results and the tracking state."""
+
+    comparison: Comparison
+    optimum: float | None
+    observer: MlflowObserver | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def optimum_for(config: ComparisonConfig) -> float | None:
+    """The convex optimum of the train loss, for linear models; ``None`` otherwise."""
+    if not get_model_spec(config.model.name).convex:
+        return None
+    return convex_optimum(load_run_data(config.runs()[0]))
+
+
+def start_comparison(config: ComparisonConfig) -> Job:
+    """Submit ``config`` (or attach to the same comparison already running)."""
+    existing = registry().get(config.key())
+    if existing is not None and existing.active:
+        return existing
+    payload = ComparisonJob(Comparison(config), optimum_for(config))
+
+    def work(job: Job) -> None:
+        payload.observer = MlflowObserver()
+        payload.comparison.execute(observers=[payload.observer], should_stop=job.stop_requested)
+        payload.errors.extend(payload.observer.errors)
+
+    return registry().submit(config.key(), work, label=f"compare {config.key()}", payload=payload)
+
+
+def find_job(config: ComparisonConfig) -> Job | None:
+    """The job for this exact config, if one ran in this server process."""
+    return registry().get(config.key())
+
+
+def results_frame(comparison: Comparison) -> pd.DataFrame:
+    """The results table as a DataFrame (numbers rounded for reading)."""
+    return pd.DataFrame(summary_rows(comparison)).round(4)
+
+
+def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
+    """Progress, curves and results; refreshes itself while the job runs."""
+    polling = job.active
+
+    @st.fragment(run_every=POLL_SECONDS if polling else None)
+    def view() -> None:
+        payload: ComparisonJob = job.payload
+        comparison = payload.comparison
+        done = comparison.progress
+        state = {"queued": "waiting for a free worker", "running": "training"}.get(job.status, job.status)
+        st.progress(min(done, 1.0), text=f"{state}: {done:.0%} of {comparison.total_steps:,} steps")
+        data = curves_data(comparison, x=x, band=band, optimum=payload.optimum)  # type: ignore[arg-type]
+        st.plotly_chart(curves_figure(data, log_y=log_y), key="curves", width="stretch")
+        if payload.optimum is not None:
+            st.caption(
+                "Dashed line: the lowest train loss a linear model can reach here "
+                "(closed form / scikit-learn, no regularisation)."
+            )
+        st.dataframe(results_frame(comparison), hide_index=True, width="stretch")
+        if job.status == "failed":
+            st.error(f"The comparison failed: {job.error}")
+        for err in payload.errors:
+            st.warning(f"MLflow logging failed: {err}")
+        if polling and not job.active:
+            st.rerun()  # one full rerun turns polling off and re-enables Run
+
+    view()
+

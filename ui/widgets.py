@@ -1,0 +1,53 @@
+"""Widgets built from registry specs, with state seeded once and kept in session state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dlopt_core.params import HyperParam
+
+
+def seed_state(key: str, default: Any) -> None:
+    """Give a widget its first value without passing ``value=`` (which fights session state)."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+
+
+def param_input(p: HyperParam, key: str, *, default: Any = None) -> Any:
+    """A number input or checkbox for one hyperparameter, bounded by its allowed range."""
+    seed_state(key, p.default if default is None else default)
+    if p.kind == "bool":
+        return st.checkbox(p.name, key=key, help=p.help or None)
+    if p.kind == "int":
+        return st.number_input(
+            p.name, min_value=int(p.low), max_value=int(p.high), step=1, key=key, help=p.help or None
+        )
+    return st.number_input(
+        p.name,
+        min_value=float(p.low),
+        max_value=float(p.high),
+        key=key,
+        format="%g",
+        step=_step(p),
+        help=p.help or None,
+    )
+
+
+def _step(p: HyperParam) -> float:
+    span = p.high - p.low
+    return 0.01 if span <= 1 else 0.1 if span <= 10 else 1.0
+
+
+def lr_input(key: str, default: float, lr_range: tuple[float, float]) -> float:
+    """Learning rate entry; any positive value is allowed, the range is a hint."""
+    seed_state(key, default)
+    return st.number_input(
+        "learning rate",
+        min_value=0.0,
+        key=key,
+        format="%g",
+        step=default / 10,
+        help=f"usual range {lr_range[0]:g} to {lr_range[1]:g}",
+    )
