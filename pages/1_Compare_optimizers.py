@@ -10,7 +10,6 @@ from ui import compare_form as form
 from ui.live import find_job, live_view, start_comparison
 from ui.status import sidebar_status
 
-st.set_page_config(page_title="Compare optimizers · dlopt", page_icon="📉", layout="wide")
 st.title("Compare optimizers")
 st.caption(
     "Every optimizer starts from the same weights and sees the same batches; "

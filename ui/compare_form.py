@@ -165,7 +165,7 @@ def optimizer_slots() -> list[dict[str, Any]]:
                 "optimizer", list(OPTIMIZERS), key=f"opt{uid}",
                 format_func=lambda o: OPTIMIZERS[o].label,
             )
-            top[1].button("✕", key=f"rm{uid}", on_click=_remove_slot, args=(uid,),
+            top[1].button("", icon=":material/close:", key=f"rm{uid}", on_click=_remove_slot, args=(uid,),
                           help="remove this optimizer", disabled=len(slots) == 1)
             spec = get_optimizer(name)
             st.caption(spec.description + (" **Full batch only.**" if spec.full_batch_only else ""))
@@ -175,7 +175,7 @@ def optimizer_slots() -> list[dict[str, Any]]:
                 with st.expander("hyperparameters"):
                     params = {p.name: param_input(p, f"opt{uid}.{name}.{p.name}") for p in spec.hyperparams}
             chosen.append({"name": name, "lr": lr, "params": params})
-    st.button("＋ add optimizer", on_click=_add_slot, disabled=len(slots) >= 12)
+    st.button("add optimizer", icon=":material/add:", on_click=_add_slot, disabled=len(slots) >= 12)
     if not st.session_state.get("full_batch"):
         full = [OPTIMIZERS[c["name"]].label for c in chosen if OPTIMIZERS[c["name"]].full_batch_only]
         if full:

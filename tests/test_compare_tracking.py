@@ -1,0 +1,83 @@
+"""Comparisons logged to a real SQLite MLflow store in a temporary folder."""
+
+import threading
+
+import pytest
+from mlflow import MlflowClient
+
+from dlopt_core.compare import Comparison, summary_rows
+from dlopt_core.config import ComparisonConfig, OptimizerConfig
+from tracking import MlflowObserver
+from tracking.store import EXPERIMENT, settings
+
+
+def _config(*specs: str, **values) -> ComparisonConfig:
+    return ComparisonConfig.make(
+        optimizers=tuple(OptimizerConfig.parse(s) for s in specs),
+        **{"epochs": 2, "seeds": "0", **values},
+    )
+
+
+def _runs(client: MlflowClient) -> list:
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([exp.experiment_id])
+
+
+def test_every_run_lands_in_mlflow_with_params_metrics_and_status(dlopt_home) -> None:
+    cfg = _config("momentum:lr=0.05", "sgd:lr=1e6", seeds="0,1", target_loss=0.5)
+    comparison = Comparison(cfg)
+    observer = MlflowObserver()
+    comparison.execute(observers=[observer])
+    assert observer.errors == []
+    client = MlflowClient(settings().mlflow_uri)
+    assert settings().mlflow_uri == f"sqlite:///{dlopt_home / 'mlflow.db'}"
+    runs = {(r.data.tags["optimizer"], r.data.tags["seed"]): r for r in _runs(client)}
+    assert len(runs) == 4
+
+    good = runs[("momentum", "0")]
+    assert good.info.status == "FINISHED"
+    assert good.data.tags["comparison_id"] == comparison.id
+    assert good.data.params == {k: str(v) for k, v in cfg.runs()[0].to_dict().items()}
+    history = client.get_metric_history(good.info.run_id, "val_loss")
+    assert [m.step for m in history] == [0, 23, 46]
+    assert history[-1].value < history[0].value
+    artifacts = {a.path for a in client.list_artifacts(good.info.run_id)}
+    assert {"curve.csv", "comparison.html"} <= artifacts
+
+    bad = runs[("sgd", "1")]
+    assert bad.info.status == "FAILED"
+    step = int(bad.data.tags["diverged_step"])
+    assert bad.data.tags["status"] == f"diverged at step {step}"
+    rows = {r["optimizer"]: r for r in summary_rows(comparison)}
+    assert rows["SGD lr=1000000.0"]["status"].startswith("diverged at step")
+    assert rows["SGD + momentum lr=0.05"]["status"] == "finished"
+    assert rows["SGD + momentum lr=0.05"]["steps to loss ≤ 0.5"] is not None
+
+
+def test_a_cancelled_comparison_marks_its_runs_killed() -> None:
+    comparison = Comparison(_config("adam", "sgd", epochs=500))
+    stop = threading.Event()
+    seen = []
+
+    class StopAfterTen:
+        def run_started(self, run): ...
+        def record(self, run, rec):
+            seen.append(rec)
+            if len(seen) >= 10:
+                stop.set()
+        def run_ended(self, run): ...
+        def comparison_ended(self, comparison): ...
+
+    comparison.execute(observers=[StopAfterTen(), MlflowObserver()], should_stop=stop.is_set)
+    assert comparison.cancelled and {r.status for r in comparison.runs} == {"cancelled"}
+    runs = _runs(MlflowClient(settings().mlflow_uri))
+    assert {r.info.status for r in runs} == {"KILLED"}
+
+
+def test_an_unreachable_server_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    comparison = Comparison(_config("adam", epochs=1))
+    observer = MlflowObserver()
+    comparison.execute(observers=[observer])
+    assert comparison.runs[0].status == "finished"
+    assert observer.errors and "127.0.0.1:9" in " ".join(observer.errors) or observer.errors
