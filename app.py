@@ -1,4 +1,4 @@
-"""dlopt: the entry point. Declares the pages and serves the home page."""
+"""dlopt home: what the tool does, where it runs, where runs are stored, and the pages."""
 
 import streamlit as st
 
@@ -6,47 +6,31 @@ from dlopt_core.data import DATASETS
 from dlopt_core.optimizers import OPTIMIZERS
 from dlopt_core.schedules import SCHEDULES
 from tracking.store import settings
-from ui.status import device_text, sidebar_status
+from ui.status import PAGES, device_text, page_frame
 
-COMPARE = "pages/1_Compare_optimizers.py"
+page_frame("dlopt")
+st.title("dlopt: see how optimizers behave")
+st.markdown(
+    "Train small PyTorch models with different optimizers, learning-rate schedules and "
+    "budgets, side by side, and watch the curves as they train. Every run is logged to "
+    "MLflow, so nothing is lost and every result can be reopened."
+)
+cols = st.columns(3)
+cols[0].metric("Optimizers", len(OPTIMIZERS))
+cols[1].metric("Schedules", len(SCHEDULES))
+cols[2].metric("Data sets", len(DATASETS))
 
-
-def home() -> None:
-    """What the tool does, where it runs, where runs are stored, and the pages."""
-    st.title("dlopt: see how optimizers behave")
-    st.markdown(
-        "Train small PyTorch models with different optimizers, learning-rate schedules and "
-        "budgets, side by side, and watch the curves as they train. Every run is logged to "
-        "MLflow, so nothing is lost and every result can be reopened."
-    )
-    cols = st.columns(3)
-    cols[0].metric("Optimizers", len(OPTIMIZERS))
-    cols[1].metric("Schedules", len(SCHEDULES))
-    cols[2].metric("Data sets", len(DATASETS))
-
-    store = settings()
-    st.subheader("Where it runs")
-    st.markdown(
-        f"- **Device:** {device_text()}\n"
-        f"- **Runs stored in:** `{store.mlflow_uri}`\n"
-        f"- **Artifacts:** `{store.artifact_root}`"
-    )
-    st.caption(
-        "Set `DLOPT_HOME` or `MLFLOW_TRACKING_URI` to store runs elsewhere; "
-        "`mlflow ui --backend-store-uri` with the address above shows every run."
-    )
-    st.subheader("Pages")
-    st.page_link(
-        COMPARE, label="Compare optimizers", icon=":material/show_chart:",
-        help="Several optimizers, one setup, live curves and a results table",
-    )
-    sidebar_status()
-
-
-st.set_page_config(page_title="dlopt", page_icon="📉", layout="wide")
-st.navigation(
-    [
-        st.Page(home, title="Home", icon=":material/home:", default=True),
-        st.Page(COMPARE, title="Compare optimizers", icon=":material/show_chart:", url_path="compare"),
-    ]
-).run()
+store = settings()
+st.subheader("Where it runs")
+st.markdown(
+    f"- **Device:** {device_text()}\n"
+    f"- **Runs stored in:** `{store.mlflow_uri}`\n"
+    f"- **Artifacts:** `{store.artifact_root}`"
+)
+st.caption(
+    "Set `DLOPT_HOME` or `MLFLOW_TRACKING_URI` to store runs elsewhere; "
+    "`mlflow ui --backend-store-uri` with the address above shows every run."
+)
+st.subheader("Pages")
+for page in PAGES[1:]:
+    st.page_link(page.path, label=page.title, icon=page.icon, help=page.help)

@@ -32,6 +32,10 @@ def describe_device(device: torch.device) -> str:
 
 
 def use_one_thread() -> None:
-    """One intra-op thread: on 2 cores a second thread made tiny models 1.15x-100x slower."""
+    """One intra-op thread for the calling thread (OpenMP's setting is per thread).
+
+    On 2 cores a second thread made tiny models 1.15x slower idle and up to 100x slower
+    under contention, because idle OpenMP workers spin.
+    """
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)

@@ -8,8 +8,9 @@ from dlopt_core.schedules import get_schedule
 from dlopt_core.train import load_run_data
 from ui import compare_form as form
 from ui.live import find_job, live_view, start_comparison
-from ui.status import sidebar_status
+from ui.status import page_frame
 
+page_frame("Compare optimizers · dlopt")
 st.title("Compare optimizers")
 st.caption(
     "Every optimizer starts from the same weights and sees the same batches; "
@@ -21,7 +22,6 @@ if err := st.session_state.pop("_url_error", None):
     st.warning(err)
 
 setup = form.setup_sidebar()
-sidebar_status()
 st.subheader("Optimizers")
 optimizers = form.optimizer_slots()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
@@ -46,7 +47,13 @@ def start_comparison(config: ComparisonConfig) -> Job:
         payload.comparison.execute(observers=[payload.observer], should_stop=job.stop_requested)
         payload.errors.extend(payload.observer.errors)
 
-    return registry().submit(config.key(), work, label=f"compare {config.key()}", payload=payload)
+    job = registry().submit(config.key(), work, label=f"compare {config.key()}", payload=payload)
+    # The first evaluation lands within milliseconds; waiting for it here draws it in this
+    # rerun instead of one polling interval later.
+    deadline = time.monotonic() + 0.5
+    while job.active and not any(r.records for r in payload.comparison.runs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return job
 
 
 def find_job(config: ComparisonConfig) -> Job | None:

@@ -1,12 +1,31 @@
-"""The sidebar block every page shows: device, jobs, and where runs are stored."""
+"""What every page shares: page set-up, the navigation, and the device/jobs/store status."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
-from dlopt_core.device import describe_device, resolve_device
+from dlopt_core.device import describe_device, resolve_device, use_one_thread
 from dlopt_core.jobs import registry
 from tracking.store import experiment_id, settings
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    path: str
+    title: str
+    icon: str
+    help: str = ""
+
+
+PAGES = (
+    PageInfo("app.py", "Home", ":material/home:"),
+    PageInfo(
+        "pages/1_Compare_optimizers.py", "Compare optimizers", ":material/show_chart:",
+        "Several optimizers, one setup, live curves and a results table",
+    ),
+)
 
 
 @st.cache_resource(show_spinner="Preparing the run store…")
@@ -23,15 +42,22 @@ def device_text() -> str:
     return describe_device(resolve_device("auto"))
 
 
-def sidebar_status() -> None:
-    """Device, running jobs and store, at the bottom of the sidebar."""
+def page_frame(title: str) -> None:
+    """Page config, the sidebar navigation and the status block; call first on every page."""
+    st.set_page_config(page_title=title, page_icon="📉", layout="wide")
+    # OpenMP thread counts are per calling thread, and each script run may get a new one;
+    # idle workers of a 2-thread team spin and starve the training jobs on 2 cores.
+    use_one_thread()
     store = settings()
     problem = prepare_store(store.mlflow_uri)
     reg = registry()
     with st.sidebar:
+        for page in PAGES:
+            st.page_link(page.path, label=page.title, icon=page.icon)
         st.divider()
-        st.caption(f"**Device:** {device_text()}")
-        st.caption(f"**Jobs:** {reg.running} running · at most {reg.max_workers} at once")
-        st.caption(f"**Runs stored in:** `{store.mlflow_uri}`")
-        if problem:
-            st.error(f"The run store is not reachable: {problem}")
+        status = st.container()
+    status.caption(f"**Device:** {device_text()}")
+    status.caption(f"**Jobs:** {reg.running} running · at most {reg.max_workers} at once")
+    status.caption(f"**Runs stored in:** `{store.mlflow_uri}`")
+    if problem:
+        status.error(f"The run store is not reachable: {problem}")

@@ -1,0 +1,32 @@
+"""A real `streamlit run` server driven through Debian's Chromium."""
+
+import time
+
+import pytest
+
+from browser import CURVE_NAMES_JS, compare_url, run_and_time_first_point
+
+pytestmark = pytest.mark.browser
+
+
+def test_compare_two_optimizers_shows_a_live_chart_with_both(app_server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    url = compare_url(app_server, ["sgd:lr=0.1", "adam:lr=0.001"], epochs=40)
+    seconds, names = run_and_time_first_point(page, url)
+    assert set(names) <= {"SGD lr=0.1", "Adam lr=0.001"} and names
+    page.get_by_text("done: 100%").wait_for(timeout=120_000)
+    time.sleep(0.5)
+    final = page.evaluate(CURVE_NAMES_JS)[0]
+    assert {"SGD lr=0.1", "Adam lr=0.001"} <= set(final)
+    assert page.get_by_text("finished").count() >= 1
+    page.close()
+
+
+def test_home_page_links_to_the_compare_page(app_server: str, browser) -> None:
+    page = browser.new_page()
+    page.goto(app_server)
+    page.get_by_text("dlopt: see how optimizers behave").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Compare optimizers").first.click()
+    page.get_by_role("button", name="Run").wait_for(timeout=60_000)
+    assert "/Compare_optimizers" in page.url
+    page.close()

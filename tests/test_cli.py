@@ -1,0 +1,51 @@
+"""The headless CLI: same engine, a results table or JSON, and the same MLflow store."""
+
+import json
+import subprocess
+import sys
+
+from mlflow import MlflowClient
+
+from tracking.store import EXPERIMENT, settings
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dlopt_core", *args], capture_output=True, text=True, timeout=240)
+
+
+def test_help_lists_the_subcommands_and_options() -> None:
+    top = _cli("--help")
+    assert top.returncode == 0 and "compare" in top.stdout and "list" in top.stdout
+    sub = _cli("compare", "--help")
+    for option in ("--dataset", "--optimizer", "--epochs", "--seeds", "--json", "--batch-size", "--schedule"):
+        assert option in sub.stdout
+
+
+def test_compare_prints_json_and_logs_every_run() -> None:
+    out = _cli(
+        "compare", "--dataset", "digits", "--model", "mlp",
+        "--optimizer", "sgd:lr=0.1,momentum=0.9", "--optimizer", "adam:lr=0.001",
+        "--epochs", "2", "--seeds", "0,1", "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert [r["optimizer"] for r in result["summary"]] == ["SGD lr=0.1 momentum=0.9", "Adam lr=0.001"]
+    assert len(result["runs"]) == 4 and all(r["status"] == "finished" for r in result["runs"])
+    assert result["runs"][0]["evaluations"][-1]["step"] == 46
+    client = MlflowClient(settings().mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    assert {r.info.run_id for r in runs} == {r["mlflow_run_id"] for r in result["runs"]}
+    assert all(r.data.tags["comparison_id"] == result["comparison_id"] for r in runs)
+
+
+def test_compare_prints_a_table_and_reports_divergence() -> None:
+    out = _cli("compare", "--optimizer", "sgd:lr=1e6", "--optimizer", "adam", "--epochs", "1", "--no-track")
+    assert out.returncode == 0, out.stderr
+    assert "diverged at step" in out.stdout and "finished" in out.stdout
+
+
+def test_bad_input_is_one_clear_line_and_exit_status_2() -> None:
+    out = _cli("compare", "--optimizer", "sgd:lr=-1", "--no-track")
+    assert out.returncode == 2 and out.stderr.strip() == "error: optimizer.lr: must be a finite number > 0 and <= 1e9, got -1.0"
+    out = _cli("compare", "--optimizer", "adam", "--dataset", "imagenet", "--no-track")
+    assert out.returncode == 2 and "unknown name 'imagenet'" in out.stderr

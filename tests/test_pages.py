@@ -1,0 +1,107 @@
+"""AppTest for every page: fill widgets, press buttons, assert what a user would see."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dlopt_core.config import ComparisonConfig
+from dlopt_core.jobs import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPARE = "pages/1_Compare_optimizers.py"
+
+
+def _compare(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if query:
+        at.query_params.update(query)
+    return at.switch_page(COMPARE).run()
+
+
+def _wait_for_job(at: AppTest) -> None:
+    job = next(j for j in reversed(registry().jobs()))
+    assert job.wait(120)
+    at.run()
+
+
+def test_home_page_names_the_device_the_store_and_the_pages(dlopt_home: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "CPU" in text and str(dlopt_home / "mlflow.db") in text
+
+
+def test_compare_page_starts_with_defaults_and_draws_the_schedule() -> None:
+    at = _compare()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.selectbox if s.label == "optimizer"] == ["sgd", "momentum", "adam"]
+    assert at.sidebar.selectbox(key="dataset").value == "digits"
+    assert any(b.label == "Run" for b in at.button)
+    assert "optimizer" in at.query_params
+
+
+def test_the_url_reproduces_a_comparison() -> None:
+    cfg = ComparisonConfig.make(
+        optimizers=[{"name": "nesterov", "lr": 0.02}, {"name": "rmsprop", "lr": 0.003}],
+        data={"name": "wine"}, epochs=4, seeds=(0, 1), schedule={"name": "cosine"},
+    )
+    flat = {k: v if isinstance(v, list) else str(v) for k, v in cfg.to_dict().items()}
+    at = _compare(flat)
+    assert not at.exception and not at.error
+    assert [s.value for s in at.selectbox if s.label == "optimizer"] == ["nesterov", "rmsprop"]
+    assert at.sidebar.selectbox(key="dataset").value == "wine"
+    assert at.sidebar.selectbox(key="schedule").value == "cosine"
+    assert at.sidebar.text_input(key="seeds").value == "0,1"
+    assert at.number_input(key=next(k for k in at.session_state if str(k).endswith("nesterov.lr"))).value == 0.02
+    assert at.query_params["optimizer"] == flat["optimizer"]
+
+
+def test_an_invalid_link_falls_back_to_defaults_with_a_message() -> None:
+    at = _compare({"optimizer": ["nope:lr=1"]})
+    assert not at.exception
+    assert any("not valid" in w.value for w in at.warning)
+
+
+def test_bad_input_shows_an_error_and_no_run_button() -> None:
+    at = _compare()
+    at.sidebar.text_input(key="seeds").input("0,x").run()
+    assert any("seeds" in e.value for e in at.error)
+    assert not any(b.label == "Run" for b in at.button)
+
+
+def test_run_trains_shows_curves_and_results(dlopt_home: Path) -> None:
+    at = _compare()
+    at.sidebar.number_input(key="epochs").set_value(2).run()
+    next(b for b in at.button if b.label == "Run").click().run()
+    _wait_for_job(at)
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["optimizer"]) == ["SGD lr=0.1", "SGD + momentum lr=0.05", "Adam lr=0.001"]
+    assert set(table["status"]) == {"finished"}
+    assert (dlopt_home / "mlflow.db").exists()
+
+
+def test_stop_cancels_a_running_comparison() -> None:
+    at = _compare()
+    at.sidebar.number_input(key="epochs").set_value(3000).run()
+    next(b for b in at.button if b.label == "Run").click().run()
+    job = registry().jobs()[-1]
+    assert job.active
+    next(b for b in at.button if b.label == "Stop").click().run()
+    assert job.wait(5) and job.status == "cancelled"
+    at.run()
+    assert "cancelled" in set(at.dataframe[0].value["status"])
+
+
+@pytest.mark.parametrize("dataset", ["linear", "ill_conditioned"])
+def test_regression_with_a_linear_model_runs_and_reports_r2(dataset: str) -> None:
+    at = _compare()
+    at.sidebar.selectbox(key="dataset").set_value(dataset).run()
+    at.sidebar.selectbox(key="model").set_value("linear").run()
+    at.sidebar.number_input(key="epochs").set_value(2).run()
+    next(b for b in at.button if b.label == "Run").click().run()
+    _wait_for_job(at)
+    assert not at.exception
+    assert "final val R²" in at.dataframe[0].value.columns
+    assert any("lowest train loss" in c.value for c in at.caption)
