@@ -439,3 +439,15 @@ def get_optimizer(name: str) -> OptimizerSpec:
         raise ValueError(
             f"optimizer: unknown name {name!r} (allowed: {', '.join(OPTIMIZERS)})"
         ) from None
+
+
+def warm_up() -> None:
+    """Build one optimizer of each registry entry on a tiny model.
+
+    The first ``torch.optim`` construction in a process imports torch's compiler stack
+    (about 1 s here); a server does it at start so no Run waits for it.
+    """
+    model = torch.nn.Linear(2, 2)
+    for spec in OPTIMIZERS.values():
+        hp = {p.name: p.default for p in spec.hyperparams}
+        spec.build(list(model.named_parameters()), spec.default_lr, hp, torch.device("cpu"))

@@ -11,7 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow import MlflowClient
+# Runs stay on this machine: no usage telemetry (set before mlflow is imported).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from mlflow import MlflowClient  # noqa: E402
 
 EXPERIMENT = "dlopt-compare"
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import streamlit as st
 
 from dlopt_core.device import describe_device, resolve_device, use_one_thread
 from dlopt_core.jobs import registry
+from dlopt_core.optimizers import warm_up
 from tracking.store import experiment_id, settings
 
 
@@ -31,6 +33,7 @@ PAGES = (
 @st.cache_resource(show_spinner="Preparing the run store…")
 def prepare_store(uri: str) -> str | None:
     """Create the store's tables once per server, so the first Run does not pay for it."""
+    threading.Thread(target=warm_up, name="dlopt-warm-up", daemon=True).start()
     try:
         experiment_id()
     except Exception as exc:  # an unreachable server is shown, not raised
