@@ -103,6 +103,7 @@ class Comparison:
             active[r.index] = run(r.config, data=data)
             r.status = "running"
             _each(observers, "run_started", r)
+        on_record = [o.record for o in observers]
         while active and not should_stop():
             for index in list(active):
                 r = self.runs[index]
@@ -117,7 +118,8 @@ class Comparison:
                 r.steps, r.wall_time = rec.step, rec.wall_time
                 if rec.is_eval or rec.status != "running":
                     r.records.append(rec)
-                _each(observers, "record", r, rec)
+                for hook in on_record:
+                    hook(r, rec)
                 if rec.status != "running":
                     r.status = rec.status
                     r.diverged_step = rec.step if rec.status == "diverged" else None

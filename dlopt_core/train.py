@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -21,12 +19,12 @@ from dlopt_core.schedules import Budget, get_schedule
 Status = Literal["running", "finished", "diverged"]
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One point of a run. Evaluation records also carry train/validation metrics.
 
     ``train_loss`` is the mean mini-batch loss since the previous evaluation (at step 0, the
-    loss on the whole train set); ``val_metric`` is accuracy or R^2.
+    loss on the whole train set); ``val_metric`` is accuracy or R^2. A NamedTuple because
+    one is made every step: it is several times cheaper to create than a frozen dataclass.
     """
 
     step: int
@@ -120,6 +118,7 @@ def run(config: RunConfig, *, data: Dataset | None = None) -> Iterator[Record]:
         return elapsed + time.perf_counter() - clock
 
     step = samples = 0
+    last_factor = 1.0  # every group starts at its initial lr
     lr = config.optimizer.lr * lr_factor(0)
     set_mode(False)
     initial_train_loss, _ = evaluate(model, data, data.x_train, data.y_train)
@@ -139,9 +138,10 @@ def run(config: RunConfig, *, data: Dataset | None = None) -> Iterator[Record]:
                 idx = order[i * batch : (i + 1) * batch]
                 xb, yb = data.x_train[idx], data.y_train[idx]
             factor = lr_factor(step)
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * factor
-            lr = config.optimizer.lr * factor
+            if factor != last_factor:  # constant stretches skip the per-group writes
+                for group in optimizer.param_groups:
+                    group["lr"] = group["initial_lr"] * factor
+                lr, last_factor = config.optimizer.lr * factor, factor
 
             if spec.needs_closure:
 
@@ -174,7 +174,7 @@ def run(config: RunConfig, *, data: Dataset | None = None) -> Iterator[Record]:
         elapsed = rec.wall_time
         lr_factor.observe(rec.val_loss if math.isfinite(rec.val_loss or math.nan) else math.inf)
         if rec.status == "running" and epoch == config.epochs - 1:
-            rec = dataclasses.replace(rec, status="finished")
+            rec = rec._replace(status="finished")
         yield rec
         if rec.status != "running":
             return

@@ -1,4 +1,4 @@
-"""Log comparisons to MLflow from a writer thread, so training never waits on the store.
+"""Log comparisons to MLflow; metric batches, artifacts and statuses go through a writer thread.
 
 Each run gets its config as params (once), evaluation metrics with their step in batches
 (``log_batch``), its per-step curve as one CSV artifact, the comparison figure as HTML, and
@@ -60,7 +60,9 @@ class MlflowObserver:
     def run_started(self, run: RunResult) -> None:
         self._pending[run.index] = []
         self._steps[run.index] = []
-        self._submit(lambda: self._create(run))
+        # Created here, before any step (about 10 ms a run on SQLite): a writer thread busy
+        # with SQLAlchemy during training would hold the GIL and slow every step.
+        self._guarded(lambda: self._create(run))
 
     def record(self, run: RunResult, rec: Record) -> None:
         if rec.batch_loss is not None:
@@ -83,10 +85,7 @@ class MlflowObserver:
 
     def comparison_ended(self, comparison: Comparison) -> None:
         if self.figure_html:
-            fig = curves_figure(curves_data(comparison), title=f"comparison {comparison.config.key()}")
-            html = fig.to_html(include_plotlyjs="cdn", full_html=True)
-            for run in comparison.runs:
-                self._submit(lambda run=run: self._client().log_text(self.run_ids[run.index], html, "comparison.html"))
+            self._submit(lambda: self._log_figure(comparison))
         self.close()
 
     def close(self) -> None:
@@ -98,14 +97,22 @@ class MlflowObserver:
     # -- writer thread --
 
     def _submit(self, work: Callable[[], None]) -> None:
-        self._queue.put(work)
+        if not self.errors:
+            self._queue.put(work)
 
     def _drain(self) -> None:
         while (work := self._queue.get()) is not None:
-            try:
-                work()
-            except Exception as exc:  # a store error must not stop training or other runs
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+            self._guarded(work)
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        # A store error must not stop training; after the first one, logging stops (an
+        # unreachable server would otherwise cost a timeout on every call).
+        if self.errors:
+            return
+        try:
+            work()
+        except Exception as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
 
     def _client(self) -> Any:
         return client(self.store)
@@ -139,6 +146,13 @@ class MlflowObserver:
         self.run_ids[run.index] = created.info.run_id
         params = [Param(k, str(v)) for k, v in cfg.to_dict().items()]
         self._client().log_batch(created.info.run_id, params=params)
+
+    def _log_figure(self, comparison: Comparison) -> None:
+        fig = curves_figure(curves_data(comparison), title=f"comparison {comparison.id}")
+        html = fig.to_html(include_plotlyjs="cdn", full_html=True)
+        for run in comparison.runs:
+            if run.index in self.run_ids:
+                self._client().log_text(self.run_ids[run.index], html, "comparison.html")
 
     def _finish(self, run: RunResult, metrics: list[Metric], steps: list[tuple[int, float, float, float]]) -> None:
         run_id = self.run_ids[run.index]

@@ -1,0 +1,118 @@
+"""Trainer steps/s (MLflow logging and live recording on) against bare PyTorch loops.
+
+Same model (digits MLP, 64 hidden, same initial weights), same tensors, batch 64, SGD with
+momentum. Two bare loops: train steps only, and train steps plus one validation pass per
+epoch (the trainer evaluates once per epoch, so that one is the like-for-like baseline).
+The three are interleaved, repeated, and the medians of the per-repeat ratios are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+
+from dlopt_core.compare import Comparison
+from dlopt_core.config import ComparisonConfig, OptimizerConfig
+from dlopt_core.device import use_one_thread
+from dlopt_core.models import build_model, loss_fn
+from dlopt_core.optimizers import warm_up
+from dlopt_core.train import evaluate, load_run_data
+
+EPOCHS = 60
+REPEATS = 7
+
+
+def _config() -> ComparisonConfig:
+    return ComparisonConfig.make(
+        optimizers=(OptimizerConfig.parse("sgd:lr=0.05,momentum=0.9"),),
+        epochs=EPOCHS, batch_size=64, seeds=(0,),
+    )
+
+
+def bare_loop(*, validate: bool) -> float:
+    """Steps per second of a hand-written loop."""
+    run_cfg = _config().runs()[0]
+    data = load_run_data(run_cfg)
+    model = build_model(run_cfg.model, data, seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    criterion = loss_fn(data)
+    gen = torch.Generator().manual_seed(0)
+    n = len(data.x_train)
+    steps = 0
+    start = time.perf_counter()
+    for _ in range(EPOCHS):
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n, 64):
+            idx = order[i : i + 64]
+            opt.zero_grad()
+            loss = criterion(model(data.x_train[idx]), data.y_train[idx])
+            loss.backward()
+            opt.step()
+            steps += 1
+        if validate:
+            model.eval()
+            evaluate(model, data, data.x_val, data.y_val)
+            model.train()
+    return steps / (time.perf_counter() - start)
+
+
+class _LastRecordClock:
+    """Notes when the last record was produced: training ends there, the MLflow tail after."""
+
+    last = 0.0
+
+    def run_started(self, run: object) -> None: ...
+
+    def record(self, run: object, rec: object) -> None:
+        self.last = time.perf_counter()
+
+    def run_ended(self, run: object) -> None: ...
+
+    def comparison_ended(self, comparison: object) -> None: ...
+
+
+def trainer() -> tuple[float, float]:
+    """(steps/s while training, seconds MLflow needs after the last step) for one run."""
+    from tracking import MlflowObserver
+
+    comparison = Comparison(_config())
+    clock = _LastRecordClock()
+    start = time.perf_counter()
+    comparison.execute(observers=[MlflowObserver(), clock])
+    end = time.perf_counter()
+    assert comparison.runs[0].status == "finished"
+    return comparison.runs[0].steps / (clock.last - start), end - clock.last
+
+
+def main() -> None:
+    use_one_thread()
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["DLOPT_HOME"] = home
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        warm_up()
+        trainer()  # creates the MLflow tables once, outside the timed repeats
+        vs_eval, vs_bare, rates, tails = [], [], [], []
+        for _ in range(REPEATS):
+            bare = bare_loop(validate=False)
+            bare_eval = bare_loop(validate=True)
+            ours, tail = trainer()
+            vs_eval.append(ours / bare_eval)
+            vs_bare.append(ours / bare)
+            rates.append((bare, bare_eval, ours))
+            tails.append(tail)
+    med = [statistics.median(r[i] for r in rates) for i in range(3)]
+    print(f"throughput: digits MLP, batch 64, {EPOCHS} epochs, {REPEATS} interleaved repeats (medians)")
+    print(f"  bare loop (train only)          {med[0]:8.0f} steps/s")
+    print(f"  bare loop + per-epoch val pass  {med[1]:8.0f} steps/s")
+    print(f"  dlopt trainer + MLflow + live   {med[2]:8.0f} steps/s")
+    print(f"  ratio trainer / bare+val        {statistics.median(vs_eval):.3f}   (target >= 0.9)")
+    print(f"  ratio trainer / bare train-only {statistics.median(vs_bare):.3f}")
+    print(f"  MLflow writes after the last step (run end, curve, figure): {statistics.median(tails) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
