@@ -1,0 +1,55 @@
+"""The Dockerfile, Streamlit settings and README stay true."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    out = subprocess.run([str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dockerfile_serves_the_app_as_specified() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "EXPOSE 8501" in text and "/_stcore/health" in text and "HEALTHCHECK" in text
+    assert re.search(r"^USER (?!root|0)", text, re.M)
+    assert "DLOPT_HOME=/data" in text and 'VOLUME ["/data"]' in text
+    assert "download.pytorch.org/whl/cpu torch==2.13.0" in text
+    for source in re.findall(r"^COPY (\S+)", text, re.M):
+        assert (ROOT / source).exists(), f"COPY source {source} is missing"
+
+
+def test_dockerfile_install_step_resolves_without_new_packages() -> None:
+    # The Dockerfile's second install step, against this environment (torch 2.13 present):
+    # the pinned requirements must resolve and pull nothing but the project itself.
+    step = re.search(r"^RUN (pip install .* -c constraints.txt \.)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert step
+    args = step.group(1).split()[2:]
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-build-isolation", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    would = re.search(r"Would install (.*)", out.stdout)
+    installed = would.group(1).split() if would else []
+    assert [p for p in installed if not p.startswith("dlopt-")] == []
+
+
+def test_streamlit_config_turns_off_usage_stats_and_keeps_xsrf_protection() -> None:
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["server"]["enableXsrfProtection"] is True
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    assert first_block.splitlines()[0].startswith("./dev.sh app")
+    assert first_block.splitlines()[1].startswith("./dev.sh test")
+    assert (ROOT / "dev.sh").stat().st_mode & 0o111
