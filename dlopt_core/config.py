@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dlopt_core.data import get_dataset_spec
 from dlopt_core.models import ACTIVATIONS, get_model_spec
 from dlopt_core.optimizers import get_optimizer
-from dlopt_core.params import check_params
+from dlopt_core.registry import check_params, int_list
 from dlopt_core.schedules import Budget, get_schedule
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -168,11 +168,7 @@ class ModelConfig(Frozen):
     @field_validator("hidden", mode="before")
     @classmethod
     def _hidden(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = tuple(int(v) for v in value.split(",") if v.strip())
-            except ValueError:
-                raise ValueError(f"model.hidden: expected widths like 64,32, got {value!r}") from None
+        value = int_list(value, field="model.hidden", example="64,32")
         if any(int(w) < 1 or int(w) > 4096 for w in value):
             raise ValueError(f"model.hidden: widths must be in [1, 4096], got {value!r}")
         return value
@@ -254,11 +250,7 @@ class ComparisonConfig(TrainingSetup):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = tuple(int(v) for v in value.split(",") if v.strip())
-            except ValueError:
-                raise ValueError(f"seeds: expected integers like 0,1,2, got {value!r}") from None
+        value = int_list(value, field="seeds", example="0,1,2")
         if len(set(value)) != len(value):
             raise ValueError(f"seeds: repeated seed in {value!r}")
         if any(int(s) < 0 for s in value):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn import datasets as skd
 
-from dlopt_core.params import HyperParam
+from dlopt_core.registry import HyperParam, lookup
 
 Task = Literal["classification", "regression"]
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -150,12 +150,7 @@ DATASETS: dict[str, DatasetSpec] = {
 
 def get_dataset_spec(name: str) -> DatasetSpec:
     """Look up a registry entry; the error lists what is allowed."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise ValueError(
-            f"dataset: unknown name {name!r} (allowed: {', '.join(DATASETS)})"
-        ) from None
+    return lookup(DATASETS, name, kind="dataset")
 
 
 @functools.lru_cache(maxsize=32)

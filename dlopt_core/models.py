@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from dlopt_core.data import Dataset
+from dlopt_core.registry import lookup
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -102,10 +103,7 @@ MODELS: dict[str, ModelSpec] = {
 
 def get_model_spec(name: str) -> ModelSpec:
     """Look up a registry entry; the error lists what is allowed."""
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ValueError(f"model: unknown name {name!r} (allowed: {', '.join(MODELS)})") from None
+    return lookup(MODELS, name, kind="model")
 
 
 def build_model(cfg: Any, data: Dataset, seed: int) -> nn.Module:

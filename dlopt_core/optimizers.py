@@ -14,7 +14,7 @@ from typing import Any
 import schedulefree
 import torch
 
-from dlopt_core.params import HyperParam
+from dlopt_core.registry import HyperParam, lookup
 
 NamedParams = list[tuple[str, torch.nn.Parameter]]
 Factory = Callable[[NamedParams, float, dict[str, Any], torch.device], Any]
@@ -433,12 +433,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 
 def get_optimizer(name: str) -> OptimizerSpec:
     """Look up a registry entry; the error lists what is allowed."""
-    try:
-        return OPTIMIZERS[name]
-    except KeyError:
-        raise ValueError(
-            f"optimizer: unknown name {name!r} (allowed: {', '.join(OPTIMIZERS)})"
-        ) from None
+    return lookup(OPTIMIZERS, name, kind="optimizer")
 
 
 def warm_up() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dlopt_core.params import HyperParam
+from dlopt_core.registry import HyperParam, lookup
 
 
 @dataclass(frozen=True)
@@ -211,12 +211,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
 
 def get_schedule(name: str) -> ScheduleSpec:
     """Look up a registry entry; the error lists what is allowed."""
-    try:
-        return SCHEDULES[name]
-    except KeyError:
-        raise ValueError(
-            f"schedule: unknown name {name!r} (allowed: {', '.join(SCHEDULES)})"
-        ) from None
+    return lookup(SCHEDULES, name, kind="schedule")
 
 
 def lr_curve(name: str, params: dict[str, Any], base_lr: float, budget: Budget) -> np.ndarray:

@@ -42,7 +42,7 @@ BUDGET = Budget(epochs=10, steps_per_epoch=5)
 
 
 def _curve(name: str, **params: object) -> np.ndarray:
-    from dlopt_core.params import check_params
+    from dlopt_core.registry import check_params
 
     spec = SCHEDULES[name]
     return lr_curve(name, check_params(spec.hyperparams, params, prefix="schedule"), 0.1, BUDGET)
@@ -85,7 +85,7 @@ def test_plateau_cuts_the_rate_when_validation_stalls() -> None:
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_each_dataset_is_split_without_leakage(name: str) -> None:
     spec = DATASETS[name]
-    from dlopt_core.params import check_params
+    from dlopt_core.registry import check_params
 
     options = check_params(spec.hyperparams, {}, prefix="dataset")
     data = load_dataset(name, options, val_fraction=0.2, split_seed=0, device=torch.device("cpu"))

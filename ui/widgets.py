@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from dlopt_core.params import HyperParam
+from dlopt_core.registry import HyperParam
 
 
 def seed_state(key: str, default: Any) -> None:

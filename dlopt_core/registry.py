@@ -1,12 +1,14 @@
-"""Hyperparameter specs shared by the optimizer, schedule and model registries."""
+"""What every registry shares: hyperparameter specs, their validation, and name lookup."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from typing import Literal, TypeVar
 
 Kind = Literal["float", "int", "bool"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,3 +63,21 @@ def check_params(
         p.name: p.check(values[p.name], field=f"{prefix}.{p.name}") if p.name in values else p.default
         for p in specs
     }
+
+
+def lookup(entries: Mapping[str, T], name: str, *, kind: str) -> T:
+    """``entries[name]``, or a ``ValueError`` that lists the allowed names."""
+    try:
+        return entries[name]
+    except KeyError:
+        raise ValueError(f"{kind}: unknown name {name!r} (allowed: {', '.join(entries)})") from None
+
+
+def int_list(value: object, *, field: str, example: str) -> object:
+    """Read ``"64,32"`` as ``(64, 32)``; other values pass through to the model's own checks."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{field}: expected integers like {example}, got {value!r}") from None
