@@ -1,0 +1,332 @@
+"""2-D test functions and optimizer trajectories on them, with the same optimizer registry.
+
+The point is one ``(1, 2)`` parameter (a 1x2 matrix, so Muon has a matrix to orthogonalise),
+the loss is the test function, and every registry optimizer steps it exactly as it would a
+network. Gradient noise of a chosen scale (seeded) turns gradient descent into SGD.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import optuna
+import torch
+
+from dlopt_core.optimizers import get_optimizer
+from dlopt_core.registry import HyperParam, lookup
+
+Point = tuple[float, float]
+Fn = Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor]
+Status = Literal["finished", "diverged", "left the window"]
+
+
+@dataclass(frozen=True)
+class TestFunction:
+    """A 2-D function with its formula, window, default start and known minima."""
+
+    name: str
+    label: str
+    formula: str
+    fn: Fn
+    start: Point
+    window: tuple[Point, Point]
+    minima: tuple[Point, ...]
+    min_value: float | None
+    log_scale: bool = True
+    hyperparams: tuple[HyperParam, ...] = ()
+    target_label: str = "minimum"
+
+    def value(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any] | None = None) -> torch.Tensor:
+        """f(x, y), elementwise over tensors of any shape."""
+        return self.fn(x, y, params or {p.name: p.default for p in self.hyperparams})
+
+    def in_window(self, x: float, y: float) -> bool:
+        (x0, x1), (y0, y1) = self.window
+        return x0 <= x <= x1 and y0 <= y <= y1
+
+
+def _rosenbrock(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+
+def _beale(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
+
+
+def _himmelblau(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2
+
+
+def _rastrigin(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return 20 + x**2 - 10 * torch.cos(2 * math.pi * x) + y**2 - 10 * torch.cos(2 * math.pi * y)
+
+
+def _saddle(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return x**2 - y**2
+
+
+def _quadratic(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return 0.5 * (x**2 + p["condition_number"] * y**2)
+
+
+FUNCTIONS: dict[str, TestFunction] = {
+    f.name: f
+    for f in (
+        TestFunction(
+            "rosenbrock", "Rosenbrock", "(1 - x)² + 100 (y - x²)²", _rosenbrock,
+            start=(-1.5, 2.0), window=((-2.0, 2.0), (-1.0, 3.0)), minima=((1.0, 1.0),), min_value=0.0,
+        ),
+        TestFunction(
+            "beale", "Beale", "(1.5 - x + xy)² + (2.25 - x + xy²)² + (2.625 - x + xy³)²", _beale,
+            start=(1.0, 1.4), window=((-4.5, 4.5), (-4.5, 4.5)), minima=((3.0, 0.5),), min_value=0.0,
+        ),
+        TestFunction(
+            "himmelblau", "Himmelblau (four minima)", "(x² + y - 11)² + (x + y² - 7)²", _himmelblau,
+            start=(-0.5, 0.5), window=((-5.0, 5.0), (-5.0, 5.0)),
+            minima=((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)),
+            min_value=0.0,
+        ),
+        TestFunction(
+            "rastrigin", "Rastrigin (many local minima)",
+            "20 + x² - 10 cos 2πx + y² - 10 cos 2πy", _rastrigin,
+            start=(2.3, -1.7), window=((-5.12, 5.12), (-5.12, 5.12)), minima=((0.0, 0.0),), min_value=0.0,
+            log_scale=False,
+        ),
+        TestFunction(
+            "saddle", "Saddle", "x² - y²", _saddle,
+            start=(1.5, 0.01), window=((-2.0, 2.0), (-2.0, 2.0)), minima=((0.0, 0.0),), min_value=None,
+            log_scale=False, target_label="saddle point",
+        ),
+        TestFunction(
+            "quadratic", "Ill-conditioned quadratic", "½ (x² + κ y²)", _quadratic,
+            start=(-1.8, 1.0), window=((-2.0, 2.0), (-2.0, 2.0)), minima=((0.0, 0.0),), min_value=0.0,
+            hyperparams=(HyperParam("condition_number", 10.0, 1.0, 1e4, log=True, help="κ"),),
+        ),
+    )
+}
+
+
+def get_function(name: str) -> TestFunction:
+    """Look up a test function; the error lists what is allowed."""
+    return lookup(FUNCTIONS, name, kind="function")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Where one optimizer went: points and values from the start (included) on."""
+
+    label: str
+    x: list[float]
+    y: list[float]
+    values: list[float]
+    status: Status
+    stopped_at: int | None
+    seconds: float
+
+    @property
+    def status_text(self) -> str:
+        return self.status if self.stopped_at is None else f"{self.status} at step {self.stopped_at}"
+
+    def distances(self, minima: tuple[Point, ...]) -> list[float]:
+        """Distance from each point to the nearest known minimum."""
+        pts = np.column_stack([self.x, self.y])
+        targets = np.asarray(minima)
+        return np.min(np.linalg.norm(pts[:, None, :] - targets[None], axis=2), axis=1).tolist()
+
+
+def trajectories(
+    function: TestFunction,
+    optimizers: list[Any],
+    *,
+    start: Point | None = None,
+    steps: int = 300,
+    noise: float = 0.0,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+) -> list[Trajectory]:
+    """Run each optimizer (an ``OptimizerConfig``) from ``start`` for ``steps`` steps.
+
+    Each run stops early, cleanly, when its value overflows (``diverged``) or its point
+    leaves the plot window (``left the window``); the step is recorded. Every optimizer
+    sees the same gradient-noise sequence.
+    """
+    params = params or {p.name: p.default for p in function.hyperparams}
+    batched = [i for i, o in enumerate(optimizers) if not get_optimizer(o.name).needs_closure]
+    out: dict[int, Trajectory] = {}
+    if batched:
+        runs = _run_batched(function, [optimizers[i] for i in batched], start, steps, noise, seed, params)
+        out.update(zip(batched, runs))
+    for i, o in enumerate(optimizers):
+        if i not in out:
+            out[i] = _run_with_closure(function, o, start, steps, noise, seed, params)
+    return [out[i] for i in range(len(optimizers))]
+
+
+def trajectory(function: TestFunction, optimizer: Any, **options: Any) -> Trajectory:
+    """One optimizer's trajectory; see :func:`trajectories` for the options."""
+    return trajectories(function, [optimizer], **options)[0]
+
+
+def _run_batched(
+    function: TestFunction, optimizers: list[Any], start: Point | None, steps: int,
+    noise: float, seed: int, params: dict[str, Any],
+) -> list[Trajectory]:
+    # All points live in one (K, 2) leaf: one forward and backward per step serves every
+    # optimizer. Each optimizer owns a Parameter that views its row of the same storage,
+    # and its .grad is pointed at the matching row of the shared gradient.
+    x0, y0 = start or function.start
+    k = len(optimizers)
+    stacked = torch.tensor([[x0, y0]] * k, dtype=torch.float64, requires_grad=True)
+    rows = [torch.nn.Parameter(stacked.data[i : i + 1]) for i in range(k)]
+    specs = [get_optimizer(o.name) for o in optimizers]
+    opts = [s.build([("point", r)], o.lr, o.params, torch.device("cpu")) for s, o, r in zip(specs, optimizers, rows)]
+    for s, opt in zip(specs, opts):
+        if s.train_eval_modes:
+            opt.train()
+    gen = torch.Generator().manual_seed(seed)
+    paths = [([x0], [y0], []) for _ in range(k)]
+    status: list[Status] = ["finished"] * k
+    stopped: list[int | None] = [None] * k
+    active = list(range(k))
+    clock = time.perf_counter()
+    for step in range(1, steps + 2):
+        stacked.grad = None
+        values = function.fn(stacked[:, 0], stacked[:, 1], params)
+        now = values.tolist()
+        for i in active:
+            paths[i][2].append(now[i])
+        if step == steps + 1:
+            break
+        for i in list(active):
+            if not math.isfinite(now[i]):
+                status[i], stopped[i] = "diverged", step - 1
+                active.remove(i)
+        if not active:
+            break
+        values.sum().backward()
+        grad = stacked.grad
+        if noise > 0:
+            grad += noise * torch.randn((1, 2), generator=gen, dtype=grad.dtype)
+        for i in active:
+            rows[i].grad = grad[i : i + 1]
+            opts[i].step()
+        points = stacked.detach().tolist()
+        for i in list(active):
+            px, py = points[i]
+            if not (math.isfinite(px) and math.isfinite(py)):
+                status[i], stopped[i] = "diverged", step
+                active.remove(i)
+                continue
+            paths[i][0].append(px)
+            paths[i][1].append(py)
+            if not function.in_window(px, py):
+                status[i], stopped[i] = "left the window", step
+                paths[i][2].append(float(function.fn(torch.tensor(px), torch.tensor(py), params)))
+                active.remove(i)
+    seconds = (time.perf_counter() - clock) / k
+    return [
+        Trajectory(o.label, xs, ys, vs, status[i], stopped[i], seconds)
+        for i, (o, (xs, ys, vs)) in enumerate(zip(optimizers, paths))
+    ]
+
+
+def _run_with_closure(
+    function: TestFunction, optimizer: Any, start: Point | None, steps: int,
+    noise: float, seed: int, params: dict[str, Any],
+) -> Trajectory:
+    # Line-search methods (L-BFGS) evaluate the function several times per step.
+    x0, y0 = start or function.start
+    point = torch.nn.Parameter(torch.tensor([[x0, y0]], dtype=torch.float64))
+    opt = get_optimizer(optimizer.name).build([("point", point)], optimizer.lr, optimizer.params, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(seed)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = function.fn(point[:, 0], point[:, 1], params).sum()
+        value.backward()
+        if noise > 0:
+            point.grad += noise * torch.randn((1, 2), generator=gen, dtype=point.dtype)
+        return value
+
+    def value_at(px: float, py: float) -> float:
+        return float(function.fn(torch.tensor(px), torch.tensor(py), params))
+
+    xs, ys, values = [x0], [y0], [value_at(x0, y0)]
+    status: Status = "finished"
+    stopped = None
+    clock = time.perf_counter()
+    for step in range(1, steps + 1):
+        opt.step(closure)
+        px, py = point.detach()[0].tolist()
+        value = value_at(px, py) if math.isfinite(px) and math.isfinite(py) else math.nan
+        if not math.isfinite(value):
+            status, stopped = "diverged", step
+            break
+        xs.append(px)
+        ys.append(py)
+        values.append(value)
+        if not function.in_window(px, py):
+            status, stopped = "left the window", step
+            break
+    return Trajectory(optimizer.label, xs, ys, values, status, stopped, time.perf_counter() - clock)
+
+
+def tune_lr(
+    function: TestFunction,
+    optimizer: Any,
+    *,
+    start: Point | None = None,
+    steps: int = 300,
+    noise: float = 0.0,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    trials: int = 30,
+) -> float:
+    """The lr (searched log-uniformly in the registry's range) with the lowest final value.
+
+    A short seeded TPE search in memory; a run that diverges or leaves the window scores
+    worse than any that stays.
+    """
+    spec = get_optimizer(optimizer.name)
+    low, high = spec.lr_range
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", low, high, log=True)
+        cfg = optimizer.model_copy(update={"lr": lr})
+        t = trajectory(function, cfg, start=start, steps=steps, noise=noise, seed=seed, params=params)
+        if t.status != "finished":
+            return 1e300
+        return t.values[-1]
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    study.enqueue_trial({"lr": min(max(optimizer.lr, low), high)})
+    study.optimize(objective, n_trials=trials)
+    return float(study.best_params["lr"])
+
+
+@dataclass(frozen=True)
+class Surface:
+    """The function on a grid over its window, for contour and surface plots."""
+
+    x: list[float]
+    y: list[float]
+    z: list[list[float]]
+    log_scaled: bool
+
+
+def surface(function: TestFunction, *, params: dict[str, Any] | None = None, points: int = 120) -> Surface:
+    """f on a ``points`` x ``points`` grid; log10(f - min + 1e-3) where the function needs it."""
+    (x0, x1), (y0, y1) = function.window
+    gx = torch.linspace(x0, x1, points, dtype=torch.float64)
+    gy = torch.linspace(y0, y1, points, dtype=torch.float64)
+    yy, xx = torch.meshgrid(gy, gx, indexing="ij")
+    z = function.value(xx, yy, params)
+    if function.log_scale:
+        z = torch.log10(z - (function.min_value or 0.0) + 1e-3)
+    return Surface(gx.tolist(), gy.tolist(), z.tolist(), function.log_scale)
