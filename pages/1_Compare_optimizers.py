@@ -23,7 +23,7 @@ if err := st.session_state.pop("_url_error", None):
 
 setup = form.setup_sidebar()
 st.subheader("Optimizers")
-optimizers = form.optimizer_slots()
+optimizers = form.optimizer_boxes()
 
 config = None
 try:

@@ -6,7 +6,6 @@ The URL carries the same flat keys as ``ComparisonConfig.to_dict()`` (optimizers
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import streamlit as st
@@ -14,9 +13,10 @@ import streamlit as st
 from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig
 from dlopt_core.data import DATASETS, get_dataset_spec
 from dlopt_core.models import ACTIVATIONS, MODELS
-from dlopt_core.optimizers import OPTIMIZERS, get_optimizer
+from dlopt_core.optimizers import OPTIMIZERS
 from dlopt_core.schedules import SCHEDULES, get_schedule
-from ui.widgets import lr_input, param_input, seed_state
+from ui.optimizer_slots import optimizer_slots, set_slots
+from ui.widgets import param_input, seed_state
 
 DEFAULT = ComparisonConfig.make(
     optimizers=(
@@ -29,7 +29,7 @@ DEFAULT = ComparisonConfig.make(
 )
 VIEW_DEFAULTS = {"x": "epoch", "log_y": "false", "band": "minmax"}
 VIEW_CHOICES = {"x": ("epoch", "step", "samples", "wall_time"), "band": ("minmax", "sd")}
-_uids = itertools.count()
+PREFIX = "compare"
 
 
 def _query_dict() -> dict[str, Any]:
@@ -71,14 +71,7 @@ def _set_state(cfg: ComparisonConfig) -> None:
     s["batch_size"] = cfg.batch_size or 64
     s["seeds"] = ",".join(map(str, cfg.seeds))
     s["target_loss"] = cfg.target_loss
-    s["slots"] = []
-    for opt in cfg.optimizers:
-        uid = next(_uids)
-        s["slots"].append(uid)
-        s[f"opt{uid}"] = opt.name
-        s[f"opt{uid}.{opt.name}.lr"] = opt.lr
-        for k, v in opt.params.items():
-            s[f"opt{uid}.{opt.name}.{k}"] = v
+    set_slots(PREFIX, cfg.optimizers)
 
 
 def setup_sidebar() -> dict[str, Any]:
@@ -143,49 +136,23 @@ def setup_sidebar() -> dict[str, Any]:
     }
 
 
-def _remove_slot(uid: int) -> None:
-    st.session_state["slots"] = [u for u in st.session_state["slots"] if u != uid]
-
-
-def _add_slot() -> None:
-    uid = next(_uids)
-    st.session_state[f"opt{uid}"] = "adam"
-    st.session_state["slots"] = [*st.session_state["slots"], uid]
-
-
-def optimizer_slots() -> list[dict[str, Any]]:
-    """One bordered box per optimizer: name, learning rate, hyperparameters."""
-    chosen = []
-    slots = st.session_state.setdefault("slots", [])
-    columns = st.columns(3) if slots else []
-    for n, uid in enumerate(slots):
-        with columns[n % 3].container(border=True):
-            top = st.columns([4, 1], vertical_alignment="bottom")
-            name = top[0].selectbox(
-                "optimizer", list(OPTIMIZERS), key=f"opt{uid}",
-                format_func=lambda o: OPTIMIZERS[o].label,
-            )
-            top[1].button("", icon=":material/close:", key=f"rm{uid}", on_click=_remove_slot, args=(uid,),
-                          help="remove this optimizer", disabled=len(slots) == 1)
-            spec = get_optimizer(name)
-            st.caption(spec.description + (" **Full batch only.**" if spec.full_batch_only else ""))
-            lr = lr_input(f"opt{uid}.{name}.lr", spec.default_lr, spec.lr_range)
-            params = {}
-            if spec.hyperparams:
-                with st.expander("hyperparameters"):
-                    params = {p.name: param_input(p, f"opt{uid}.{name}.{p.name}") for p in spec.hyperparams}
-            chosen.append({"name": name, "lr": lr, "params": params})
-    st.button("add optimizer", icon=":material/add:", on_click=_add_slot, disabled=len(slots) >= 12)
+def optimizer_boxes() -> list[dict[str, Any]]:
+    """The optimizer boxes, and a note when some of them train on the full batch."""
+    chosen = optimizer_slots(PREFIX)
     if not st.session_state.get("full_batch"):
         full = [OPTIMIZERS[c["name"]].label for c in chosen if OPTIMIZERS[c["name"]].full_batch_only]
         if full:
-            st.caption(f"{', '.join(sorted(set(full)))} train on the full batch (full-batch only); the others use the batch size.")
+            st.caption(
+                f"{', '.join(sorted(set(full)))} train on the full batch (full-batch only); "
+                "the others use the batch size."
+            )
     return chosen
 
 
 def build_config(setup: dict[str, Any], optimizers: list[dict[str, Any]]) -> ComparisonConfig:
     """Validate the form; raises :class:`ConfigError` with the field and what is allowed."""
-    return ComparisonConfig.make(**setup, optimizers=tuple(optimizers))
+    opts = tuple({k: v for k, v in o.items() if k != "uid"} for o in optimizers)
+    return ComparisonConfig.make(**setup, optimizers=opts)
 
 
 def sync_url(cfg: ComparisonConfig | None, view: dict[str, str]) -> None:
