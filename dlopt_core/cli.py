@@ -17,6 +17,7 @@ from dlopt_core.compare import Comparison, RunResult, summary_rows
 from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig
 from dlopt_core.data import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
+from dlopt_core.landscape import FUNCTIONS, LandscapeConfig, run_landscape, tune_lr
 from dlopt_core.models import MODELS
 from dlopt_core.optimizers import OPTIMIZERS
 from dlopt_core.schedules import SCHEDULES
@@ -73,7 +74,30 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--experiment", default="dlopt-compare", help="MLflow experiment name")
     cmp.set_defaults(func=_compare)
 
-    ls = sub.add_parser("list", help="list optimizers, schedules, data sets and models")
+    land = sub.add_parser(
+        "landscape",
+        help="run optimizers on a 2-D test function and print their trajectories",
+        description="Step each optimizer on a 2-D test function; print final values or, with --json, every point.",
+    )
+    land.add_argument("--function", default="rosenbrock", help=f"one of: {', '.join(FUNCTIONS)}")
+    land.add_argument(
+        "--function-option", action="append", default=[], metavar="KEY=VALUE",
+        help="function parameter, e.g. condition_number=100 (repeatable)",
+    )
+    land.add_argument("--start", default=None, metavar="X,Y", help="start point (default: the function's own); "
+                      "write --start=-1.5,2 when X is negative")
+    land.add_argument(
+        "--optimizer", action="append", required=True, metavar="NAME[:lr=X,key=value...]",
+        help=f"repeatable; names: {', '.join(OPTIMIZERS)}",
+    )
+    land.add_argument("--steps", type=int, default=300)
+    land.add_argument("--noise", type=float, default=0.0, help="gradient noise scale (seeded)")
+    land.add_argument("--seed", type=int, default=0)
+    land.add_argument("--tune", action="store_true", help="first tune each optimizer's lr with a short Optuna search")
+    land.add_argument("--json", action="store_true", help="print every trajectory as JSON")
+    land.set_defaults(func=_landscape)
+
+    ls = sub.add_parser("list", help="list optimizers, schedules, data sets, models and test functions")
     ls.set_defaults(func=_list)
     return parser
 
@@ -194,12 +218,55 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
 
 
+def _landscape(args: argparse.Namespace) -> int:
+    use_one_thread()
+    options = {k: v for o in args.function_option for k, v in _key_values(f"x:{o}")[1].items()}
+    config = LandscapeConfig.make(
+        function=args.function, params=options, start=args.start, steps=args.steps,
+        noise=args.noise, seed=args.seed, optimizers=tuple(OptimizerConfig.parse(o) for o in args.optimizer),
+    )
+    if args.tune:
+        tuned = []
+        for opt in config.optimizers:
+            lr = tune_lr(config.test_function, opt, start=config.start_point, steps=config.steps,
+                         noise=config.noise, seed=config.seed, params=config.params)
+            tuned.append(opt.model_copy(update={"lr": lr}))
+        config = config.model_copy(update={"optimizers": tuple(tuned)})
+    result = run_landscape(config, grid=2)
+    minima = config.test_function.minima
+    if args.json:
+        out = {
+            "config": config.to_dict(),
+            "minima": [list(m) for m in minima],
+            "trajectories": [
+                {
+                    "optimizer": o.to_spec(),
+                    "status": t.status,
+                    "stopped_at": t.stopped_at,
+                    "points": [[x, y] for x, y in zip(t.x, t.y)],
+                    "values": t.values,
+                }
+                for o, t in zip(config.optimizers, result.trajectories)
+            ],
+        }
+        print(json.dumps(out, default=_json_default))
+    else:
+        rows = [
+            {"optimizer": t.label, "final value": t.values[-1], "distance": t.distances(minima)[-1],
+             "status": t.status_text}
+            for t in result.trajectories
+        ]
+        print(_table(rows))
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     sections = {
         "optimizers": {n: s.description for n, s in OPTIMIZERS.items()},
         "schedules": {n: s.description for n, s in SCHEDULES.items()},
         "datasets": {n: s.description for n, s in DATASETS.items()},
         "models": {n: s.description for n, s in MODELS.items()},
+        "functions": {n: f"{f.label}: {f.formula}" for n, f in FUNCTIONS.items()},
     }
     for title, entries in sections.items():
         print(f"{title}:")

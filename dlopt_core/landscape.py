@@ -16,9 +16,11 @@ from typing import Any, Literal
 import numpy as np
 import optuna
 import torch
+from pydantic import Field, field_validator, model_validator
 
+from dlopt_core.config import Frozen, OptimizerConfig
 from dlopt_core.optimizers import get_optimizer
-from dlopt_core.registry import HyperParam, lookup
+from dlopt_core.registry import HyperParam, check_params, lookup
 
 Point = tuple[float, float]
 Fn = Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor]
@@ -28,6 +30,8 @@ Status = Literal["finished", "diverged", "left the window"]
 @dataclass(frozen=True)
 class TestFunction:
     """A 2-D function with its formula, window, default start and known minima."""
+
+    __test__ = False  # not a pytest class, despite the name
 
     name: str
     label: str
@@ -198,15 +202,17 @@ def _run_batched(
         stacked.grad = None
         values = function.fn(stacked[:, 0], stacked[:, 1], params)
         now = values.tolist()
-        for i in active:
-            paths[i][2].append(now[i])
-        if step == steps + 1:
-            break
         for i in list(active):
-            if not math.isfinite(now[i]):
-                status[i], stopped[i] = "diverged", step - 1
-                active.remove(i)
-        if not active:
+            if math.isfinite(now[i]):
+                paths[i][2].append(now[i])
+                continue
+            # The last step landed where f is not finite: drop that point, keep the path clean.
+            status[i], stopped[i] = "diverged", step - 1
+            if len(paths[i][0]) > 1:
+                paths[i][0].pop()
+                paths[i][1].pop()
+            active.remove(i)
+        if step == steps + 1 or not active:
             break
         values.sum().backward()
         grad = stacked.grad
@@ -222,12 +228,17 @@ def _run_batched(
                 status[i], stopped[i] = "diverged", step
                 active.remove(i)
                 continue
+            if not function.in_window(px, py):
+                active.remove(i)
+                stopped[i] = step
+                outside = float(function.fn(torch.tensor(px), torch.tensor(py), params))
+                if not math.isfinite(outside):
+                    status[i] = "diverged"
+                    continue
+                status[i] = "left the window"
+                paths[i][2].append(outside)
             paths[i][0].append(px)
             paths[i][1].append(py)
-            if not function.in_window(px, py):
-                status[i], stopped[i] = "left the window", step
-                paths[i][2].append(float(function.fn(torch.tensor(px), torch.tensor(py), params)))
-                active.remove(i)
     seconds = (time.perf_counter() - clock) / k
     return [
         Trajectory(o.label, xs, ys, vs, status[i], stopped[i], seconds)
@@ -330,3 +341,93 @@ def surface(function: TestFunction, *, params: dict[str, Any] | None = None, poi
     if function.log_scale:
         z = torch.log10(z - (function.min_value or 0.0) + 1e-3)
     return Surface(gx.tolist(), gy.tolist(), z.tolist(), function.log_scale)
+
+
+class LandscapeConfig(Frozen):
+    """Which function, from where, for how long, with which optimizers."""
+
+    function: str = "rosenbrock"
+    params: dict[str, float | int | bool] = Field(default_factory=dict)
+    start: tuple[float, float] | None = None
+    steps: int = Field(300, ge=1, le=20_000)
+    noise: float = Field(0.0, ge=0.0, le=1000.0)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    optimizers: tuple[OptimizerConfig, ...] = Field(min_length=1, max_length=12)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [v for v in value.split(",") if v.strip()]
+            try:
+                value = tuple(float(v) for v in parts)
+            except ValueError:
+                raise ValueError(f"start: expected two numbers like -1.5,2, got {value!r}") from None
+            if len(value) != 2:
+                raise ValueError(f"start: expected two numbers like -1.5,2, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> LandscapeConfig:
+        fn = get_function(self.function)
+        object.__setattr__(self, "params", check_params(fn.hyperparams, dict(self.params), prefix="function"))
+        if self.start is not None and not fn.in_window(*self.start):
+            (x0, x1), (y0, y1) = fn.window
+            raise ValueError(
+                f"start: {self.start} is outside {fn.label}'s window x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]"
+            )
+        return self
+
+    @property
+    def test_function(self) -> TestFunction:
+        return get_function(self.function)
+
+    @property
+    def start_point(self) -> Point:
+        return self.start or self.test_function.start
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat keys for URLs, the CLI and MLflow params; optimizers as ``name:lr=...`` specs."""
+        x, y = self.start_point
+        return {
+            "function": self.function,
+            **{f"function.{k}": v for k, v in self.params.items()},
+            "start": f"{x!r},{y!r}",
+            "steps": self.steps,
+            "noise": self.noise,
+            "seed": self.seed,
+            "optimizer": [o.to_spec() for o in self.optimizers],
+        }
+
+    @classmethod
+    def from_dict(cls, flat: dict[str, Any]) -> LandscapeConfig:
+        """Read back :meth:`to_dict` (values may be strings)."""
+        specs = flat.get("optimizer", [])
+        specs = [specs] if isinstance(specs, str) else list(specs)
+        values: dict[str, Any] = {
+            k: flat[k] for k in ("function", "start", "steps", "noise", "seed") if flat.get(k) not in (None, "")
+        }
+        values["params"] = {k.removeprefix("function."): v for k, v in flat.items() if k.startswith("function.")}
+        values["optimizers"] = tuple(OptimizerConfig.parse(s) for s in specs)
+        return cls.make(**values)
+
+
+@dataclass(frozen=True)
+class LandscapeResult:
+    """Everything a landscape figure needs: the surface, the trajectories, the minima."""
+
+    config: LandscapeConfig
+    surface: Surface
+    trajectories: list[Trajectory]
+    seconds: float
+
+
+def run_landscape(config: LandscapeConfig, *, grid: int = 120) -> LandscapeResult:
+    """Compute every optimizer's trajectory and the function's surface."""
+    clock = time.perf_counter()
+    paths = trajectories(
+        config.test_function, list(config.optimizers), start=config.start_point, steps=config.steps,
+        noise=config.noise, seed=config.seed, params=config.params,
+    )
+    seconds = time.perf_counter() - clock
+    return LandscapeResult(config, surface(config.test_function, params=config.params, points=grid), paths, seconds)

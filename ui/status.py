@@ -27,6 +27,10 @@ PAGES = (
         "pages/1_Compare_optimizers.py", "Compare optimizers", ":material/show_chart:",
         "Several optimizers, one setup, live curves and a results table",
     ),
+    PageInfo(
+        "pages/2_Loss_landscapes.py", "Loss landscapes", ":material/landscape:",
+        "Optimizer paths on 2-D test functions; the tutorial's algorithms from scratch",
+    ),
 )
 
 

@@ -1,0 +1,124 @@
+"""The Loss landscapes page's form: widgets -> LandscapeConfig, mirrored in the URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dlopt_core.config import ConfigError, OptimizerConfig
+from dlopt_core.landscape import FUNCTIONS, LandscapeConfig, get_function, tune_lr
+from ui.optimizer_slots import lr_key, optimizer_slots, set_slots
+from ui.widgets import param_input, seed_state
+
+PREFIX = "landscape"
+DEFAULT = LandscapeConfig.make(
+    optimizers=(
+        OptimizerConfig.make(name="sgd", lr=0.001),
+        OptimizerConfig.make(name="momentum", lr=0.001),
+        OptimizerConfig.make(name="adam", lr=0.05),
+        OptimizerConfig.make(name="rmsprop", lr=0.01),
+    ),
+    steps=300,
+)
+_PENDING = f"{PREFIX}._tuned"
+
+
+def _query_dict() -> dict[str, Any]:
+    qp = st.query_params
+    return {k: qp.get_all(k) if k == "optimizer" else qp.get(k) for k in qp.keys()}
+
+
+def load_from_url() -> None:
+    """Once per browser session: fill the widgets from the URL (or the defaults)."""
+    if st.session_state.get(f"{PREFIX}._loaded"):
+        return
+    st.session_state[f"{PREFIX}._loaded"] = True
+    flat = _query_dict()
+    cfg = DEFAULT
+    if flat.get("optimizer"):
+        try:
+            cfg = LandscapeConfig.from_dict(flat)
+        except ConfigError as err:
+            st.session_state[f"{PREFIX}._url_error"] = f"The link's settings were not valid ({err}); showing defaults."
+    s = st.session_state
+    s[f"{PREFIX}.function"] = cfg.function
+    for k, v in cfg.params.items():
+        s[f"{PREFIX}.{cfg.function}.{k}"] = v
+    s[f"{PREFIX}.start_x"], s[f"{PREFIX}.start_y"] = cfg.start_point
+    s[f"{PREFIX}.steps"], s[f"{PREFIX}.noise"], s[f"{PREFIX}.seed"] = cfg.steps, cfg.noise, cfg.seed
+    set_slots(PREFIX, cfg.optimizers)
+
+
+def apply_tuned() -> dict[int, float]:
+    """Write learning rates found by the last tuning into the boxes (before they are drawn)."""
+    tuned = st.session_state.pop(_PENDING, {})
+    for key, lr in tuned.items():
+        st.session_state[key] = lr
+    return tuned
+
+
+def _reset_start() -> None:
+    fn = get_function(st.session_state[f"{PREFIX}.function"])
+    st.session_state[f"{PREFIX}.start_x"], st.session_state[f"{PREFIX}.start_y"] = fn.start
+
+
+def setup_sidebar() -> dict[str, Any]:
+    """Function, start point, steps and noise; returns the raw values."""
+    with st.sidebar:
+        st.header("Landscape")
+        name = st.selectbox(
+            "function", list(FUNCTIONS), key=f"{PREFIX}.function",
+            format_func=lambda n: FUNCTIONS[n].label, on_change=_reset_start,
+        )
+        fn = get_function(name)
+        st.caption(f"f(x, y) = {fn.formula}")
+        params = {p.name: param_input(p, f"{PREFIX}.{name}.{p.name}") for p in fn.hyperparams}
+        seed_state(f"{PREFIX}.start_x", fn.start[0])
+        seed_state(f"{PREFIX}.start_y", fn.start[1])
+        cols = st.columns(2)
+        x = cols[0].number_input("start x", key=f"{PREFIX}.start_x", format="%g", step=0.1)
+        y = cols[1].number_input("start y", key=f"{PREFIX}.start_y", format="%g", step=0.1)
+        seed_state(f"{PREFIX}.steps", 300)
+        steps = st.number_input("steps", min_value=1, max_value=20_000, step=50, key=f"{PREFIX}.steps")
+        seed_state(f"{PREFIX}.noise", 0.0)
+        noise = st.number_input(
+            "gradient noise", min_value=0.0, key=f"{PREFIX}.noise", format="%g", step=0.1,
+            help="standard deviation added to every gradient (seeded): 0 is gradient descent, more is SGD-like",
+        )
+        seed_state(f"{PREFIX}.seed", 0)
+        seed = st.number_input("noise seed", min_value=0, step=1, key=f"{PREFIX}.seed")
+    return {"function": name, "params": params, "start": (x, y), "steps": steps, "noise": noise, "seed": seed}
+
+
+def optimizer_boxes() -> list[dict[str, Any]]:
+    return optimizer_slots(PREFIX, per_row=4)
+
+
+def build_config(setup: dict[str, Any], boxes: list[dict[str, Any]]) -> LandscapeConfig:
+    """Validate the form; raises :class:`ConfigError` naming the field."""
+    opts = tuple({k: v for k, v in b.items() if k != "uid"} for b in boxes)
+    return LandscapeConfig.make(**setup, optimizers=opts)
+
+
+def tune(config: LandscapeConfig, boxes: list[dict[str, Any]]) -> None:
+    """Search each optimizer's lr with Optuna, with a progress bar; applied on the next rerun."""
+    bar = st.progress(0.0, text="tuning learning rates…")
+    tuned = {}
+    for i, (opt, box) in enumerate(zip(config.optimizers, boxes)):
+        bar.progress(i / len(boxes), text=f"tuning {opt.label} ({i + 1} of {len(boxes)})…")
+        tuned[lr_key(PREFIX, box["uid"], opt.name)] = tune_lr(
+            config.test_function, opt, start=config.start_point, steps=config.steps,
+            noise=config.noise, seed=config.seed, params=config.params,
+        )
+    bar.progress(1.0, text="tuned")
+    st.session_state[_PENDING] = tuned
+
+
+def sync_url(cfg: LandscapeConfig | None) -> None:
+    """Write the current config to the URL when it changed."""
+    if cfg is None:
+        return
+    wanted = {k: [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in cfg.to_dict().items()}
+    if wanted != _query_dict():
+        st.query_params.from_dict(wanted)
