@@ -44,3 +44,21 @@ def test_home_page_links_to_the_compare_page(app_server: str, browser) -> None:
     page.get_by_role("button", name="Run").wait_for(timeout=60_000)
     assert "/Compare_optimizers" in page.url
     page.close()
+
+
+def test_landscape_contour_has_one_trajectory_per_optimizer(app_server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{app_server}/Loss_landscapes?optimizer=adam:lr%3D0.05&optimizer=sgd:lr%3D0.001&optimizer=lbfgs&steps=200")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(d => (d.data || []).some(t => t.type === 'contour'))",
+        timeout=60_000,
+    )
+    traces = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+            .filter(d => (d.data || []).some(t => t.type === 'contour'))
+            .map(d => ({paths: d.data.filter(t => t.mode === 'lines+markers').map(t => t.name),
+                        frames: (d._transitionData?._frames || []).length}))[0]"""
+    )
+    assert traces["paths"] == ["Adam lr=0.05", "SGD lr=0.001", "L-BFGS lr=1.0"]
+    assert traces["frames"] > 10  # the play button and slider have steps to show
+    page.close()

@@ -49,3 +49,24 @@ def test_bad_input_is_one_clear_line_and_exit_status_2() -> None:
     assert out.returncode == 2 and out.stderr.strip() == "error: optimizer.lr: must be a finite number > 0 and <= 1e9, got -1.0"
     out = _cli("compare", "--optimizer", "adam", "--dataset", "imagenet", "--no-track")
     assert out.returncode == 2 and "unknown name 'imagenet'" in out.stderr
+
+
+def test_landscape_prints_every_trajectory_as_json() -> None:
+    out = _cli(
+        "landscape", "--function", "rosenbrock", "--start=-1.5,2", "--optimizer", "adam:lr=0.05",
+        "--optimizer", "sgd:lr=0.001", "--steps", "300", "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    adam, sgd = result["trajectories"]
+    assert adam["optimizer"] == "adam:lr=0.05" and len(adam["points"]) == len(adam["values"]) == 301
+    assert adam["points"][0] == [-1.5, 2.0] and adam["status"] == "finished"
+    assert adam["values"][-1] < adam["values"][0]
+    assert result["minima"] == [[1.0, 1.0]]
+
+
+def test_landscape_table_and_bad_start() -> None:
+    out = _cli("landscape", "--function", "saddle", "--optimizer", "adam:lr=0.1", "--steps", "200")
+    assert out.returncode == 0 and "left the window at step" in out.stdout
+    out = _cli("landscape", "--optimizer", "adam", "--start=9,9")
+    assert out.returncode == 2 and "outside Rosenbrock's window" in out.stderr

@@ -105,3 +105,60 @@ def test_regression_with_a_linear_model_runs_and_reports_r2(dataset: str) -> Non
     assert not at.exception
     assert "final val R²" in at.dataframe[0].value.columns
     assert any("lowest train loss" in c.value for c in at.caption)
+
+
+LANDSCAPES = "pages/2_Loss_landscapes.py"
+
+
+def _landscapes(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    if query:
+        at.query_params.update(query)
+    return at.switch_page(LANDSCAPES).run()
+
+
+def test_landscape_page_draws_paths_table_and_reference_proof() -> None:
+    at = _landscapes()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["optimizer"]) == ["SGD lr=0.001", "SGD + momentum lr=0.001", "Adam lr=0.05", "RMSprop lr=0.01"]
+    assert set(table["status"]) == {"finished"}
+    assert float(at.metric[0].value) < 1e-6  # the NumPy algorithm equals torch.optim
+    assert "def gradient_descent" in at.code[0].value
+
+
+def test_landscape_page_reads_its_link_and_reports_leaving_the_window() -> None:
+    at = _landscapes({
+        "function": "quadratic", "function.condition_number": "100", "steps": "100",
+        "optimizer": ["sgd:lr=0.019", "sgd:lr=0.021"],
+    })
+    assert not at.exception
+    status = list(at.dataframe[0].value["status"])
+    assert status[0] == "finished" and status[1].startswith("left the window at step")
+
+
+def test_tune_button_writes_better_learning_rates_into_the_boxes() -> None:
+    at = _landscapes({"steps": "100", "optimizer": ["adam:lr=0.001"]})
+    before = at.dataframe[0].value["final value"][0]
+    next(b for b in at.button if b.label == "Tune learning rates").click().run()
+    assert not at.exception
+    after = at.dataframe[0].value["final value"][0]
+    assert after < before
+    assert any("tuned" in s.value for s in at.success)
+
+
+def test_log_to_mlflow_stores_one_run_per_optimizer(dlopt_home: Path) -> None:
+    from mlflow import MlflowClient
+
+    from tracking.landscape_log import EXPERIMENT
+    from tracking.store import settings
+
+    at = _landscapes({"steps": "50", "optimizer": ["adam:lr=0.05", "sgd:lr=0.001"]})
+    next(b for b in at.button if b.label == "Log to MLflow").click().run()
+    assert not at.exception and any("Logged 2 runs" in s.value for s in at.success)
+    client = MlflowClient(settings().mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    assert {r.data.tags["optimizer"] for r in runs} == {"adam", "sgd"}
+    history = client.get_metric_history(runs[0].info.run_id, "value")
+    assert [m.step for m in history] == list(range(51))
+    assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} == {"landscape.html"}

@@ -60,3 +60,46 @@ def test_lr_schedule_is_drawn_before_training() -> None:
     assert curves[0].epoch[-1] < 4
     fig = lr_schedule_figure(curves)
     assert len(fig.data) == 2 and fig.layout.yaxis.type == "log"
+
+
+def test_landscape_figure_draws_contour_paths_minima_and_animation() -> None:
+    from dlopt_core.landscape import LandscapeConfig, run_landscape
+    from dlopt_core.plots import landscape_curves_figure, landscape_figure, landscape_surface_figure
+
+    cfg = LandscapeConfig.make(
+        function="himmelblau", steps=120,
+        optimizers=[{"name": "adam", "lr": 0.1}, {"name": "sgd", "lr": 0.01}, {"name": "asgd", "lr": 0.5}],
+    )
+    result = run_landscape(cfg, grid=30)
+    fig = landscape_figure(result, frames=12)
+    kinds = [t.type for t in fig.data]
+    assert kinds[0] == "contour"
+    paths = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [p.name for p in paths] == ["Adam lr=0.1", "SGD lr=0.01", "ASGD lr=0.5"]
+    stars = next(t for t in fig.data if t.name == "minimum")
+    assert len(stars.x) == 4  # Himmelblau's four minima
+    stopped = [t for t in fig.data if t.mode == "markers+text"]
+    assert [t.text[0] for t in stopped] == [result.trajectories[2].status_text]
+    assert len(fig.frames) == 12 and len(fig.layout.sliders[0].steps) == 12
+    last = fig.frames[-1].data[0]
+    assert list(last.x) == list(paths[0].x)  # the last frame shows the whole path
+    assert len(fig.frames[0].data[0].x) < len(paths[0].x)
+    curves = landscape_curves_figure(result)
+    assert len(curves.data) == 6 and curves.layout.yaxis2.type == "log"
+    surface = landscape_surface_figure(result)
+    assert surface.data[0].type == "surface" and [t.type for t in surface.data[1:]] == ["scatter3d"] * 3
+
+
+def test_reference_figure_overlays_both_paths() -> None:
+    import numpy as np
+
+    from dlopt_core.plots import reference_figure
+    from dlopt_core.reference import batches, reference_path, torch_path, tutorial_data
+
+    x, y = tutorial_data("squared")
+    order = list(batches(100, 10, 2, seed=0))
+    ours = reference_path(x, y, np.zeros(2), algorithm="adam", lr=0.1, order=order)
+    theirs = torch_path(x, y, np.zeros(2), algorithm="adam", lr=0.1, order=order)
+    fig = reference_figure(ours, theirs, x=x, y=y, kind="squared")
+    assert [t.name for t in fig.data[1:]] == ["torch.optim", "from scratch (NumPy)"]
+    assert len(fig.data[1].x) == len(fig.data[2].x) == len(order) + 1
