@@ -222,11 +222,27 @@ def _stride(n: int, most: int) -> list[int]:
     return idx
 
 
-def landscape_figure(result: LandscapeResult, *, frames: int = 40, max_points: int = 250) -> go.Figure:
-    """Contour of the function, every trajectory, the minima, and a play button and slider."""
+def landscape_figure(
+    result: LandscapeResult, *, frames: int = 40, max_points: int = 250, click_grid: int = 0
+) -> go.Figure:
+    """Contour of the function, every trajectory, the minima, and a play button and slider.
+
+    ``click_grid`` > 0 lays an invisible ``click_grid`` x ``click_grid`` grid of points over
+    the window (trace name ``start here``), so a click on the plot can pick a start point.
+    """
     fn = result.config.test_function
     surf = result.surface
     fig = go.Figure()
+    if click_grid:
+        (x0, x1), (y0, y1) = fn.window
+        gx, gy = np.meshgrid(np.linspace(x0, x1, click_grid), np.linspace(y0, y1, click_grid))
+        fig.add_trace(
+            go.Scatter(
+                x=gx.ravel().round(3), y=gy.ravel().round(3), mode="markers", name="start here",
+                marker={"size": 9, "opacity": 0}, showlegend=False,
+                hovertemplate="start here: (%{x}, %{y})<extra></extra>",
+            )
+        )
     fig.add_trace(
         go.Contour(
             x=np.asarray(surf.x), y=np.asarray(surf.y), z=np.asarray(surf.z), ncontours=35, colorscale="Blues", reversescale=True,
@@ -301,7 +317,7 @@ def landscape_figure(result: LandscapeResult, *, frames: int = 40, max_points: i
             ],
         }],
         sliders=[{
-            "currentvalue": {"prefix": "step "}, "x": 0.22, "len": 0.78, "y": -0.06, "yanchor": "top",
+            "currentvalue": {"prefix": "step ", "xanchor": "right"}, "x": 0.22, "len": 0.78, "y": -0.06, "yanchor": "top",
             "steps": [
                 {"label": f.name, "method": "animate",
                  "args": [[f.name], {"mode": "immediate", "frame": {"duration": 0, "redraw": False}}]}

@@ -22,6 +22,7 @@ form.load_from_url()
 if err := st.session_state.pop(f"{form.PREFIX}._url_error", None):
     st.warning(err)
 tuned = form.apply_tuned()
+form.apply_clicked_start()
 
 setup = form.setup_sidebar()
 st.subheader("Optimizers")
@@ -57,8 +58,15 @@ if config is not None:
     result = compute(config.to_dict())
     left, right = st.columns([3, 2])
     with left:
-        fig = landscape_surface_figure(result) if surface_3d else landscape_figure(result)
-        st.plotly_chart(fig, key="landscape", width="stretch")
+        if surface_3d:
+            st.plotly_chart(landscape_surface_figure(result), key="landscape3d", width="stretch")
+        else:
+            event = st.plotly_chart(
+                landscape_figure(result, click_grid=41), key="landscape", width="stretch",
+                on_select="rerun", selection_mode="points",
+            )
+            st.caption("Click anywhere on the contour to start from there.")
+            form.clicked_start(event)
     with right:
         st.plotly_chart(landscape_curves_figure(result), key="landscape_curves", width="stretch")
     minima = config.test_function.minima

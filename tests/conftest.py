@@ -19,7 +19,6 @@ def dlopt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "dlopt-home"
     monkeypatch.setenv("DLOPT_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DLOPT_OPTUNA_STORAGE", raising=False)
     return home
 
 

@@ -74,11 +74,11 @@ def test_landscape_figure_draws_contour_paths_minima_and_animation() -> None:
     fig = landscape_figure(result, frames=12)
     kinds = [t.type for t in fig.data]
     assert kinds[0] == "contour"
-    paths = [t for t in fig.data if t.mode == "lines+markers"]
+    paths = [t for t in fig.data if t.type == "scatter" and t.mode == "lines+markers"]
     assert [p.name for p in paths] == ["Adam lr=0.1", "SGD lr=0.01", "ASGD lr=0.5"]
     stars = next(t for t in fig.data if t.name == "minimum")
     assert len(stars.x) == 4  # Himmelblau's four minima
-    stopped = [t for t in fig.data if t.mode == "markers+text"]
+    stopped = [t for t in fig.data if t.type == "scatter" and t.mode == "markers+text"]
     assert [t.text[0] for t in stopped] == [result.trajectories[2].status_text]
     assert len(fig.frames) == 12 and len(fig.layout.sliders[0].steps) == 12
     last = fig.frames[-1].data[0]

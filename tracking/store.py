@@ -1,7 +1,7 @@
 """Storage locations from the environment, with embedded SQLite defaults under one folder.
 
-``DLOPT_HOME`` (default ``./.dlopt``) holds ``mlflow.db``, ``artifacts/`` and ``optuna.db``.
-``MLFLOW_TRACKING_URI`` and ``DLOPT_OPTUNA_STORAGE`` point a team at shared servers instead.
+``DLOPT_HOME`` (default ``./.dlopt``) holds ``mlflow.db`` and ``artifacts/``;
+``MLFLOW_TRACKING_URI`` points a team at a shared MLflow server instead.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ class StoreSettings:
     home: Path
     mlflow_uri: str
     artifact_root: str
-    optuna_storage: str
 
     @property
     def is_remote(self) -> bool:
@@ -41,8 +40,7 @@ def settings() -> StoreSettings:
     """Read the environment now (tests and servers change it between calls)."""
     home = Path(os.environ.get("DLOPT_HOME", ".dlopt")).expanduser().resolve()
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-    optuna = os.environ.get("DLOPT_OPTUNA_STORAGE") or f"sqlite:///{home / 'optuna.db'}"
-    return StoreSettings(home, uri, (home / "artifacts").as_uri(), optuna)
+    return StoreSettings(home, uri, (home / "artifacts").as_uri())
 
 
 def client(store: StoreSettings | None = None) -> MlflowClient:

@@ -50,6 +50,23 @@ def load_from_url() -> None:
     set_slots(PREFIX, cfg.optimizers)
 
 
+def clicked_start(event: object) -> None:
+    """Remember a point clicked on the contour as the new start (applied before the next run)."""
+    points = getattr(getattr(event, "selection", None), "points", None) or []
+    clicked = next(((p["x"], p["y"]) for p in points if "x" in p and "y" in p), None)
+    if clicked is None or clicked == st.session_state.get(f"{PREFIX}._last_click"):
+        return
+    st.session_state[f"{PREFIX}._last_click"] = clicked
+    st.session_state[f"{PREFIX}._start"] = clicked
+    st.rerun()
+
+
+def apply_clicked_start() -> None:
+    """Move the start inputs to the clicked point, before they are drawn."""
+    if (start := st.session_state.pop(f"{PREFIX}._start", None)) is not None:
+        st.session_state[f"{PREFIX}.start_x"], st.session_state[f"{PREFIX}.start_y"] = start
+
+
 def apply_tuned() -> dict[int, float]:
     """Write learning rates found by the last tuning into the boxes (before they are drawn)."""
     tuned = st.session_state.pop(_PENDING, {})
