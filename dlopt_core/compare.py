@@ -67,9 +67,9 @@ class Comparison:
         self.config = config
         self.id = comparison_id or uuid.uuid4().hex[:12]
         configs = config.runs()
-        self.n_train = len(load_run_data(configs[0]).x_train)
+        n_train = len(load_run_data(configs[0]).x_train)
         self.runs = [
-            RunResult(i, c, c.epochs * steps_per_epoch(c, self.n_train), self.id)
+            RunResult(i, c, c.epochs * steps_per_epoch(c, n_train), self.id)
             for i, c in enumerate(configs)
         ]
         self.cancelled = False
@@ -85,10 +85,6 @@ class Comparison:
     @property
     def progress(self) -> float:
         return self.done_steps / max(1, self.total_steps)
-
-    @property
-    def finished(self) -> bool:
-        return all(r.status not in ("pending", "running") for r in self.runs)
 
     def execute(
         self,

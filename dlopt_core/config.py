@@ -257,6 +257,11 @@ class ComparisonConfig(TrainingSetup):
             raise ValueError(f"seeds: must be >= 0, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        check_distinct(self.optimizers)
+        return self
+
     def runs(self) -> list[RunConfig]:
         """One run per optimizer and seed; full-batch-only optimizers get the full batch."""
         shared = self.model_dump(exclude={"optimizers", "seeds", "target_loss"})
@@ -293,6 +298,13 @@ class ComparisonConfig(TrainingSetup):
         if flat.get("target_loss") not in (None, ""):
             values["target_loss"] = flat["target_loss"]
         return cls.make(**values)
+
+
+def check_distinct(optimizers: tuple[OptimizerConfig, ...]) -> None:
+    """Each optimizer once: two identical entries would draw as one curve."""
+    labels = [o.label for o in optimizers]
+    if twice := next((label for label in labels if labels.count(label) > 1), None):
+        raise ValueError(f"optimizers: {twice!r} appears twice; change its lr or a hyperparameter")
 
 
 def _image_sets() -> list[str]:

@@ -18,7 +18,7 @@ import optuna
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from dlopt_core.config import Frozen, OptimizerConfig
+from dlopt_core.config import Frozen, OptimizerConfig, check_distinct
 from dlopt_core.optimizers import get_optimizer
 from dlopt_core.registry import HyperParam, check_params, lookup
 
@@ -392,6 +392,7 @@ class LandscapeConfig(Frozen):
     @model_validator(mode="after")
     def _check(self) -> LandscapeConfig:
         fn = get_function(self.function)
+        check_distinct(self.optimizers)
         object.__setattr__(self, "params", check_params(fn.hyperparams, dict(self.params), prefix="function"))
         if self.start is not None and not fn.in_window(*self.start):
             (x0, x1), (y0, y1) = fn.window

@@ -66,3 +66,5 @@ def test_comparison_expands_runs_and_gives_full_batch_only_optimizers_the_full_b
     assert cmp.key() == ComparisonConfig.from_dict(cmp.to_dict()).key()
     with pytest.raises(ConfigError, match="seeds"):
         ComparisonConfig.make(optimizers=(OptimizerConfig.parse("sgd"),), seeds="0,0")
+    with pytest.raises(ConfigError, match="'SGD lr=0.1' appears twice"):
+        ComparisonConfig.make(optimizers=(OptimizerConfig.parse("sgd:lr=0.1"), OptimizerConfig.parse("sgd:lr=0.1")))

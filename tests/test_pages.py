@@ -162,3 +162,13 @@ def test_log_to_mlflow_stores_one_run_per_optimizer(dlopt_home: Path) -> None:
     history = client.get_metric_history(runs[0].info.run_id, "value")
     assert [m.step for m in history] == list(range(51))
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} == {"landscape.html"}
+
+
+def test_adding_an_optimizer_picks_one_not_yet_shown_and_removing_works() -> None:
+    at = _compare()
+    next(b for b in at.button if b.label == "add optimizer").click().run()
+    names = [s.value for s in at.selectbox if s.label == "optimizer"]
+    assert names == ["sgd", "momentum", "adam", "nesterov"] and not at.error
+    remove = [b for b in at.button if b.key and b.key.startswith("compare.rm")]
+    remove[0].click().run()
+    assert [s.value for s in at.selectbox if s.label == "optimizer"] == ["momentum", "adam", "nesterov"]

@@ -47,7 +47,8 @@ def _remove(prefix: str, uid: int) -> None:
 
 def _add(prefix: str) -> None:
     uid = next(_uids)
-    st.session_state[f"{prefix}.opt{uid}"] = "adam"
+    taken = {st.session_state.get(f"{prefix}.opt{u}") for u in slot_ids(prefix)}
+    st.session_state[f"{prefix}.opt{uid}"] = next((n for n in OPTIMIZERS if n not in taken), "adam")
     st.session_state[f"{prefix}.slots"] = [*slot_ids(prefix), uid]
 
 
