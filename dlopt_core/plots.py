@@ -144,7 +144,8 @@ def curves_figure(data: CurvesData, *, log_y: bool = False, title: str | None = 
     if log_y:
         fig.update_yaxes(type="log", row=1, col=1)
         fig.update_yaxes(type="log", row=1, col=2)
-    if data.optimum is not None:
+    # On separable data the optimum is ~0, which a log axis cannot show; the caption says so.
+    if data.optimum is not None and not (log_y and data.optimum < 1e-6):
         fig.add_hline(
             y=data.optimum,
             line={"dash": "dash", "color": "black", "width": 1},
@@ -181,17 +182,11 @@ def lr_schedule_data(config: ComparisonConfig, n_train: int) -> list[LRCurve]:
     for i, run_cfg in enumerate(config.runs()[:: len(config.seeds)]):
         per_epoch = steps_per_epoch(run_cfg, n_train)
         budget = Budget(run_cfg.epochs, per_epoch)
-        lrs = lr_curve(run_cfg.schedule.name, run_cfg.schedule.params, run_cfg.optimizer.lr, budget)
-        # Thin long curves: the figure needs ~500 points, not every step.
-        stride = max(1, len(lrs) // 500)
-        steps = list(range(0, len(lrs), stride))
+        # The figure needs ~500 points, not every step of a long run.
+        steps = _stride(budget.total_steps, 500)
+        lrs = lr_curve(run_cfg.schedule.name, run_cfg.schedule.params, run_cfg.optimizer.lr, budget, steps=steps)
         curves.append(
-            LRCurve(
-                run_cfg.optimizer.label,
-                PALETTE[i % len(PALETTE)],
-                [s / per_epoch for s in steps],
-                [float(lrs[s]) for s in steps],
-            )
+            LRCurve(run_cfg.optimizer.label, PALETTE[i % len(PALETTE)], [s / per_epoch for s in steps], lrs.tolist())
         )
     return curves
 

@@ -8,7 +8,7 @@ whole curve be drawn before training with :func:`lr_curve`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,7 +214,13 @@ def get_schedule(name: str) -> ScheduleSpec:
     return lookup(SCHEDULES, name, kind="schedule")
 
 
-def lr_curve(name: str, params: dict[str, Any], base_lr: float, budget: Budget) -> np.ndarray:
-    """The lr at every step of a run, without training (plateau drawn flat: it needs data)."""
+def lr_curve(
+    name: str, params: dict[str, Any], base_lr: float, budget: Budget, *, steps: Sequence[int] | None = None
+) -> np.ndarray:
+    """The lr at every step of a run (or at ``steps``), without training.
+
+    Reduce-on-plateau is drawn flat: when it drops depends on the validation loss.
+    """
     factor = get_schedule(name).make(params, budget)
-    return base_lr * np.fromiter((factor(s) for s in range(budget.total_steps)), float)
+    at = range(budget.total_steps) if steps is None else steps
+    return base_lr * np.fromiter((factor(s) for s in at), float)

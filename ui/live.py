@@ -79,7 +79,12 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
         st.progress(min(done, 1.0), text=f"{state}: {done:.0%} of {comparison.total_steps:,} steps")
         data = curves_data(comparison, x=x, band=band, optimum=payload.optimum)  # type: ignore[arg-type]
         st.plotly_chart(curves_figure(data, log_y=log_y), key="curves", width="stretch")
-        if payload.optimum is not None:
+        if payload.optimum is not None and payload.optimum < 1e-6:
+            st.caption(
+                "The classes are linearly separable: the train loss of this linear model can "
+                f"approach 0 (scikit-learn's solver reached {payload.optimum:.1e})."
+            )
+        elif payload.optimum is not None:
             st.caption(
                 "Dashed line: the lowest train loss a linear model can reach here "
                 "(closed form / scikit-learn, no regularisation)."
