@@ -20,19 +20,26 @@ from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.landscape import FUNCTIONS, LandscapeConfig, run_landscape, tune_lr
 from dlopt_core.models import MODELS
 from dlopt_core.optimizers import OPTIMIZERS
+from dlopt_core.registry import parse_spec
 from dlopt_core.schedules import SCHEDULES
 from dlopt_core.train import Record
 
 
-def _key_values(text: str) -> tuple[str, dict[str, str]]:
-    name, _, rest = text.partition(":")
-    values = {}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"expected key=value in {text!r}, got {item!r}")
-        values[key.strip()] = value.strip()
-    return name.strip(), values
+def _options(parser: argparse.ArgumentParser, flag: str, example: str) -> None:
+    parser.add_argument(
+        flag, action="append", default=[], metavar="KEY=VALUE", help=f"e.g. {example} (repeatable)"
+    )
+
+
+def _optimizer_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--optimizer", action="append", required=True, metavar="NAME[:lr=X,key=value...]",
+        help=f"repeatable; names: {', '.join(OPTIMIZERS)}",
+    )
+
+
+def _option_values(items: list[str]) -> dict[str, str]:
+    return {k: v for item in items for k, v in parse_spec(f"x:{item}")[1].items()}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,18 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Run every optimizer for every seed on one setup; log each run to MLflow.",
     )
     cmp.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)}")
-    cmp.add_argument(
-        "--dataset-option", action="append", default=[], metavar="KEY=VALUE",
-        help="data set option, e.g. noise=0.3 or condition_number=1000 (repeatable)",
-    )
+    _options(cmp, "--dataset-option", "noise=0.3 or condition_number=1000")
     cmp.add_argument("--model", default="mlp", help=f"one of: {', '.join(MODELS)}")
     cmp.add_argument("--hidden", default="64", help="MLP widths, comma-separated (default: 64)")
     cmp.add_argument("--activation", default="relu", help="relu, tanh, gelu or sigmoid")
     cmp.add_argument("--dropout", type=float, default=0.0)
-    cmp.add_argument(
-        "--optimizer", action="append", required=True, metavar="NAME[:lr=X,key=value...]",
-        help=f"repeatable; names: {', '.join(OPTIMIZERS)}",
-    )
+    _optimizer_arg(cmp)
     cmp.add_argument(
         "--schedule", default="constant", metavar="NAME[:key=value...]",
         help=f"lr schedule; names: {', '.join(SCHEDULES)}",
@@ -80,16 +81,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Step each optimizer on a 2-D test function; print final values or, with --json, every point.",
     )
     land.add_argument("--function", default="rosenbrock", help=f"one of: {', '.join(FUNCTIONS)}")
-    land.add_argument(
-        "--function-option", action="append", default=[], metavar="KEY=VALUE",
-        help="function parameter, e.g. condition_number=100 (repeatable)",
-    )
+    _options(land, "--function-option", "condition_number=100")
     land.add_argument("--start", default=None, metavar="X,Y", help="start point (default: the function's own); "
                       "write --start=-1.5,2 when X is negative")
-    land.add_argument(
-        "--optimizer", action="append", required=True, metavar="NAME[:lr=X,key=value...]",
-        help=f"repeatable; names: {', '.join(OPTIMIZERS)}",
-    )
+    _optimizer_arg(land)
     land.add_argument("--steps", type=int, default=300)
     land.add_argument("--noise", type=float, default=0.0, help="gradient noise scale (seeded)")
     land.add_argument("--seed", type=int, default=0)
@@ -103,8 +98,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build_config(args: argparse.Namespace) -> ComparisonConfig:
-    schedule, schedule_params = _key_values(args.schedule)
-    options = {k: v for o in args.dataset_option for k, v in _key_values(f"x:{o}")[1].items()}
+    schedule, schedule_params = parse_spec(args.schedule)
+    options = _option_values(args.dataset_option)
     return ComparisonConfig.make(
         data={"name": args.dataset, "options": options},
         model={
@@ -220,7 +215,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 def _landscape(args: argparse.Namespace) -> int:
     use_one_thread()
-    options = {k: v for o in args.function_option for k, v in _key_values(f"x:{o}")[1].items()}
+    options = _option_values(args.function_option)
     config = LandscapeConfig.make(
         function=args.function, params=options, start=args.start, steps=args.steps,
         noise=args.noise, seed=args.seed, optimizers=tuple(OptimizerConfig.parse(o) for o in args.optimizer),

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dlopt_core.data import get_dataset_spec
 from dlopt_core.models import ACTIVATIONS, get_model_spec
 from dlopt_core.optimizers import get_optimizer
-from dlopt_core.registry import check_params, int_list
+from dlopt_core.registry import check_params, int_list, parse_spec
 from dlopt_core.schedules import Budget, get_schedule
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -104,15 +104,12 @@ class OptimizerConfig(NamedWithParams):
     @classmethod
     def parse(cls, text: str) -> OptimizerConfig:
         """Read ``name:lr=0.1,momentum=0.9`` (the CLI and URL form)."""
-        name, _, rest = text.strip().partition(":")
-        values: dict[str, Any] = {}
-        for item in filter(None, (s.strip() for s in rest.split(","))):
-            key, eq, value = item.partition("=")
-            if not eq:
-                raise ConfigError(f"optimizer: expected key=value in {text!r}, got {item!r}")
-            values[key.strip()] = value.strip()
+        try:
+            name, values = parse_spec(text)
+        except ValueError as err:
+            raise ConfigError(f"optimizer: {err}") from None
         lr = values.pop("lr", None)
-        return cls.make(name=name.strip(), lr=lr, params=values)
+        return cls.make(name=name, lr=lr, params=values)
 
     def to_spec(self) -> str:
         """The inverse of :meth:`parse`."""

@@ -81,3 +81,15 @@ def int_list(value: object, *, field: str, example: str) -> object:
         return tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError:
         raise ValueError(f"{field}: expected integers like {example}, got {value!r}") from None
+
+
+def parse_spec(text: str) -> tuple[str, dict[str, str]]:
+    """Read ``name:key=value,key=value`` (the CLI and URL form of registry entries)."""
+    name, _, rest = text.strip().partition(":")
+    values = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"expected key=value in {text!r}, got {item!r}")
+        values[key.strip()] = value.strip()
+    return name.strip(), values

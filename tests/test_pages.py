@@ -12,11 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPARE = "pages/1_Compare_optimizers.py"
 
 
-def _compare(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+def _page(path: str, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     if query:
         at.query_params.update(query)
-    return at.switch_page(COMPARE).run()
+    return at.switch_page(path).run()
+
+
+def _compare(query: dict | None = None) -> AppTest:
+    return _page(COMPARE, query)
 
 
 def _wait_for_job(at: AppTest) -> None:
@@ -111,10 +115,7 @@ LANDSCAPES = "pages/2_Loss_landscapes.py"
 
 
 def _landscapes(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if query:
-        at.query_params.update(query)
-    return at.switch_page(LANDSCAPES).run()
+    return _page(LANDSCAPES, query)
 
 
 def test_landscape_page_draws_paths_table_and_reference_proof() -> None:

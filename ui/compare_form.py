@@ -16,7 +16,7 @@ from dlopt_core.models import ACTIVATIONS, MODELS
 from dlopt_core.optimizers import OPTIMIZERS
 from dlopt_core.schedules import SCHEDULES, get_schedule
 from ui.optimizer_slots import optimizer_slots, set_slots
-from ui.widgets import param_input, seed_state
+from ui.widgets import param_input, query_dict, seed_state, write_query
 
 DEFAULT = ComparisonConfig.make(
     optimizers=(
@@ -32,17 +32,12 @@ VIEW_CHOICES = {"x": ("epoch", "step", "samples", "wall_time"), "band": ("minmax
 PREFIX = "compare"
 
 
-def _query_dict() -> dict[str, Any]:
-    qp = st.query_params
-    return {k: qp.get_all(k) if k == "optimizer" else qp.get(k) for k in qp.keys()}
-
-
 def load_from_url() -> None:
     """Once per browser session: fill every widget's state from the URL (or the defaults)."""
     if st.session_state.get("_compare_loaded"):
         return
     st.session_state["_compare_loaded"] = True
-    flat = _query_dict()
+    flat = query_dict()
     cfg = DEFAULT
     if flat.get("optimizer"):
         try:
@@ -159,6 +154,4 @@ def sync_url(cfg: ComparisonConfig | None, view: dict[str, str]) -> None:
     """Write the current config and view options to the URL when they changed."""
     flat: dict[str, Any] = {} if cfg is None else cfg.to_dict()
     flat.update({k: v for k, v in view.items() if VIEW_DEFAULTS.get(k) != v})
-    wanted = {k: [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in flat.items()}
-    if wanted != _query_dict():
-        st.query_params.from_dict(wanted)
+    write_query(flat)

@@ -9,7 +9,7 @@ import streamlit as st
 from dlopt_core.config import ConfigError, OptimizerConfig
 from dlopt_core.landscape import FUNCTIONS, LandscapeConfig, get_function, tune_lr
 from ui.optimizer_slots import lr_key, optimizer_slots, set_slots
-from ui.widgets import param_input, seed_state
+from ui.widgets import param_input, query_dict, seed_state, write_query
 
 PREFIX = "landscape"
 DEFAULT = LandscapeConfig.make(
@@ -24,17 +24,12 @@ DEFAULT = LandscapeConfig.make(
 _PENDING = f"{PREFIX}._tuned"
 
 
-def _query_dict() -> dict[str, Any]:
-    qp = st.query_params
-    return {k: qp.get_all(k) if k == "optimizer" else qp.get(k) for k in qp.keys()}
-
-
 def load_from_url() -> None:
     """Once per browser session: fill the widgets from the URL (or the defaults)."""
     if st.session_state.get(f"{PREFIX}._loaded"):
         return
     st.session_state[f"{PREFIX}._loaded"] = True
-    flat = _query_dict()
+    flat = query_dict()
     cfg = DEFAULT
     if flat.get("optimizer"):
         try:
@@ -134,8 +129,5 @@ def tune(config: LandscapeConfig, boxes: list[dict[str, Any]]) -> None:
 
 def sync_url(cfg: LandscapeConfig | None) -> None:
     """Write the current config to the URL when it changed."""
-    if cfg is None:
-        return
-    wanted = {k: [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in cfg.to_dict().items()}
-    if wanted != _query_dict():
-        st.query_params.from_dict(wanted)
+    if cfg is not None:
+        write_query(cfg.to_dict())

@@ -51,3 +51,16 @@ def lr_input(key: str, default: float, lr_range: tuple[float, float]) -> float:
         step=default / 10,
         help=f"usual range {lr_range[0]:g} to {lr_range[1]:g}",
     )
+
+
+def query_dict() -> dict[str, Any]:
+    """The URL's query parameters; ``optimizer`` may repeat, so it is always a list."""
+    qp = st.query_params
+    return {k: qp.get_all(k) if k == "optimizer" else qp.get(k) for k in qp.keys()}
+
+
+def write_query(flat: dict[str, Any]) -> None:
+    """Put ``flat`` in the URL, only when it differs (every write is a browser round trip)."""
+    wanted = {k: [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in flat.items()}
+    if wanted != query_dict():
+        st.query_params.from_dict(wanted)
