@@ -18,6 +18,7 @@ st.caption(
 )
 
 form.load_from_url()
+form.apply_restore()
 if err := st.session_state.pop("_url_error", None):
     st.warning(err)
 
@@ -49,6 +50,7 @@ if config is not None:
     if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
         job = start_comparison(config)
         running = True
+        form.remember_job(config)
     if buttons[1].button("Stop", disabled=not running, width="stretch"):
         job.cancel()
     n_train = len(load_run_data(config.runs()[0]).x_train)
@@ -59,6 +61,7 @@ if config is not None:
     if job is None:
         st.plotly_chart(schedule_fig, width="stretch", key="lr_schedule_chart")
         st.info("Press **Run** to train. The planned learning rates are drawn above.")
+        form.offer_previous_job()
     else:
         live_view(job, x=x_axis, log_y=log_y, band=band)
         with st.expander("learning-rate schedule"):

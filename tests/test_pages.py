@@ -173,3 +173,16 @@ def test_adding_an_optimizer_picks_one_not_yet_shown_and_removing_works() -> Non
     first = at.session_state["compare.slots"][0]
     at.button(key=f"compare.rm{first}").click().run()
     assert sorted(s.value for s in at.selectbox if s.label == "optimizer") == ["adam", "momentum", "nesterov"]
+
+
+def test_changing_the_form_after_run_offers_the_way_back() -> None:
+    at = _compare()
+    at.sidebar.number_input(key="epochs").set_value(2).run()
+    next(b for b in at.button if b.label == "Run").click().run()
+    _wait_for_job(at)
+    at.sidebar.number_input(key="epochs").set_value(3).run()
+    back = next(b for b in at.button if b.label.startswith("Your last comparison"))
+    assert not at.dataframe
+    back.click().run()
+    assert at.sidebar.number_input(key="epochs").value == 2
+    assert set(at.dataframe[0].value["status"]) == {"finished"}

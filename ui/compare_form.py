@@ -15,6 +15,7 @@ from dlopt_core.data import DATASETS, get_dataset_spec
 from dlopt_core.models import ACTIVATIONS, MODELS
 from dlopt_core.optimizers import OPTIMIZERS
 from dlopt_core.schedules import SCHEDULES, get_schedule
+from ui.live import find_job
 from ui.optimizer_slots import optimizer_slots, set_slots
 from ui.widgets import param_input, query_dict, seed_state, write_query
 
@@ -155,3 +156,33 @@ def sync_url(cfg: ComparisonConfig | None, view: dict[str, str]) -> None:
     flat: dict[str, Any] = {} if cfg is None else cfg.to_dict()
     flat.update({k: v for k, v in view.items() if VIEW_DEFAULTS.get(k) != v})
     write_query(flat)
+
+
+def remember_job(cfg: ComparisonConfig) -> None:
+    """Note the comparison this browser session started last."""
+    st.session_state["compare._last_job"] = cfg.to_dict()
+
+
+def _restore(flat: dict[str, Any]) -> None:
+    st.session_state["compare._restore"] = flat
+
+
+def apply_restore() -> None:
+    """Put back the settings of a comparison chosen with :func:`offer_previous_job`."""
+    if (flat := st.session_state.pop("compare._restore", None)) is not None:
+        _set_state(ComparisonConfig.from_dict(flat))
+
+
+def offer_previous_job() -> None:
+    """When the form changed after Run, say where the session's last comparison went."""
+    flat = st.session_state.get("compare._last_job")
+    if flat is None:
+        return
+    job = find_job(ComparisonConfig.from_dict(flat))
+    if job is None:
+        return
+    state = "is still running" if job.active else "finished"
+    st.button(
+        f"Your last comparison ({job.status}) used other settings and {state}: show it",
+        icon=":material/history:", on_click=_restore, args=(flat,),
+    )
