@@ -129,8 +129,10 @@ class _Progress:
     def run_started(self, run: RunResult) -> None: ...
 
     def record(self, run: RunResult, rec: Record) -> None:
+        if not self.enabled:
+            return
         percent = int(100 * self.comparison.progress)
-        if self.enabled and percent != self._shown:
+        if percent != self._shown:
             self._shown = percent
             print(f"\rtraining {percent:3d}%", end="", file=sys.stderr, flush=True)
 
@@ -164,7 +166,7 @@ def _compare(args: argparse.Namespace) -> int:
             "runs": [_run_json(r, getattr(observers[0], "run_ids", {}) if observers else {}) for r in comparison.runs],
             "tracking_errors": errors,
         }
-        print(json.dumps(out, indent=2, default=_json_default))
+        print(_dumps(out))
     else:
         print(_table(rows))
         for o in observers:
@@ -174,10 +176,19 @@ def _compare(args: argparse.Namespace) -> int:
     return 0 if all(r.status in ("finished", "diverged") for r in comparison.runs) else 1
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)
+def _dumps(value: Any) -> str:
+    """Strict JSON: a non-finite float (a diverged loss) becomes null, not NaN."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), allow_nan=False, default=str)
 
 
 def _run_json(run: RunResult, run_ids: dict[int, str]) -> dict[str, Any]:
@@ -244,7 +255,7 @@ def _landscape(args: argparse.Namespace) -> int:
                 for o, t in zip(config.optimizers, result.trajectories)
             ],
         }
-        print(json.dumps(out, default=_json_default))
+        print(_dumps(out))
     else:
         rows = [
             {"optimizer": t.label, "final value": t.values[-1], "distance": t.distances(minima)[-1],

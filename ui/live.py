@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
 import pandas as pd
 import streamlit as st
 
@@ -25,7 +26,10 @@ class ComparisonJob:
     comparison: Comparison
     optimum: float | None
     observer: MlflowObserver | None = None
-    errors: list[str] = field(default_factory=list)
+
+    @property
+    def tracking_errors(self) -> list[str]:
+        return self.observer.errors if self.observer else []
 
 
 def optimum_for(config: ComparisonConfig) -> float | None:
@@ -45,7 +49,6 @@ def start_comparison(config: ComparisonConfig) -> Job:
     def work(job: Job) -> None:
         payload.observer = MlflowObserver()
         payload.comparison.execute(observers=[payload.observer], should_stop=job.stop_requested)
-        payload.errors.extend(payload.observer.errors)
 
     job = registry().submit(config.key(), work, label=f"compare {config.key()}", payload=payload)
     # The first evaluation lands within milliseconds; waiting for it here draws it in this
@@ -92,7 +95,7 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
         st.dataframe(results_frame(comparison), hide_index=True, width="stretch")
         if job.status == "failed":
             st.error(f"The comparison failed: {job.error}")
-        for err in payload.errors:
+        for err in payload.tracking_errors:
             st.warning(f"MLflow logging failed: {err}")
         if polling and not job.active:
             st.rerun()  # one full rerun turns polling off and re-enables Run
