@@ -33,4 +33,5 @@ st.caption(
 )
 st.subheader("Pages")
 for page in PAGES[1:]:
-    st.page_link(page.path, label=page.title, icon=page.icon, help=page.help)
+    st.page_link(page.path, label=page.title, icon=page.icon)
+    st.caption(page.help)

@@ -42,6 +42,7 @@ class Band:
     low: list[float]
     high: list[float]
     n_runs: int
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,9 @@ def _band(label: str, color: str, runs: list[RunResult], metric: str, x: XAxis, 
         means.append(mean)
         lows.append(low)
         highs.append(high)
-    return Band(label, color, xs, means, lows, highs, len(runs))
+    # Runs that did not finish say so in the legend (e.g. "diverged at step 5").
+    note = ", ".join(sorted({r.status_text for r in runs if r.status not in ("finished", "running", "pending")}))
+    return Band(label, color, xs, means, lows, highs, len(runs), note)
 
 
 def curves_data(
@@ -133,7 +136,7 @@ def curves_figure(data: CurvesData, *, log_y: bool = False, title: str | None = 
                     mode="lines+markers" if len(b.x) < 30 else "lines",
                     line={"color": b.color, "width": 2},
                     marker={"size": 4},
-                    name=b.label,
+                    name=f"{b.label} ({b.note})" if b.note else b.label,
                     legendgroup=b.label,
                     showlegend=col == 1,
                 ),

@@ -103,3 +103,12 @@ def test_reference_figure_overlays_both_paths() -> None:
     fig = reference_figure(ours, theirs, x=x, y=y, kind="squared")
     assert [t.name for t in fig.data[1:]] == ["torch.optim", "from scratch (NumPy)"]
     assert len(fig.data[1].x) == len(fig.data[2].x) == len(order) + 1
+
+
+def test_a_diverged_optimizer_says_so_in_the_legend() -> None:
+    cfg = ComparisonConfig.make(
+        optimizers=(OptimizerConfig.parse("sgd:lr=1e6"), OptimizerConfig.parse("adam")), epochs=2,
+    )
+    fig = curves_figure(curves_data(Comparison(cfg).execute()))
+    names = {t.name for t in fig.data if t.showlegend}
+    assert names == {"SGD lr=1000000.0 (diverged at step 5)", "Adam lr=0.001"}

@@ -138,9 +138,10 @@ def optimizer_boxes() -> list[dict[str, Any]]:
     if not st.session_state.get("full_batch"):
         full = [OPTIMIZERS[c["name"]].label for c in chosen if OPTIMIZERS[c["name"]].full_batch_only]
         if full:
+            names = sorted(set(full))
+            verb = "trains" if len(names) == 1 else "train"
             st.caption(
-                f"{', '.join(sorted(set(full)))} train on the full batch (full-batch only); "
-                "the others use the batch size."
+                f"{', '.join(names)} {verb} on the full batch (full-batch only); the others use the batch size."
             )
     return chosen
 
