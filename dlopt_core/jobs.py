@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,7 +33,6 @@ class Job:
     payload: Any = None
     status: JobStatus = "queued"
     error: str | None = None
-    created: float = field(default_factory=time.time)
     id: int = field(default_factory=lambda: next(_ids))
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)

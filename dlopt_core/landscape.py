@@ -130,7 +130,6 @@ class Trajectory:
     values: list[float]
     status: Status
     stopped_at: int | None
-    seconds: float
 
     @property
     def status_text(self) -> str:
@@ -193,7 +192,6 @@ def _run_batched(
     status: list[Status] = ["finished"] * k
     stopped: list[int | None] = [None] * k
     active = list(range(k))
-    clock = time.perf_counter()
     for step in range(1, steps + 2):
         stacked.grad = None
         values = function.fn(stacked[:, 0], stacked[:, 1], params)
@@ -238,9 +236,8 @@ def _run_batched(
                 paths[i][2].append(outside)
             paths[i][0].append(px)
             paths[i][1].append(py)
-    seconds = (time.perf_counter() - clock) / k
     return [
-        Trajectory(o.label, xs, ys, vs, status[i], stopped[i], seconds)
+        Trajectory(o.label, xs, ys, vs, status[i], stopped[i])
         for i, (o, (xs, ys, vs)) in enumerate(zip(optimizers, paths))
     ]
 
@@ -292,7 +289,6 @@ def _run_with_closure(
     xs, ys, values = [x0], [y0], [value_at(x0, y0)]
     status: Status = "finished"
     stopped = None
-    clock = time.perf_counter()
     for step in range(1, steps + 1):
         opt.step(closure)
         px, py = point.detach()[0].tolist()
@@ -306,7 +302,7 @@ def _run_with_closure(
         if not function.in_window(px, py):
             status, stopped = "left the window", step
             break
-    return Trajectory(optimizer.label, xs, ys, values, status, stopped, time.perf_counter() - clock)
+    return Trajectory(optimizer.label, xs, ys, values, status, stopped)
 
 
 def tune_lr(

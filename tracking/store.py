@@ -31,10 +31,6 @@ class StoreSettings:
     def is_remote(self) -> bool:
         return self.mlflow_uri.startswith(("http://", "https://"))
 
-    def describe(self) -> str:
-        """One line for people: where runs go."""
-        return f"MLflow: {self.mlflow_uri} · artifacts: {self.artifact_root}"
-
 
 def settings() -> StoreSettings:
     """Read the environment now (tests and servers change it between calls)."""
