@@ -5,9 +5,12 @@ momentum. Two bare loops: train steps only, and train steps plus one validation 
 epoch (the trainer evaluates once per epoch, so that one is the like-for-like baseline).
 The three are interleaved, repeated, and the medians of the per-repeat ratios are printed.
 
-The trainer's clock starts before ``Comparison.execute`` (so it includes creating the MLflow
-run and logging its params) and stops at its last record; the MLflow writes that follow
-(final metrics, curve.csv, the figure, the status) are printed separately as the tail.
+Steps/s is the rate while training, for all three loops alike: the bare loops are timed
+from their first step (model, optimizer and data already built), the trainer from its first
+record (the step-0 evaluation) to its last. What the trainer does once per run is printed
+beside: the set-up before that first record (model, optimizer, creating the MLflow run and
+logging its params) and the MLflow writes after the last one (final metrics, curve.csv, the
+figure, the status).
 """
 
 from __future__ import annotations
@@ -64,32 +67,33 @@ def bare_loop(epochs: int, *, validate: bool) -> float:
     return steps / (time.perf_counter() - start)
 
 
-class _LastRecordClock:
-    """Notes when the last record was produced: training ends there, the MLflow tail after."""
+class _RecordClock:
+    """Notes when the first and the last record were produced."""
 
-    last = 0.0
+    first = last = 0.0
 
     def run_started(self, run: object) -> None: ...
 
     def record(self, run: object, rec: object) -> None:
         self.last = time.perf_counter()
+        self.first = self.first or self.last
 
     def run_ended(self, run: object) -> None: ...
 
     def comparison_ended(self, comparison: object) -> None: ...
 
 
-def trainer(epochs: int) -> tuple[float, float]:
-    """(steps/s while training, seconds MLflow needs after the last step) for one run."""
+def trainer(epochs: int) -> tuple[float, float, float]:
+    """(steps/s while training, set-up seconds before it, MLflow seconds after it) for one run."""
     from tracking import MlflowObserver
 
     comparison = Comparison(_config(epochs))
-    clock = _LastRecordClock()
+    clock = _RecordClock()
     start = time.perf_counter()
     comparison.execute(observers=[MlflowObserver(), clock])
     end = time.perf_counter()
     assert comparison.runs[0].status == "finished"
-    return comparison.runs[0].steps / (clock.last - start), end - clock.last
+    return comparison.runs[0].steps / (clock.last - clock.first), clock.first - start, end - clock.last
 
 
 def main() -> None:
@@ -98,21 +102,22 @@ def main() -> None:
         os.environ["DLOPT_HOME"] = home
         os.environ.pop("MLFLOW_TRACKING_URI", None)
         warm_up()
-        trainer(1)  # creates the MLflow tables once, outside the timed repeats
+        trainer(2)  # creates the MLflow tables once, outside the timed repeats
         print(f"throughput: digits MLP, batch 64, SGD+momentum, {REPEATS} interleaved repeats (medians)")
         for epochs in BUDGETS:
             _budget(epochs)
 
 
 def _budget(epochs: int) -> None:
-    vs_eval, vs_bare, rates, tails = [], [], [], []
+    vs_eval, vs_bare, rates, setups, tails = [], [], [], [], []
     for _ in range(REPEATS):
         bare = bare_loop(epochs, validate=False)
         bare_eval = bare_loop(epochs, validate=True)
-        ours, tail = trainer(epochs)
+        ours, setup, tail = trainer(epochs)
         vs_eval.append(ours / bare_eval)
         vs_bare.append(ours / bare)
         rates.append((bare, bare_eval, ours))
+        setups.append(setup)
         tails.append(tail)
     med = [statistics.median(r[i] for r in rates) for i in range(3)]
     run_cfg = _config(epochs).runs()[0]
@@ -123,7 +128,8 @@ def _budget(epochs: int) -> None:
     print(f"    dlopt trainer + MLflow + live   {med[2]:8.0f} steps/s")
     print(f"    ratio trainer / bare+val        {statistics.median(vs_eval):.3f}   (target >= 0.9)")
     print(f"    ratio trainer / bare train-only {statistics.median(vs_bare):.3f}")
-    print(f"    MLflow writes after the last step (run end, curve, figure): {statistics.median(tails) * 1000:.0f} ms")
+    print(f"    once per run: set-up before the first record {statistics.median(setups) * 1000:.0f} ms, "
+          f"MLflow writes after the last {statistics.median(tails) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
