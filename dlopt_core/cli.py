@@ -11,10 +11,10 @@ import json
 import math
 import sys
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, get_args
 
 from dlopt_core.compare import Comparison, RunResult, summary_rows
-from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig
+from dlopt_core.config import ComparisonConfig, ConfigError, Device, OptimizerConfig
 from dlopt_core.data import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.landscape import FUNCTIONS, LandscapeConfig, run_landscape, tune_lr
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--batch-size", default="64", help="an integer, or 'full' for full-batch GD")
     cmp.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     cmp.add_argument("--target-loss", type=float, default=None, help="report steps to reach it")
-    cmp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    cmp.add_argument("--device", default="auto", choices=get_args(Device))
     cmp.add_argument("--json", action="store_true", help="print machine-readable results")
     cmp.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     cmp.add_argument("--experiment", default="dlopt-compare", help="MLflow experiment name")

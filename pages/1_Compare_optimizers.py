@@ -19,7 +19,7 @@ st.caption(
 
 form.load_from_url()
 form.apply_restore()
-if err := st.session_state.pop("_url_error", None):
+if err := st.session_state.pop(f"{form.PREFIX}._url_error", None):
     st.warning(err)
 
 setup = form.setup_sidebar()

@@ -10,14 +10,14 @@ from typing import Any
 
 import streamlit as st
 
-from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig
+from dlopt_core.config import ComparisonConfig, OptimizerConfig
 from dlopt_core.data import DATASETS, get_dataset_spec
 from dlopt_core.models import ACTIVATIONS, MODELS
 from dlopt_core.optimizers import OPTIMIZERS
 from dlopt_core.schedules import SCHEDULES, get_schedule
 from ui.live import find_job
 from ui.optimizer_slots import optimizer_slots, set_slots
-from ui.widgets import param_input, query_dict, seed_state, write_query
+from ui.widgets import config_from_url, param_input, seed_state, write_query
 
 DEFAULT = ComparisonConfig.make(
     optimizers=(
@@ -35,16 +35,10 @@ PREFIX = "compare"
 
 def load_from_url() -> None:
     """Once per browser session: fill every widget's state from the URL (or the defaults)."""
-    if st.session_state.get("_compare_loaded"):
+    loaded = config_from_url(PREFIX, ComparisonConfig.from_dict, DEFAULT)
+    if loaded is None:
         return
-    st.session_state["_compare_loaded"] = True
-    flat = query_dict()
-    cfg = DEFAULT
-    if flat.get("optimizer"):
-        try:
-            cfg = ComparisonConfig.from_dict(flat)
-        except ConfigError as err:
-            st.session_state["_url_error"] = f"The link's settings were not valid ({err}); showing defaults."
+    cfg, flat = loaded
     _set_state(cfg)
     for key, choices in VIEW_CHOICES.items():
         value = flat.get(key)

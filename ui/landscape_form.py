@@ -6,10 +6,10 @@ from typing import Any
 
 import streamlit as st
 
-from dlopt_core.config import ConfigError, OptimizerConfig
+from dlopt_core.config import OptimizerConfig
 from dlopt_core.landscape import FUNCTIONS, LandscapeConfig, get_function, tune_lr
 from ui.optimizer_slots import lr_key, optimizer_slots, set_slots
-from ui.widgets import param_input, query_dict, seed_state, write_query
+from ui.widgets import config_from_url, param_input, seed_state, write_query
 
 PREFIX = "landscape"
 DEFAULT = LandscapeConfig.make(
@@ -26,16 +26,10 @@ _PENDING = f"{PREFIX}._tuned"
 
 def load_from_url() -> None:
     """Once per browser session: fill the widgets from the URL (or the defaults)."""
-    if st.session_state.get(f"{PREFIX}._loaded"):
+    loaded = config_from_url(PREFIX, LandscapeConfig.from_dict, DEFAULT)
+    if loaded is None:
         return
-    st.session_state[f"{PREFIX}._loaded"] = True
-    flat = query_dict()
-    cfg = DEFAULT
-    if flat.get("optimizer"):
-        try:
-            cfg = LandscapeConfig.from_dict(flat)
-        except ConfigError as err:
-            st.session_state[f"{PREFIX}._url_error"] = f"The link's settings were not valid ({err}); showing defaults."
+    cfg, _ = loaded
     s = st.session_state
     s[f"{PREFIX}.function"] = cfg.function
     for k, v in cfg.params.items():

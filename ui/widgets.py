@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import streamlit as st
 
+from dlopt_core.config import ConfigError
 from dlopt_core.registry import HyperParam
+
+T = TypeVar("T")
 
 
 def seed_state(key: str, default: Any) -> None:
@@ -64,3 +68,24 @@ def write_query(flat: dict[str, Any]) -> None:
     wanted = {k: [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in flat.items()}
     if wanted != query_dict():
         st.query_params.from_dict(wanted)
+
+
+def config_from_url(
+    page: str, parse: Callable[[dict[str, Any]], T], default: T
+) -> tuple[T, dict[str, Any]] | None:
+    """Once per browser session and page: the config the URL describes (or ``default``).
+
+    Returns it with the raw query, or ``None`` after the first call. A link that does not
+    validate leaves a message under ``f"{page}._url_error"`` and gives the default.
+    """
+    if st.session_state.get(f"{page}._loaded"):
+        return None
+    st.session_state[f"{page}._loaded"] = True
+    flat = query_dict()
+    if not flat.get("optimizer"):
+        return default, flat
+    try:
+        return parse(flat), flat
+    except ConfigError as err:
+        st.session_state[f"{page}._url_error"] = f"The link's settings were not valid ({err}); showing defaults."
+        return default, flat
