@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from dlopt_core.data import DATASETS
-from dlopt_core.optimizers import OPTIMIZERS
-from dlopt_core.schedules import SCHEDULES
+from dlopt_core.catalog.datasets import DATASETS
+from dlopt_core.catalog.optimizers import OPTIMIZERS
+from dlopt_core.catalog.schedules import SCHEDULES
 from tracking.store import settings
 from ui.status import PAGES, device_text, page_frame
 

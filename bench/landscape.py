@@ -12,8 +12,8 @@ import time
 
 from dlopt_core.config import OptimizerConfig
 from dlopt_core.device import use_one_thread
-from dlopt_core.landscape import FUNCTIONS, LandscapeConfig, run_landscape, trajectories
-from dlopt_core.optimizers import warm_up
+from dlopt_core.experiments.landscape import FUNCTIONS, LandscapeConfig, run_landscape, trajectories
+from dlopt_core.catalog.optimizers import warm_up
 from dlopt_core.plots import landscape_curves_figure, landscape_figure
 
 OPTIMIZERS = ("sgd:lr=0.001", "momentum:lr=0.001", "nesterov:lr=0.001", "adam:lr=0.05", "rmsprop:lr=0.01", "adagrad:lr=0.5")

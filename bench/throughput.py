@@ -22,12 +22,12 @@ import time
 
 import torch
 
-from dlopt_core.compare import Comparison
+from dlopt_core.experiments.compare import Comparison
 from dlopt_core.config import ComparisonConfig, OptimizerConfig
 from dlopt_core.device import use_one_thread
-from dlopt_core.models import build_model, loss_fn
-from dlopt_core.optimizers import warm_up
-from dlopt_core.train import evaluate, load_run_data, steps_per_epoch
+from dlopt_core.catalog.models import build_model, loss_fn
+from dlopt_core.catalog.optimizers import warm_up
+from dlopt_core.engine.loop import evaluate, load_run_data, steps_per_epoch
 
 BUDGETS = (20, 100)  # epochs: ~0.15 s and ~0.8 s runs, to show what is fixed cost
 REPEATS = 9

@@ -14,11 +14,11 @@ from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dlopt_core.data import get_dataset_spec
-from dlopt_core.models import ACTIVATIONS, get_model_spec
-from dlopt_core.optimizers import get_optimizer
-from dlopt_core.registry import check_params, int_list, parse_spec
-from dlopt_core.schedules import Budget, get_schedule
+from dlopt_core.catalog.datasets import get_dataset_spec
+from dlopt_core.catalog.models import ACTIVATIONS, get_model_spec
+from dlopt_core.catalog.optimizers import get_optimizer
+from dlopt_core.catalog.hyperparams import check_params, int_list, parse_spec
+from dlopt_core.catalog.schedules import Budget, get_schedule
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Scalar = float | int | bool
@@ -305,7 +305,7 @@ def check_distinct(optimizers: tuple[OptimizerConfig, ...]) -> None:
 
 
 def _image_sets() -> list[str]:
-    from dlopt_core.data import DATASETS
+    from dlopt_core.catalog.datasets import DATASETS
 
     return [n for n, s in DATASETS.items() if s.image_shape is not None]
 

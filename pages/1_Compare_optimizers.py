@@ -4,8 +4,8 @@ import streamlit as st
 
 from dlopt_core.config import ConfigError
 from dlopt_core.plots import X_LABELS, lr_schedule_data, lr_schedule_figure
-from dlopt_core.schedules import get_schedule
-from dlopt_core.train import load_run_data
+from dlopt_core.catalog.schedules import get_schedule
+from dlopt_core.engine.loop import load_run_data
 from ui import compare_form as form
 from ui.live import find_job, live_view, start_comparison
 from ui.status import page_frame

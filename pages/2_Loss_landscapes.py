@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dlopt_core.config import ConfigError
-from dlopt_core.landscape import LandscapeConfig, LandscapeResult, run_landscape
+from dlopt_core.experiments.landscape import LandscapeConfig, LandscapeResult, run_landscape
 from dlopt_core.plots import landscape_curves_figure, landscape_figure, landscape_surface_figure
 from tracking.landscape_log import log_landscape
 from ui import landscape_form as form

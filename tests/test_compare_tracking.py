@@ -5,7 +5,7 @@ import threading
 import pytest
 from mlflow import MlflowClient
 
-from dlopt_core.compare import Comparison, summary_rows
+from dlopt_core.experiments.compare import Comparison, summary_rows
 from dlopt_core.config import ComparisonConfig, OptimizerConfig
 from tracking import MlflowObserver
 from tracking.store import EXPERIMENT, settings

@@ -5,7 +5,7 @@ import torch
 
 from dlopt_core.config import RunConfig
 from dlopt_core.device import describe_device, resolve_device
-from dlopt_core.train import run
+from dlopt_core.engine.loop import run
 
 
 def test_auto_picks_cuda_then_mps_then_cpu() -> None:

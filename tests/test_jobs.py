@@ -2,7 +2,7 @@
 
 import threading
 
-from dlopt_core.jobs import Job, JobRegistry
+from dlopt_core.runner.jobs import Job, JobRegistry
 
 
 def _blocking(release: threading.Event, started: threading.Event | None = None):

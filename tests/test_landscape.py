@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from dlopt_core.config import ConfigError, OptimizerConfig
-from dlopt_core.landscape import (
+from dlopt_core.experiments.landscape import (
     FUNCTIONS, LandscapeConfig, TestFunction, run_landscape, trajectories, trajectory, tune_lr,
 )
-from dlopt_core.optimizers import OPTIMIZERS
+from dlopt_core.catalog.optimizers import OPTIMIZERS
 
 # (function, point, value, gradient) checked by hand from the formulas
 KNOWN = [

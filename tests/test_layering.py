@@ -10,7 +10,7 @@ FORBIDDEN = {"dlopt_core": {"streamlit", "mlflow"}, "tracking": {"streamlit"}}
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_package_imports_no_upper_layer(package: str) -> None:
-    modules = [f"{package}.{m}" for m in _modules(package)]
+    modules = _modules(package)
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
@@ -22,7 +22,20 @@ def test_package_imports_no_upper_layer(package: str) -> None:
 
 
 def _modules(package: str) -> list[str]:
+    """Every module of ``package``, subpackages included (``dlopt_core.engine.loop``, ...)."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / package
-    return sorted(p.stem for p in root.glob("*.py") if p.stem != "__main__")
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in sorted((root / package).rglob("*.py")):
+        if path.stem == "__main__":
+            continue
+        parts = path.relative_to(root).with_suffix("").parts
+        found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+def test_the_walk_sees_the_subpackages() -> None:
+    modules = _modules("dlopt_core")
+    for sub in ("catalog", "engine", "experiments", "runner", "plots", "cli"):
+        assert f"dlopt_core.{sub}" in modules

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dlopt_core.config import ComparisonConfig
-from dlopt_core.jobs import registry
+from dlopt_core.runner.jobs import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPARE = "pages/1_Compare_optimizers.py"

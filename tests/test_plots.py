@@ -2,7 +2,7 @@
 
 import math
 
-from dlopt_core.compare import Comparison
+from dlopt_core.experiments.compare import Comparison
 from dlopt_core.config import ComparisonConfig, OptimizerConfig
 from dlopt_core.plots import curves_data, curves_figure, lr_schedule_data, lr_schedule_figure
 
@@ -63,7 +63,7 @@ def test_lr_schedule_is_drawn_before_training() -> None:
 
 
 def test_landscape_figure_draws_contour_paths_minima_and_animation() -> None:
-    from dlopt_core.landscape import LandscapeConfig, run_landscape
+    from dlopt_core.experiments.landscape import LandscapeConfig, run_landscape
     from dlopt_core.plots import landscape_curves_figure, landscape_figure, landscape_surface_figure
 
     cfg = LandscapeConfig.make(

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from dlopt_core.config import RunConfig
-from dlopt_core.data import DATASETS, load_dataset
-from dlopt_core.optimizers import OPTIMIZERS
-from dlopt_core.schedules import SCHEDULES, Budget, lr_curve
-from dlopt_core.train import run
+from dlopt_core.catalog.datasets import DATASETS, load_dataset
+from dlopt_core.catalog.optimizers import OPTIMIZERS
+from dlopt_core.catalog.schedules import SCHEDULES, Budget, lr_curve
+from dlopt_core.engine.loop import run
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -42,7 +42,7 @@ BUDGET = Budget(epochs=10, steps_per_epoch=5)
 
 
 def _curve(name: str, **params: object) -> np.ndarray:
-    from dlopt_core.registry import check_params
+    from dlopt_core.catalog.hyperparams import check_params
 
     spec = SCHEDULES[name]
     return lr_curve(name, check_params(spec.hyperparams, params, prefix="schedule"), 0.1, BUDGET)
@@ -71,7 +71,7 @@ def test_schedule_shapes() -> None:
 
 
 def test_plateau_cuts_the_rate_when_validation_stalls() -> None:
-    from dlopt_core.schedules import get_schedule
+    from dlopt_core.catalog.schedules import get_schedule
 
     factor = get_schedule("plateau").make({"factor": 0.5, "patience": 1, "min_factor": 0.1}, BUDGET)
     for loss in (1.0, 0.9, 0.9, 0.9):
@@ -85,7 +85,7 @@ def test_plateau_cuts_the_rate_when_validation_stalls() -> None:
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_each_dataset_is_split_without_leakage(name: str) -> None:
     spec = DATASETS[name]
-    from dlopt_core.registry import check_params
+    from dlopt_core.catalog.hyperparams import check_params
 
     options = check_params(spec.hyperparams, {}, prefix="dataset")
     data = load_dataset(name, options, val_fraction=0.2, split_seed=0, device=torch.device("cpu"))
@@ -118,12 +118,12 @@ def test_ill_conditioned_data_has_the_chosen_condition_number() -> None:
 
 
 def test_convex_optimum_is_below_what_training_reaches() -> None:
-    from dlopt_core.models import convex_optimum
+    from dlopt_core.catalog.models import convex_optimum
 
     cfg = RunConfig.make(data={"name": "linear"}, model={"name": "linear"}, optimizer={"name": "sgd", "lr": 0.3},
                          epochs=60, batch_size=None)
     evals = [r for r in run(cfg) if r.is_eval]
-    from dlopt_core.train import load_run_data
+    from dlopt_core.engine.loop import load_run_data
 
     optimum = convex_optimum(load_run_data(cfg))
     assert optimum <= evals[-1].train_loss + 1e-6

@@ -3,7 +3,7 @@
 import pytest
 
 from dlopt_core.config import RunConfig
-from dlopt_core.train import run
+from dlopt_core.engine.loop import run
 
 
 def _cfg(**values) -> RunConfig:

@@ -6,7 +6,7 @@ import time
 
 from mlflow.entities import Metric, Param, RunTag
 
-from dlopt_core.landscape import LandscapeResult
+from dlopt_core.experiments.landscape import LandscapeResult
 from dlopt_core.plots import landscape_figure
 from tracking.store import StoreSettings, client, experiment_id, settings
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 
-from dlopt_core.compare import Comparison, RunResult
+from dlopt_core.experiments.compare import Comparison, RunResult
 from dlopt_core.plots import curves_data, curves_figure
-from dlopt_core.train import Record
+from dlopt_core.engine.loop import Record
 from tracking.store import EXPERIMENT, StoreSettings, client, experiment_id, settings
 
 _STATUS = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "cancelled": "KILLED"}
@@ -28,7 +28,7 @@ _BATCH_LIMIT = 1000
 
 
 class MlflowObserver:
-    """A :class:`dlopt_core.compare.RunObserver` that writes every run to MLflow."""
+    """A :class:`dlopt_core.experiments.compare.RunObserver` that writes every run to MLflow."""
 
     def __init__(
         self,

@@ -11,10 +11,10 @@ from typing import Any
 import streamlit as st
 
 from dlopt_core.config import ComparisonConfig, OptimizerConfig
-from dlopt_core.data import DATASETS, get_dataset_spec
-from dlopt_core.models import ACTIVATIONS, MODELS
-from dlopt_core.optimizers import OPTIMIZERS
-from dlopt_core.schedules import SCHEDULES, get_schedule
+from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
+from dlopt_core.catalog.models import ACTIVATIONS, MODELS
+from dlopt_core.catalog.optimizers import OPTIMIZERS
+from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
 from ui.live import find_job
 from ui.optimizer_slots import optimizer_slots, set_slots
 from ui.widgets import config_from_url, param_input, seed_state, write_query

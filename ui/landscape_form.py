@@ -7,7 +7,7 @@ from typing import Any
 import streamlit as st
 
 from dlopt_core.config import OptimizerConfig
-from dlopt_core.landscape import FUNCTIONS, LandscapeConfig, get_function, tune_lr
+from dlopt_core.experiments.landscape import FUNCTIONS, LandscapeConfig, get_function, tune_lr
 from ui.optimizer_slots import lr_key, optimizer_slots, set_slots
 from ui.widgets import config_from_url, param_input, seed_state, write_query
 

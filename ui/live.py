@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from dlopt_core.compare import Comparison, summary_rows
+from dlopt_core.experiments.compare import Comparison, summary_rows
 from dlopt_core.config import ComparisonConfig
-from dlopt_core.jobs import Job, registry
-from dlopt_core.models import convex_optimum, get_model_spec
+from dlopt_core.runner.jobs import Job, registry
+from dlopt_core.catalog.models import convex_optimum, get_model_spec
 from dlopt_core.plots import curves_data, curves_figure
-from dlopt_core.train import load_run_data
+from dlopt_core.engine.loop import load_run_data
 from tracking import MlflowObserver
 
 POLL_SECONDS = 0.3

@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from dlopt_core.config import OptimizerConfig
-from dlopt_core.optimizers import OPTIMIZERS, get_optimizer
+from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
 from ui.widgets import lr_input, param_input
 
 _uids = itertools.count()

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dlopt_core.device import describe_device, resolve_device, use_one_thread
-from dlopt_core.jobs import registry
-from dlopt_core.optimizers import warm_up
+from dlopt_core.runner.jobs import registry
+from dlopt_core.catalog.optimizers import warm_up
 from tracking.store import experiment_id, settings
 
 

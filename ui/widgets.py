@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from dlopt_core.config import ConfigError
-from dlopt_core.registry import HyperParam
+from dlopt_core.catalog.hyperparams import HyperParam
 
 T = TypeVar("T")
 

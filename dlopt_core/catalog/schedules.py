@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dlopt_core.registry import HyperParam, lookup
+from dlopt_core.catalog.hyperparams import HyperParam, lookup
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,17 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any, get_args
 
-from dlopt_core.compare import Comparison, RunResult, summary_rows
+from dlopt_core.experiments.compare import Comparison, RunResult, summary_rows
 from dlopt_core.config import ComparisonConfig, ConfigError, Device, OptimizerConfig
-from dlopt_core.data import DATASETS
+from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
-from dlopt_core.landscape import FUNCTIONS, LandscapeConfig, run_landscape, tune_lr
-from dlopt_core.models import MODELS
-from dlopt_core.optimizers import OPTIMIZERS
-from dlopt_core.registry import parse_spec
-from dlopt_core.schedules import SCHEDULES
-from dlopt_core.train import Record
+from dlopt_core.catalog.functions import FUNCTIONS
+from dlopt_core.experiments.landscape import LandscapeConfig, run_landscape, tune_lr
+from dlopt_core.catalog.models import MODELS
+from dlopt_core.catalog.optimizers import OPTIMIZERS
+from dlopt_core.catalog.hyperparams import parse_spec
+from dlopt_core.catalog.schedules import SCHEDULES
+from dlopt_core.engine.loop import Record
 
 
 def _options(parser: argparse.ArgumentParser, flag: str, example: str) -> None:

@@ -10,11 +10,11 @@ from typing import Literal, NamedTuple
 import torch
 
 from dlopt_core.config import RunConfig
-from dlopt_core.data import Dataset, load_dataset
+from dlopt_core.catalog.datasets import Dataset, load_dataset
 from dlopt_core.device import resolve_device
-from dlopt_core.models import build_model, loss_fn
-from dlopt_core.optimizers import get_optimizer
-from dlopt_core.schedules import Budget, get_schedule
+from dlopt_core.catalog.models import build_model, loss_fn
+from dlopt_core.catalog.optimizers import get_optimizer
+from dlopt_core.catalog.schedules import Budget, get_schedule
 
 Status = Literal["running", "finished", "diverged"]
 

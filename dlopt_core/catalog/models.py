@@ -12,8 +12,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from dlopt_core.data import Dataset
-from dlopt_core.registry import lookup
+from dlopt_core.catalog.datasets import Dataset
+from dlopt_core.catalog.hyperparams import lookup
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from dlopt_core.config import ComparisonConfig, RunConfig
-from dlopt_core.data import get_dataset_spec
-from dlopt_core.train import Record, load_run_data, run, steps_per_epoch
+from dlopt_core.catalog.datasets import get_dataset_spec
+from dlopt_core.engine.loop import Record, load_run_data, run, steps_per_epoch
 
 RunStatus = Literal["pending", "running", "finished", "diverged", "cancelled", "failed"]
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn import datasets as skd
 
-from dlopt_core.registry import HyperParam, lookup
+from dlopt_core.catalog.hyperparams import HyperParam, lookup
 
 Task = Literal["classification", "regression"]
 Arrays = tuple[np.ndarray, np.ndarray]

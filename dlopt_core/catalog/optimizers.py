@@ -14,7 +14,7 @@ from typing import Any
 import schedulefree
 import torch
 
-from dlopt_core.registry import HyperParam, lookup
+from dlopt_core.catalog.hyperparams import HyperParam, lookup
 
 NamedParams = list[tuple[str, torch.nn.Parameter]]
 Factory = Callable[[NamedParams, float, dict[str, Any], torch.device], Any]

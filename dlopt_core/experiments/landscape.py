@@ -1,4 +1,4 @@
-"""2-D test functions and optimizer trajectories on them, with the same optimizer registry.
+"""Optimizer trajectories on 2-D test functions, with the same optimizer registry.
 
 The point is one ``(1, 2)`` parameter (a 1x2 matrix, so Muon has a matrix to orthogonalise),
 the loss is the test function, and every registry optimizer steps it exactly as it would a
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,106 +17,14 @@ import optuna
 import torch
 from pydantic import Field, field_validator, model_validator
 
+from dlopt_core.catalog.functions import FUNCTIONS, Point, TestFunction, get_function
+from dlopt_core.catalog.hyperparams import check_params
+from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.config import Frozen, OptimizerConfig, check_distinct
-from dlopt_core.optimizers import get_optimizer
-from dlopt_core.registry import HyperParam, check_params, lookup
 
-Point = tuple[float, float]
-Fn = Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor]
+__all__ = ["FUNCTIONS", "LandscapeConfig", "LandscapeResult", "Trajectory", "run_landscape", "trajectories", "tune_lr"]
+
 Status = Literal["finished", "diverged", "left the window"]
-
-
-@dataclass(frozen=True)
-class TestFunction:
-    """A 2-D function with its formula, window, default start and known minima."""
-
-    __test__ = False  # not a pytest class, despite the name
-
-    name: str
-    label: str
-    formula: str
-    fn: Fn
-    start: Point
-    window: tuple[Point, Point]
-    minima: tuple[Point, ...]
-    min_value: float | None
-    log_scale: bool = True
-    hyperparams: tuple[HyperParam, ...] = ()
-    target_label: str = "minimum"
-
-    def value(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any] | None = None) -> torch.Tensor:
-        """f(x, y), elementwise over tensors of any shape."""
-        return self.fn(x, y, params or {p.name: p.default for p in self.hyperparams})
-
-    def in_window(self, x: float, y: float) -> bool:
-        (x0, x1), (y0, y1) = self.window
-        return x0 <= x <= x1 and y0 <= y <= y1
-
-
-def _rosenbrock(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
-    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
-
-
-def _beale(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
-    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
-
-
-def _himmelblau(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
-    return (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2
-
-
-def _rastrigin(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
-    return 20 + x**2 - 10 * torch.cos(2 * math.pi * x) + y**2 - 10 * torch.cos(2 * math.pi * y)
-
-
-def _saddle(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
-    return x**2 - y**2
-
-
-def _quadratic(x: torch.Tensor, y: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
-    return 0.5 * (x**2 + p["condition_number"] * y**2)
-
-
-FUNCTIONS: dict[str, TestFunction] = {
-    f.name: f
-    for f in (
-        TestFunction(
-            "rosenbrock", "Rosenbrock", "(1 - x)² + 100 (y - x²)²", _rosenbrock,
-            start=(-1.5, 2.0), window=((-2.0, 2.0), (-1.0, 3.0)), minima=((1.0, 1.0),), min_value=0.0,
-        ),
-        TestFunction(
-            "beale", "Beale", "(1.5 - x + xy)² + (2.25 - x + xy²)² + (2.625 - x + xy³)²", _beale,
-            start=(1.0, 1.4), window=((-4.5, 4.5), (-4.5, 4.5)), minima=((3.0, 0.5),), min_value=0.0,
-        ),
-        TestFunction(
-            "himmelblau", "Himmelblau (four minima)", "(x² + y - 11)² + (x + y² - 7)²", _himmelblau,
-            start=(-0.5, 0.5), window=((-5.0, 5.0), (-5.0, 5.0)),
-            minima=((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)),
-            min_value=0.0,
-        ),
-        TestFunction(
-            "rastrigin", "Rastrigin (many local minima)",
-            "20 + x² - 10 cos 2πx + y² - 10 cos 2πy", _rastrigin,
-            start=(2.3, -1.7), window=((-5.12, 5.12), (-5.12, 5.12)), minima=((0.0, 0.0),), min_value=0.0,
-            log_scale=False,
-        ),
-        TestFunction(
-            "saddle", "Saddle", "x² - y²", _saddle,
-            start=(1.5, 0.01), window=((-2.0, 2.0), (-2.0, 2.0)), minima=((0.0, 0.0),), min_value=None,
-            log_scale=False, target_label="saddle point",
-        ),
-        TestFunction(
-            "quadratic", "Ill-conditioned quadratic", "½ (x² + κ y²)", _quadratic,
-            start=(-1.8, 1.0), window=((-2.0, 2.0), (-2.0, 2.0)), minima=((0.0, 0.0),), min_value=0.0,
-            hyperparams=(HyperParam("condition_number", 10.0, 1.0, 1e4, log=True, help="κ"),),
-        ),
-    )
-}
-
-
-def get_function(name: str) -> TestFunction:
-    """Look up a test function; the error lists what is allowed."""
-    return lookup(FUNCTIONS, name, kind="function")
 
 
 @dataclass(frozen=True)

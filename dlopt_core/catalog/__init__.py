@@ -1,0 +1,1 @@
+"""Extension points: each module a dict of frozen specs with hyperparameters. Adding one is one entry."""

@@ -1,0 +1,14 @@
+"""Figures in two steps, as Optuna does: ``*_data()`` gives plain data, ``*_figure()`` draws it.
+
+One module per figure family; the names a page needs are re-exported here.
+"""
+
+from dlopt_core.plots.curves import X_LABELS, CurvesData, curves_data, curves_figure
+from dlopt_core.plots.landscape import landscape_curves_figure, landscape_figure, landscape_surface_figure
+from dlopt_core.plots.reference import reference_figure
+from dlopt_core.plots.schedule import LRCurve, lr_schedule_data, lr_schedule_figure
+
+__all__ = [
+    "X_LABELS", "CurvesData", "LRCurve", "curves_data", "curves_figure", "landscape_curves_figure",
+    "landscape_figure", "landscape_surface_figure", "lr_schedule_data", "lr_schedule_figure", "reference_figure",
+]

@@ -1,0 +1,1 @@
+"""Background work: a keyed job registry over thread or process launchers."""
