@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Literal, TypeVar
 
-Kind = Literal["float", "int", "bool"]
+Kind = Literal["float", "int", "bool", "choice", "ints"]
+Value = float | int | bool | str | tuple[int, ...]
 T = TypeVar("T")
 
 
@@ -16,16 +17,29 @@ class HyperParam:
     """One tunable value: its default, its allowed range and how to search it."""
 
     name: str
-    default: float | int | bool
+    default: Value
     low: float = 0.0
     high: float = 1.0
     kind: Kind = "float"
     log: bool = False
     help: str = ""
     low_inclusive: bool = True
+    high_inclusive: bool = True
+    choices: tuple[str, ...] = ()
+    max_items: int = 8
 
-    def check(self, value: object, *, field: str) -> float | int | bool:
-        """Return ``value`` coerced to this kind, or raise ``ValueError`` naming the field."""
+    def check(self, value: object, *, field: str) -> Value:
+        """Return ``value`` coerced to this kind, or raise ``ValueError`` naming the field.
+
+        ``choice`` takes one of ``choices``; ``ints`` takes 1 to ``max_items`` integers in
+        [low, high], written ``128/64`` (``,`` separates hyperparameters on the CLI and URL).
+        """
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{field}: unknown {value!r} (allowed: {', '.join(self.choices)})")
+            return str(value)
+        if self.kind == "ints":
+            return self._ints(value, field=field)
         if self.kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -41,18 +55,55 @@ class HyperParam:
         if self.kind == "int":
             if not number.is_integer():
                 raise ValueError(f"{field}: expected an integer, got {value!r}")
-        low_ok = number >= self.low if self.low_inclusive else number > self.low
-        if not math.isfinite(number) or not low_ok or number > self.high:
-            bracket = "[" if self.low_inclusive else "("
-            raise ValueError(
-                f"{field}: {value!r} is outside the allowed range {bracket}{self.low:g}, {self.high:g}]"
-            )
+        if not math.isfinite(number) or not self.in_range(number):
+            raise ValueError(f"{field}: {value!r} is outside the allowed range {self.range_text}")
         return int(number) if self.kind == "int" else number
+
+    def in_range(self, number: float) -> bool:
+        low_ok = number >= self.low if self.low_inclusive else number > self.low
+        high_ok = number <= self.high if self.high_inclusive else number < self.high
+        return low_ok and high_ok
+
+    @property
+    def range_text(self) -> str:
+        """``[0, 1)`` style: brackets say which ends are allowed."""
+        left = "[" if self.low_inclusive else "("
+        right = "]" if self.high_inclusive else ")"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+    def _ints(self, value: object, *, field: str) -> tuple[int, ...]:
+        example = "/".join(str(v) for v in self.default) if isinstance(self.default, tuple) else "64/32"
+        if isinstance(value, str):
+            parts = [v.strip() for v in value.replace(",", "/").split("/") if v.strip()]
+        elif isinstance(value, (list, tuple)):
+            parts = list(value)
+        else:
+            parts = [value]
+        try:
+            numbers = tuple(int(str(v)) for v in parts)
+        except ValueError:
+            raise ValueError(f"{field}: expected integers like {example}, got {value!r}") from None
+        if not 1 <= len(numbers) <= self.max_items or not all(self.in_range(n) for n in numbers):
+            raise ValueError(
+                f"{field}: expected 1 to {self.max_items} integers in {self.range_text} like {example}, "
+                f"got {value!r}"
+            )
+        return numbers
+
+    def text(self, value: Value) -> str:
+        """The CLI and URL form of ``value`` (what :meth:`check` reads back)."""
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, tuple):
+            return "/".join(map(str, value))
+        if isinstance(value, float):
+            return repr(value)  # shortest text that reads back to the same float
+        return str(value)
 
 
 def check_params(
     specs: tuple[HyperParam, ...], values: dict[str, object], *, prefix: str
-) -> dict[str, float | int | bool]:
+) -> dict[str, Value]:
     """Validate ``values`` against ``specs``, fill defaults, and reject unknown names."""
     known = {p.name: p for p in specs}
     unknown = sorted(set(values) - set(known))
