@@ -1,8 +1,10 @@
 """Validated, frozen configs for a run and for a comparison of runs.
 
-``to_dict()`` gives flat string-friendly keys (what MLflow logs as params and what the CLI
-and URL carry); ``from_dict()`` reads them back. Bad values raise :class:`ConfigError`,
-whose message names the field, the value and what is allowed.
+One generic pair, :func:`flatten` / :func:`unflatten`, turns any config into flat dotted keys
+and back: what MLflow logs as params, what the URL and the CLI carry. A registry choice
+(optimizer, schedule, data set, model) flattens to ``name`` plus ``name.key`` for each of
+its hyperparameters, so only the ones that apply appear. Bad values raise
+:class:`ConfigError`, whose message names the field, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dlopt_core.catalog.datasets import get_dataset_spec
-from dlopt_core.catalog.models import ACTIVATIONS, get_model_spec
+from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
+from dlopt_core.catalog.hyperparams import HyperParam, Value, check_params, int_list, parse_spec
+from dlopt_core.catalog.models import get_model_spec
 from dlopt_core.catalog.optimizers import get_optimizer
-from dlopt_core.catalog.hyperparams import check_params, int_list, parse_spec
 from dlopt_core.catalog.schedules import Budget, get_schedule
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["fp32", "bf16", "fp16"]
 Scalar = float | int | bool
 MAX_EPOCHS = 10_000
 
@@ -59,32 +62,66 @@ class Frozen(BaseModel):
 
 
 class NamedWithParams(Frozen):
-    """A registry name with its hyperparameters, checked against the registry's ranges."""
+    """A registry name with its hyperparameters, checked against the registry entry's ranges.
 
+    Subclasses say which registry they read (:meth:`_spec`) and what their errors call them
+    (``kind``). Scalar fields besides ``name`` and ``params`` (an optimizer's ``lr``) are
+    written like hyperparameters in the flat and spec forms.
+    """
+
+    kind: ClassVar[str] = ""
     name: str
-    params: dict[str, Scalar] = Field(default_factory=dict)
+    params: dict[str, Value] = Field(default_factory=dict)
 
-    def _specs(self) -> Any:
+    @classmethod
+    def _spec(cls, name: str) -> Any:
         raise NotImplementedError
+
+    @classmethod
+    def extra_fields(cls) -> tuple[str, ...]:
+        return tuple(f for f in cls.model_fields if f not in ("name", "params"))
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        spec = self._specs()
-        kind = type(self).__name__.removesuffix("Config").lower()
-        checked = check_params(spec.hyperparams, dict(self.params), prefix=kind)
+        spec = self._spec(self.name)
+        checked = check_params(spec.hyperparams, dict(self.params), prefix=self.kind)
         if (check := getattr(spec, "check", None)) and (problem := check(checked)):
             raise ValueError(problem)
         object.__setattr__(self, "params", checked)
         return self
 
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        """Read ``name:key=value,...`` (the CLI and URL form)."""
+        try:
+            name, values = parse_spec(text)
+        except ValueError as err:
+            raise ConfigError(f"{cls.kind}: {err}") from None
+        fields = {f: values.pop(f) for f in cls.extra_fields() if f in values}
+        return cls.make(name=name, **fields, params=values)
+
+    def to_spec(self) -> str:
+        """The inverse of :meth:`parse`: the name, its extra fields, and the changed hyperparameters."""
+        spec = self._spec(self.name)
+        parts = [f"{f}={_text(getattr(self, f))}" for f in self.extra_fields()]
+        parts += [f"{p.name}={p.text(self.params[p.name])}" for p in spec.hyperparams if self.params[p.name] != p.default]
+        return f"{self.name}:{','.join(parts)}" if parts else self.name
+
+    def changed(self) -> list[str]:
+        """``key=value`` for each hyperparameter that differs from its default."""
+        spec = self._spec(self.name)
+        return [f"{p.name}={p.text(self.params[p.name])}" for p in spec.hyperparams if self.params[p.name] != p.default]
+
 
 class OptimizerConfig(NamedWithParams):
     """An optimizer from the registry, its learning rate and its hyperparameters."""
 
+    kind: ClassVar[str] = "optimizer"
     lr: float = 0.0
 
-    def _specs(self) -> Any:
-        return get_optimizer(self.name)
+    @classmethod
+    def _spec(cls, name: str) -> Any:
+        return get_optimizer(name)
 
     @model_validator(mode="before")
     @classmethod
@@ -101,87 +138,63 @@ class OptimizerConfig(NamedWithParams):
             raise ValueError(f"optimizer.lr: must be a finite number > 0 and <= 1e9, got {lr!r}")
         return lr
 
-    @classmethod
-    def parse(cls, text: str) -> OptimizerConfig:
-        """Read ``name:lr=0.1,momentum=0.9`` (the CLI and URL form)."""
-        try:
-            name, values = parse_spec(text)
-        except ValueError as err:
-            raise ConfigError(f"optimizer: {err}") from None
-        lr = values.pop("lr", None)
-        return cls.make(name=name, lr=lr, params=values)
-
-    def to_spec(self) -> str:
-        """The inverse of :meth:`parse`."""
-        defaults = {p.name: p.default for p in get_optimizer(self.name).hyperparams}
-        changed = [f"{k}={_text(v)}" for k, v in self.params.items() if v != defaults[k]]
-        return f"{self.name}:{','.join([f'lr={_text(self.lr)}', *changed])}"
-
     @property
     def label(self) -> str:
         """Short legend text: the name, its lr and hyperparameters that differ from default."""
-        spec = get_optimizer(self.name)
-        changed = [
-            f"{p.name}={_text(self.params[p.name])}"
-            for p in spec.hyperparams
-            if self.params[p.name] != p.default
-        ]
-        return " ".join([spec.label, f"lr={_text(self.lr)}", *changed])
+        return " ".join([get_optimizer(self.name).label, f"lr={_text(self.lr)}", *self.changed()])
 
 
 class ScheduleConfig(NamedWithParams):
     """A learning-rate schedule from the registry and its hyperparameters."""
 
+    kind: ClassVar[str] = "schedule"
     name: str = "constant"
 
-    def _specs(self) -> Any:
-        return get_schedule(self.name)
+    @classmethod
+    def _spec(cls, name: str) -> Any:
+        return get_schedule(name)
 
 
-class DataConfig(Frozen):
+class ModelConfig(NamedWithParams):
+    """A model family from the registry and its hyperparameters (widths, activation, ...)."""
+
+    kind: ClassVar[str] = "model"
+    name: str = "mlp"
+
+    @classmethod
+    def _spec(cls, name: str) -> Any:
+        return get_model_spec(name)
+
+
+class DataConfig(NamedWithParams):
     """Which data set, its options and the train/validation split."""
 
+    kind: ClassVar[str] = "dataset"
     name: str = "digits"
-    options: dict[str, Scalar] = Field(default_factory=dict)
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9)
     split_seed: int = Field(0, ge=0)
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        spec = get_dataset_spec(self.name)
-        checked = check_params(spec.hyperparams, dict(self.options), prefix="dataset")
-        object.__setattr__(self, "options", checked)
-        return self
-
-
-class ModelConfig(Frozen):
-    """Which model family and its shape."""
-
-    name: str = "mlp"
-    hidden: tuple[int, ...] = (64,)
-    activation: str = "relu"
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-
-    @field_validator("hidden", mode="before")
     @classmethod
-    def _hidden(cls, value: Any) -> Any:
-        value = int_list(value, field="model.hidden", example="64,32")
-        if any(int(w) < 1 or int(w) > 4096 for w in value):
-            raise ValueError(f"model.hidden: widths must be in [1, 4096], got {value!r}")
-        return value
+    def _spec(cls, name: str) -> Any:
+        return get_dataset_spec(name)
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        get_model_spec(self.name)
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"model.activation: unknown {self.activation!r} (allowed: {', '.join(ACTIVATIONS)})"
-            )
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _options_alias(cls, values: Any) -> Any:
+        # A data set's hyperparameters read as "options" in forms and older code.
+        if isinstance(values, dict) and "options" in values:
+            values = {**values, "params": {**values.get("params", {}), **values["options"]}}
+            values.pop("options")
+        return values
+
+    @property
+    def options(self) -> dict[str, Value]:
+        """The data set's own hyperparameters (``n_samples``, ``noise``, ...)."""
+        return self.params
 
 
 class TrainingSetup(Frozen):
-    """What every run of a comparison shares: data, model, schedule, budget, device."""
+    """What every run of a comparison shares: data, model, schedule, budget, device, step options."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -189,19 +202,27 @@ class TrainingSetup(Frozen):
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     batch_size: int | None = Field(64, ge=1, le=1_000_000, description="None: full batch")
     device: Device = "auto"
+    precision: Precision = "fp32"
+    grad_clip: float | None = Field(None, gt=0.0, le=1e6, description="max gradient norm; None: no clipping")
 
     @field_validator("batch_size", mode="before")
     @classmethod
     def _full(cls, value: Any) -> Any:
         return None if value in ("full", "", "None", "none") else value
 
+    @field_validator("grad_clip", mode="before")
+    @classmethod
+    def _no_clip(cls, value: Any) -> Any:
+        return None if value in ("", "None", "none") else value
+
     @model_validator(mode="after")
     def _fits(self) -> Self:
         dataset, model = get_dataset_spec(self.data.name), get_model_spec(self.model.name)
         if model.needs_images and dataset.image_shape is None:
+            image_sets = [n for n, s in DATASETS.items() if s.image_shape is not None]
             raise ValueError(
                 f"model: {self.model.name!r} needs image data; {self.data.name!r} has none "
-                f"(image sets: {', '.join(_image_sets())})"
+                f"(image sets: {', '.join(image_sets)})"
             )
         spec = get_schedule(self.schedule.name)
         if spec.fits and (msg := spec.fits(self.schedule.params, Budget(self.epochs, 1))):
@@ -216,25 +237,28 @@ class RunConfig(TrainingSetup):
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
     @model_validator(mode="after")
-    def _full_batch(self) -> Self:
-        if get_optimizer(self.optimizer.name).full_batch_only and self.batch_size is not None:
+    def _optimizer_fits(self) -> Self:
+        spec = get_optimizer(self.optimizer.name)
+        if spec.full_batch_only and self.batch_size is not None:
             raise ValueError(
                 f"batch_size: optimizer {self.optimizer.name!r} works on full batches only "
                 f"(got {self.batch_size}; use 'full')"
             )
+        if spec.needs_closure and self.precision == "fp16":
+            raise ValueError(
+                f"precision: fp16 needs loss scaling, which {self.optimizer.name!r} (a closure "
+                "optimizer) cannot use; choose bf16 or fp32"
+            )
         return self
 
-    def to_dict(self) -> dict[str, str | float | int]:
+    def to_dict(self) -> dict[str, Any]:
         """Flat params, exactly what MLflow logs."""
-        return {**_setup_dict(self), **_prefixed("optimizer", self.optimizer), "seed": self.seed}
+        return flatten(self)
 
     @classmethod
     def from_dict(cls, flat: dict[str, Any]) -> RunConfig:
         """Read back :meth:`to_dict` (values may be strings, as MLflow returns them)."""
-        values = _setup_values(flat)
-        values["optimizer"] = _unprefixed("optimizer", flat)
-        values["seed"] = flat.get("seed", 0)
-        return cls.make(**values)
+        return unflatten(cls, flat)
 
 
 class ComparisonConfig(TrainingSetup):
@@ -277,24 +301,13 @@ class ComparisonConfig(TrainingSetup):
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:
-        """Flat keys; ``optimizer`` is a list of ``name:lr=...`` specs."""
-        out: dict[str, Any] = {**_setup_dict(self), "seeds": ",".join(map(str, self.seeds))}
-        out["optimizer"] = [o.to_spec() for o in self.optimizers]
-        if self.target_loss is not None:
-            out["target_loss"] = self.target_loss
-        return out
+        """Flat keys; ``optimizer`` is a list of ``name:lr=...`` specs (also the URL's query)."""
+        return flatten(self)
 
     @classmethod
     def from_dict(cls, flat: dict[str, Any]) -> ComparisonConfig:
         """Read back :meth:`to_dict` (also the URL's query parameters)."""
-        specs = flat.get("optimizer", [])
-        specs = [specs] if isinstance(specs, str) else list(specs)
-        values = _setup_values(flat)
-        values["optimizers"] = tuple(OptimizerConfig.parse(s) for s in specs)
-        values["seeds"] = flat.get("seeds", "0")
-        if flat.get("target_loss") not in (None, ""):
-            values["target_loss"] = flat["target_loss"]
-        return cls.make(**values)
+        return unflatten(cls, flat)
 
 
 def check_distinct(optimizers: tuple[OptimizerConfig, ...]) -> None:
@@ -304,10 +317,9 @@ def check_distinct(optimizers: tuple[OptimizerConfig, ...]) -> None:
         raise ValueError(f"optimizers: {twice!r} appears twice; change its lr or a hyperparameter")
 
 
-def _image_sets() -> list[str]:
-    from dlopt_core.catalog.datasets import DATASETS
-
-    return [n for n, s in DATASETS.items() if s.image_shape is not None]
+# Flat names that differ from the field name: "dataset" reads better in MLflow and URLs, and
+# a list of optimizer specs repeats one query key.
+_FLAT_NAMES = {"data": "dataset", "optimizers": "optimizer"}
 
 
 def _text(value: Any) -> str:
@@ -315,62 +327,69 @@ def _text(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return repr(value)  # shortest text that reads back to the same float
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
     return str(value)
 
 
-def _prefixed(prefix: str, cfg: NamedWithParams | DataConfig) -> dict[str, Any]:
-    params = cfg.options if isinstance(cfg, DataConfig) else cfg.params
-    out: dict[str, Any] = {prefix: cfg.name}
-    if isinstance(cfg, OptimizerConfig):
-        out[f"{prefix}.lr"] = cfg.lr
-    out.update({f"{prefix}.{k}": v for k, v in params.items()})
+def flatten(cfg: Frozen) -> dict[str, Any]:
+    """Flat dotted keys for MLflow params, URLs and the CLI; :func:`unflatten` reads them back.
+
+    Unset optional values (``None``) are left out, and a registry choice brings only its own
+    hyperparameters, so every key applies to the run.
+    """
+    out: dict[str, Any] = {}
+    for field in type(cfg).model_fields:
+        value, key = getattr(cfg, field), _FLAT_NAMES.get(field, field)
+        if value is None:
+            continue
+        if isinstance(value, NamedWithParams):
+            out[key] = value.name
+            out.update({f"{key}.{f}": getattr(value, f) for f in value.extra_fields()})
+            spec = value._spec(value.name)
+            out.update({f"{key}.{p.name}": p.text(value.params[p.name]) for p in spec.hyperparams})
+        elif isinstance(value, tuple) and value and isinstance(value[0], NamedWithParams):
+            out[key] = [v.to_spec() for v in value]
+        else:
+            out[key] = _text(value) if isinstance(value, tuple) else value
+    if "batch_size" in type(cfg).model_fields and getattr(cfg, "batch_size") is None:
+        out["batch_size"] = "full"
     return out
 
 
-def _unprefixed(prefix: str, flat: dict[str, Any]) -> dict[str, Any]:
-    params = {k.removeprefix(f"{prefix}."): v for k, v in flat.items() if k.startswith(f"{prefix}.")}
-    values: dict[str, Any] = {"name": flat.get(prefix)}
-    if prefix == "optimizer":
-        values["lr"] = params.pop("lr", None)
-    if prefix == "dataset":
-        values["val_fraction"] = params.pop("val_fraction", 0.2)
-        values["split_seed"] = params.pop("split_seed", 0)
-        values["options"] = params
-    else:
-        values["params"] = params
-    return {k: v for k, v in values.items() if v is not None}
+_M = TypeVar("_M", bound=Frozen)
 
 
-def _setup_dict(cfg: TrainingSetup) -> dict[str, Any]:
-    return {
-        **_prefixed("dataset", cfg.data),
-        "dataset.val_fraction": cfg.data.val_fraction,
-        "dataset.split_seed": cfg.data.split_seed,
-        "model": cfg.model.name,
-        "model.hidden": ",".join(map(str, cfg.model.hidden)),
-        "model.activation": cfg.model.activation,
-        "model.dropout": cfg.model.dropout,
-        **_prefixed("schedule", cfg.schedule),
-        "epochs": cfg.epochs,
-        "batch_size": "full" if cfg.batch_size is None else cfg.batch_size,
-        "device": cfg.device,
-    }
+def unflatten(cls: type[_M], flat: dict[str, Any]) -> _M:
+    """Build ``cls`` from :func:`flatten`'s keys (values may be strings); defaults fill the rest."""
+    values: dict[str, Any] = {}
+    for field, info in cls.model_fields.items():
+        key = _FLAT_NAMES.get(field, field)
+        kind = _named_type(info.annotation)
+        if kind is not None and get_origin(info.annotation) is tuple:
+            specs = flat.get(key, [])
+            specs = [specs] if isinstance(specs, str) else list(specs)
+            values[field] = tuple(kind.parse(s) for s in specs)
+        elif kind is not None:
+            sub = {k.removeprefix(f"{key}."): v for k, v in flat.items() if k.startswith(f"{key}.")}
+            if flat.get(key) in (None, "") and not sub:
+                continue
+            named: dict[str, Any] = {f: sub.pop(f) for f in kind.extra_fields() if f in sub}
+            if flat.get(key) not in (None, ""):
+                named["name"] = flat[key]
+            values[field] = {**named, "params": sub}
+        elif flat.get(key) not in (None, ""):
+            values[field] = flat[key]
+    return cls.make(**values)
 
 
-def _setup_values(flat: dict[str, Any]) -> dict[str, Any]:
-    model = {
-        k: flat[f"model.{k}"] for k in ("hidden", "activation", "dropout") if f"model.{k}" in flat
-    }
-    values: dict[str, Any] = {
-        "data": _unprefixed("dataset", flat),
-        "model": {"name": flat.get("model", "mlp"), **model},
-        "schedule": _unprefixed("schedule", flat),
-    }
-    for key in ("epochs", "batch_size", "device"):
-        if key in flat:
-            values[key] = flat[key]
-    if "name" not in values["data"]:
-        values["data"]["name"] = "digits"
-    if "name" not in values["schedule"]:
-        values["schedule"]["name"] = "constant"
-    return values
+def _named_type(annotation: Any) -> type[NamedWithParams] | None:
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, NamedWithParams):
+            return candidate
+    return None
+
+
+def param_specs(cfg: NamedWithParams) -> tuple[HyperParam, ...]:
+    """The hyperparameters the registry declares for ``cfg``'s entry."""
+    return cfg._spec(cfg.name).hyperparams

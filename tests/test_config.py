@@ -23,7 +23,7 @@ from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig, Ru
         ({"schedule": {"name": "warmup_cosine", "params": {"warmup_epochs": 5}}, "epochs": 5}, "warmup_epochs"),
         ({"optimizer": {"name": "lbfgs"}, "batch_size": 32}, "full batches only"),
         ({"model": {"name": "cnn"}, "data": {"name": "wine"}}, "needs image data"),
-        ({"model": {"name": "mlp", "hidden": "64,x"}}, "model.hidden"),
+        ({"model": {"name": "mlp", "params": {"hidden": "64/x"}}}, "model.hidden"),
     ],
 )
 def test_bad_values_name_the_field(values: dict, message: str) -> None:
@@ -35,7 +35,7 @@ def test_bad_values_name_the_field(values: dict, message: str) -> None:
 def test_run_config_round_trips_through_mlflow_style_strings() -> None:
     cfg = RunConfig.make(
         data={"name": "moons", "options": {"noise": 0.3}},
-        model={"name": "mlp", "hidden": "32,16", "activation": "tanh"},
+        model={"name": "mlp", "params": {"hidden": "32/16", "activation": "tanh"}},
         optimizer={"name": "adam", "lr": 0.003, "params": {"beta1": 0.8}},
         schedule={"name": "cosine", "params": {"min_factor": 0.1}},
         epochs=7, batch_size="full", seed=3,

@@ -16,7 +16,7 @@ def _curve(cfg: RunConfig) -> list[tuple]:
 
 
 @pytest.mark.parametrize(
-    "model", [{"name": "mlp", "hidden": "32", "dropout": 0.2}, {"name": "cnn"}, {"name": "linear"}]
+    "model", [{"name": "mlp", "params": {"hidden": "32", "dropout": 0.2}}, {"name": "cnn"}, {"name": "linear"}]
 )
 def test_same_config_and_seed_give_identical_curves(model: dict) -> None:
     cfg = _cfg(model=model)

@@ -10,9 +10,9 @@ from typing import Any
 
 import streamlit as st
 
-from dlopt_core.config import ComparisonConfig, OptimizerConfig
+from dlopt_core.config import ComparisonConfig, OptimizerConfig, param_specs
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
-from dlopt_core.catalog.models import ACTIVATIONS, MODELS
+from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
 from ui.live import find_job
@@ -51,8 +51,10 @@ def _set_state(cfg: ComparisonConfig) -> None:
     s["dataset"] = cfg.data.name
     for k, v in cfg.data.options.items():
         s[f"dataset.{cfg.data.name}.{k}"] = v
-    s["model"], s["activation"] = cfg.model.name, cfg.model.activation
-    s["hidden"], s["dropout"] = ",".join(map(str, cfg.model.hidden)), cfg.model.dropout
+    s["model"] = cfg.model.name
+    for p in param_specs(cfg.model):
+        value = cfg.model.params[p.name]
+        s[f"model.{cfg.model.name}.{p.name}"] = p.text(value) if p.kind == "ints" else value
     s["schedule"] = cfg.schedule.name
     for k, v in cfg.schedule.params.items():
         s[f"schedule.{cfg.schedule.name}.{k}"] = v
@@ -79,17 +81,8 @@ def setup_sidebar() -> dict[str, Any]:
             with st.expander("data set options"):
                 options = {p.name: param_input(p, f"dataset.{dataset}.{p.name}") for p in spec.hyperparams}
         model = st.selectbox("model", list(MODELS), key="model", format_func=lambda n: MODELS[n].label)
-        seed_state("hidden", "64")
-        seed_state("activation", "relu")
-        seed_state("dropout", 0.0)
-        hidden = activation = None
-        dropout = 0.0
-        if model == "mlp":
-            hidden = st.text_input("hidden widths", key="hidden", help="comma-separated, e.g. 64,32")
-        if model != "linear":
-            activation = st.selectbox("activation", list(ACTIVATIONS), key="activation")
-        if model == "mlp":
-            dropout = st.number_input("dropout", 0.0, 0.9, step=0.05, key="dropout")
+        st.caption(MODELS[model].description)
+        model_params = {p.name: param_input(p, f"model.{model}.{p.name}") for p in MODELS[model].hyperparams}
         schedule = st.selectbox(
             "learning-rate schedule", list(SCHEDULES), key="schedule",
             format_func=lambda n: SCHEDULES[n].label,
@@ -112,12 +105,7 @@ def setup_sidebar() -> dict[str, Any]:
         )
     return {
         "data": {"name": dataset, "options": options},
-        "model": {
-            "name": model,
-            **({"hidden": hidden} if hidden is not None else {}),
-            **({"activation": activation} if activation is not None else {}),
-            "dropout": dropout,
-        },
+        "model": {"name": model, "params": model_params},
         "schedule": {"name": schedule, "params": sched_params},
         "epochs": epochs,
         "batch_size": batch,

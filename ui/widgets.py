@@ -20,18 +20,26 @@ def seed_state(key: str, default: Any) -> None:
 
 
 def param_input(p: HyperParam, key: str, *, default: Any = None) -> Any:
-    """A number input or checkbox for one hyperparameter, bounded by its allowed range."""
-    seed_state(key, p.default if default is None else default)
+    """A widget for one hyperparameter, bounded by its allowed range (or its choices)."""
+    first = p.default if default is None else default
+    seed_state(key, p.text(first) if p.kind == "ints" else first)
+    if p.kind == "choice":
+        return st.selectbox(p.name, p.choices, key=key, help=p.help or None)
+    if p.kind == "ints":
+        return st.text_input(p.name, key=key, help=p.help or None)
     if p.kind == "bool":
         return st.checkbox(p.name, key=key, help=p.help or None)
     if p.kind == "int":
         return st.number_input(
             p.name, min_value=int(p.low), max_value=int(p.high), step=1, key=key, help=p.help or None
         )
+    # An exclusive end is not a value a person can enter: stop just inside it.
+    low = float(p.low) if p.low_inclusive else float(p.low) + _step(p) / 100
+    high = float(p.high) if p.high_inclusive else float(p.high) - _step(p) / 100
     return st.number_input(
         p.name,
-        min_value=float(p.low),
-        max_value=float(p.high),
+        min_value=low,
+        max_value=high,
         key=key,
         format="%g",
         step=_step(p),

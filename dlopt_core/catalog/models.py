@@ -1,4 +1,9 @@
-"""Small models by name, built from a seed so every optimizer starts from the same weights."""
+"""Small models as registry entries, built from a seed so every optimizer starts from the same weights.
+
+A model's hyperparameters (widths, activation, dropout, channels) are declared on its spec,
+like an optimizer's: validation, widgets, the CLI (``mlp:hidden=128/64,activation=tanh``),
+the URL and MLflow params all come from the declaration. Adding a model is one entry.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from dlopt_core.catalog.datasets import Dataset
-from dlopt_core.catalog.hyperparams import lookup
+from dlopt_core.catalog.hyperparams import HyperParam, lookup
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -22,8 +27,9 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
 }
 
-# torch's default initialisers draw from the process-global RNG, which job threads share.
-_INIT_LOCK = threading.Lock()
+# torch's default initialisers draw from the process-global RNG, which job threads share:
+# every module construction that may draw from it takes this lock.
+INIT_LOCK = threading.Lock()
 
 
 class SeededDropout(nn.Module):
@@ -41,49 +47,51 @@ class SeededDropout(nn.Module):
         return x * keep / (1 - self.p)
 
 
+Params = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named model family and what it needs from the data."""
+    """A named model family, its hyperparameters and what it needs from the data."""
 
     name: str
     label: str
-    build: Callable[[Dataset, Any, int], nn.Module]
+    build: Callable[[Dataset, Params, int], nn.Module]
+    hyperparams: tuple[HyperParam, ...] = ()
     needs_images: bool = False
     convex: bool = False
     description: str = ""
 
 
-def _linear(data: Dataset, cfg: Any, seed: int) -> nn.Module:
+def _linear(data: Dataset, p: Params, seed: int) -> nn.Module:
     return nn.Linear(data.n_features, data.n_outputs)
 
 
-def _mlp(data: Dataset, cfg: Any, seed: int) -> nn.Module:
+def _mlp(data: Dataset, p: Params, seed: int) -> nn.Module:
     layers: list[nn.Module] = []
     width = data.n_features
-    for i, hidden in enumerate(cfg.hidden):
-        layers += [nn.Linear(width, hidden), ACTIVATIONS[cfg.activation]()]
-        if cfg.dropout > 0:
-            layers.append(SeededDropout(cfg.dropout, seed * 1000 + i))
+    for i, hidden in enumerate(p["hidden"]):
+        layers += [nn.Linear(width, hidden), ACTIVATIONS[p["activation"]]()]
+        if p["dropout"] > 0:
+            layers.append(SeededDropout(p["dropout"], seed * 1000 + i))
         width = hidden
     layers.append(nn.Linear(width, data.n_outputs))
     return nn.Sequential(*layers)
 
 
-def _cnn(data: Dataset, cfg: Any, seed: int) -> nn.Module:
+def _cnn(data: Dataset, p: Params, seed: int) -> nn.Module:
     assert data.image_shape is not None
     channels, height, width = data.image_shape
-    act = ACTIVATIONS[cfg.activation]
-    return nn.Sequential(
-        nn.Unflatten(1, data.image_shape),
-        nn.Conv2d(channels, 16, 3, padding=1),
-        act(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        act(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * (height // 2) * (width // 2), data.n_outputs),
-    )
+    act = ACTIVATIONS[p["activation"]]
+    layers: list[nn.Module] = [nn.Unflatten(1, data.image_shape)]
+    for out in p["channels"]:
+        layers += [nn.Conv2d(channels, out, 3, padding=1), act()]
+        channels = out
+    layers += [nn.MaxPool2d(2), nn.Flatten(), nn.Linear(channels * (height // 2) * (width // 2), data.n_outputs)]
+    return nn.Sequential(*layers)
 
+
+_ACTIVATION = HyperParam("activation", "relu", kind="choice", choices=tuple(ACTIVATIONS), help="non-linearity")
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -92,10 +100,24 @@ MODELS: dict[str, ModelSpec] = {
             "linear", "Linear / logistic regression", _linear, convex=True,
             description="One linear layer: least squares or softmax regression (convex).",
         ),
-        ModelSpec("mlp", "MLP", _mlp, description="Fully connected layers with an activation."),
         ModelSpec(
-            "cnn", "Small CNN", _cnn, needs_images=True,
-            description="Two 3x3 convolutions and a pooling layer; image data only.",
+            "mlp", "MLP", _mlp,
+            hyperparams=(
+                HyperParam("hidden", (64,), 1, 4096, kind="ints", help="hidden widths, e.g. 128/64"),
+                _ACTIVATION,
+                HyperParam("dropout", 0.0, 0.0, 1.0, high_inclusive=False, help="share of units dropped in training"),
+            ),
+            description="Fully connected layers with an activation.",
+        ),
+        ModelSpec(
+            "cnn", "Small CNN", _cnn,
+            hyperparams=(
+                HyperParam("channels", (16, 32), 1, 256, kind="ints", max_items=4,
+                           help="3x3 convolutions, e.g. 16/32"),
+                _ACTIVATION,
+            ),
+            needs_images=True,
+            description="3x3 convolutions (16/32 channels by default) and a pooling layer; image data only.",
         ),
     )
 }
@@ -107,11 +129,11 @@ def get_model_spec(name: str) -> ModelSpec:
 
 
 def build_model(cfg: Any, data: Dataset, seed: int) -> nn.Module:
-    """Model ``cfg.name`` for ``data`` with weights drawn from ``seed``, on the data's device."""
+    """Model ``cfg.name`` (with ``cfg.params``) for ``data``, weights drawn from ``seed``, on the data's device."""
     spec = get_model_spec(cfg.name)
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+    with INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = spec.build(data, cfg, seed)
+        model = spec.build(data, dict(cfg.params), seed)
     return model.to(data.x_train.device)
 
 

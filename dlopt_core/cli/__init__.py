@@ -7,14 +7,17 @@ package registers MLflow there), so the core never imports a tracking backend it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import signal
 import sys
-from importlib.metadata import entry_points
+import threading
+from collections.abc import Iterator
 from typing import Any, get_args
 
-from dlopt_core.experiments.compare import Comparison, RunResult, summary_rows
-from dlopt_core.config import ComparisonConfig, ConfigError, Device, OptimizerConfig
+from dlopt_core.experiments.compare import Comparison, RunObserver, RunResult, summary_rows
+from dlopt_core.config import ComparisonConfig, ConfigError, Device, ModelConfig, OptimizerConfig, Precision
 from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.catalog.functions import FUNCTIONS
@@ -23,7 +26,8 @@ from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.hyperparams import parse_spec
 from dlopt_core.catalog.schedules import SCHEDULES
-from dlopt_core.engine.loop import Record
+from dlopt_core.engine.records import Record
+from dlopt_core.runner.plugins import tracking_observers, tracking_start
 
 
 def _options(parser: argparse.ArgumentParser, flag: str, example: str) -> None:
@@ -57,10 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)}")
     _options(cmp, "--dataset-option", "noise=0.3 or condition_number=1000")
-    cmp.add_argument("--model", default="mlp", help=f"one of: {', '.join(MODELS)}")
-    cmp.add_argument("--hidden", default="64", help="MLP widths, comma-separated (default: 64)")
-    cmp.add_argument("--activation", default="relu", help="relu, tanh, gelu or sigmoid")
-    cmp.add_argument("--dropout", type=float, default=0.0)
+    cmp.add_argument(
+        "--model", default="mlp", metavar="NAME[:key=value...]",
+        help="e.g. mlp:hidden=128/64,activation=tanh,dropout=0.1 or cnn:channels=8/16; "
+        + "; ".join(f"{n}: {', '.join(p.name for p in m.hyperparams) or 'no options'}" for n, m in MODELS.items()),
+    )
     _optimizer_arg(cmp)
     cmp.add_argument(
         "--schedule", default="constant", metavar="NAME[:key=value...]",
@@ -71,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     cmp.add_argument("--target-loss", type=float, default=None, help="report steps to reach it")
     cmp.add_argument("--device", default="auto", choices=get_args(Device))
+    cmp.add_argument(
+        "--precision", default="fp32", choices=get_args(Precision),
+        help="mixed precision through autocast (fp16 adds loss scaling)",
+    )
+    cmp.add_argument("--grad-clip", type=float, default=None, metavar="NORM", help="clip the gradient norm")
     cmp.add_argument("--json", action="store_true", help="print machine-readable results")
     cmp.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     cmp.add_argument("--experiment", default="dlopt-compare", help="MLflow experiment name")
@@ -103,12 +113,7 @@ def _build_config(args: argparse.Namespace) -> ComparisonConfig:
     options = _option_values(args.dataset_option)
     return ComparisonConfig.make(
         data={"name": args.dataset, "options": options},
-        model={
-            "name": args.model,
-            "hidden": args.hidden,
-            "activation": args.activation,
-            "dropout": args.dropout,
-        },
+        model=ModelConfig.parse(args.model),
         schedule={"name": schedule, "params": schedule_params},
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -116,18 +121,18 @@ def _build_config(args: argparse.Namespace) -> ComparisonConfig:
         optimizers=tuple(OptimizerConfig.parse(o) for o in args.optimizer),
         target_loss=args.target_loss,
         device=args.device,
+        precision=args.precision,
+        grad_clip=args.grad_clip,
     )
 
 
-class _Progress:
+class _Progress(RunObserver):
     """A one-line progress display on stderr (only when it is a terminal)."""
 
     def __init__(self, comparison: Comparison) -> None:
         self.comparison = comparison
         self.enabled = sys.stderr.isatty()
         self._shown = -1
-
-    def run_started(self, run: RunResult) -> None: ...
 
     def record(self, run: RunResult, rec: Record) -> None:
         if not self.enabled:
@@ -137,44 +142,89 @@ class _Progress:
             self._shown = percent
             print(f"\rtraining {percent:3d}%", end="", file=sys.stderr, flush=True)
 
-    def run_ended(self, run: RunResult) -> None: ...
-
     def comparison_ended(self, comparison: Comparison) -> None:
         if self.enabled:
             print("\r", end="", file=sys.stderr)
 
 
-def _observers(args: argparse.Namespace) -> list[Any]:
-    if args.no_track:
-        return []
-    return [ep.load()(experiment=args.experiment) for ep in entry_points(group="dlopt.observers")]
+class _Signals:
+    """SIGTERM and Ctrl-C stop training at the next step, so every run ends as cancelled."""
+
+    def __init__(self) -> None:
+        self.caught: int | None = None
+        self._stop = threading.Event()
+
+    def is_set(self) -> bool:
+        return self._stop.is_set()
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.caught = self.caught or signum
+        self._stop.set()
+
+    @property
+    def exit_status(self) -> int | None:
+        """128 + the signal's number, the shell's convention for a process a signal ended."""
+        return None if self.caught is None else 128 + self.caught
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_Signals]:
+    signals = _Signals()
+    previous = {sig: signal.signal(sig, signals.handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield signals
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if signals.caught:
+            name = signal.Signals(signals.caught).name
+            print(f"stopped by {name}: unfinished runs were cancelled", file=sys.stderr)
 
 
 def _compare(args: argparse.Namespace) -> int:
     config = _build_config(args)
     resolve_device(config.device)
     use_one_thread()
-    comparison = Comparison(config)
-    observers = _observers(args)
-    comparison.execute(observers=[_Progress(comparison), *observers])
+    # MLflow prints "View run ..." lines to stdout for a tracking server; stdout is kept for
+    # the results (valid JSON with --json), everything else goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr), _stop_on_signals() as stop:
+        if not args.no_track:
+            tracking_start()
+        observers = [] if args.no_track else tracking_observers(experiment=args.experiment)
+        comparison = Comparison(config)
+        comparison.execute(observers=[_Progress(comparison), *observers], should_stop=stop.is_set)
     rows = summary_rows(comparison)
     errors = [e for o in observers for e in getattr(o, "errors", [])]
+    unwritten = sum(getattr(o, "unwritten", 0) for o in observers)
+    run_ids = {i: rid for o in observers for i, rid in getattr(o, "run_ids", {}).items()}
     if args.json:
         out = {
             "comparison_id": comparison.id,
             "config": config.to_dict(),
             "summary": rows,
-            "runs": [_run_json(r, getattr(observers[0], "run_ids", {}) if observers else {}) for r in comparison.runs],
+            "runs": [_run_json(r, run_ids) for r in comparison.runs],
             "tracking_errors": errors,
+            "tracking_unwritten": unwritten,
         }
         print(_dumps(out))
     else:
         print(_table(rows))
-        for o in observers:
-            print(o.describe(), f"(comparison_id={comparison.id})")
-        for e in errors:
-            print(f"warning: tracking failed: {e}", file=sys.stderr)
-    return 0 if all(r.status in ("finished", "diverged") for r in comparison.runs) else 1
+        if not errors and not unwritten:
+            for o in observers:
+                print(o.describe(), f"(comparison_id={comparison.id})")
+    for e in errors:
+        print(f"error: tracking failed: {e}", file=sys.stderr)
+    if unwritten:
+        print(
+            f"error: {unwritten} tracking writes could not be made; they are kept locally and "
+            "will be written when the store answers (on the next start)",
+            file=sys.stderr,
+        )
+    if stop.exit_status is not None:
+        return stop.exit_status
+    if errors or unwritten:
+        return 1
+    return 0 if all(r.status.completed for r in comparison.runs) else 1
 
 
 def _dumps(value: Any) -> str:
@@ -196,7 +246,7 @@ def _run_json(run: RunResult, run_ids: dict[int, str]) -> dict[str, Any]:
     return {
         "optimizer": run.config.optimizer.to_spec(),
         "seed": run.config.seed,
-        "status": run.status,
+        "status": str(run.status),
         "diverged_step": run.diverged_step,
         "steps": run.steps,
         "wall_time": run.wall_time,

@@ -3,44 +3,21 @@
 from __future__ import annotations
 
 import math
-from time import perf_counter
 from collections.abc import Iterator
-from typing import Literal, NamedTuple
 
 import torch
 
-from dlopt_core.config import RunConfig
 from dlopt_core.catalog.datasets import Dataset, load_dataset
-from dlopt_core.device import resolve_device
 from dlopt_core.catalog.models import build_model, loss_fn
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import Budget, get_schedule
+from dlopt_core.config import RunConfig
+from dlopt_core.device import resolve_device
+from dlopt_core.engine.records import Record, Status
+from dlopt_core.engine.step import StepHooks, build_step
+from dlopt_core.engine.stopwatch import Stopwatch
 
-Status = Literal["running", "finished", "diverged"]
-
-
-class Record(NamedTuple):
-    """One point of a run. Evaluation records also carry train/validation metrics.
-
-    ``train_loss`` is the mean mini-batch loss since the previous evaluation (at step 0, the
-    loss on the whole train set); ``val_metric`` is accuracy or R^2. A NamedTuple because
-    one is made every step: it is several times cheaper to create than a frozen dataclass.
-    """
-
-    step: int
-    epoch: float
-    samples: int
-    wall_time: float
-    lr: float
-    batch_loss: float | None
-    train_loss: float | None = None
-    val_loss: float | None = None
-    val_metric: float | None = None
-    status: Status = "running"
-
-    @property
-    def is_eval(self) -> bool:
-        return self.val_loss is not None
+__all__ = ["Record", "Status", "evaluate", "load_run_data", "run", "steps_per_epoch"]
 
 
 def load_run_data(config: RunConfig) -> Dataset:
@@ -73,22 +50,23 @@ def evaluate(model: torch.nn.Module, data: Dataset, x: torch.Tensor, y: torch.Te
     return loss, metric
 
 
-def run(config: RunConfig, *, data: Dataset | None = None) -> Iterator[Record]:
+def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = StepHooks()) -> Iterator[Record]:
     """Train ``config``, yielding a record after every step and after every evaluation.
 
     Evaluation happens before the first step and after every epoch. A non-finite loss ends
     the run with a ``diverged`` record at that step.
     """
+    watch = Stopwatch()
+    watch.start()
     data = data if data is not None else load_run_data(config)
     spec = get_optimizer(config.optimizer.name)
     model = build_model(config.model, data, config.seed)
-    optimizer = spec.build(
-        list(model.named_parameters()),
-        config.optimizer.lr,
-        config.optimizer.params,
-        data.x_train.device,
+    device = data.x_train.device
+    optimizer = spec.build(list(model.named_parameters()), config.optimizer.lr, config.optimizer.params, device)
+    step_fn = build_step(
+        model, optimizer, loss_fn(data), needs_closure=spec.needs_closure, hooks=hooks,
+        precision=config.precision, grad_clip=config.grad_clip, device_type=device.type, seed=config.seed,
     )
-    criterion = loss_fn(data)
     n_train = len(data.x_train)
     batch = min(config.batch_size or n_train, n_train)
     budget = Budget(config.epochs, steps_per_epoch(config, n_train))
@@ -106,31 +84,22 @@ def run(config: RunConfig, *, data: Dataset | None = None) -> Iterator[Record]:
         set_mode(True)
         ok = math.isfinite(val_loss) and math.isfinite(train_loss)
         return Record(
-            step, step / budget.steps_per_epoch, samples, spent(), lr, None,
-            train_loss, val_loss, val_metric, "running" if ok else "diverged",
+            step, step / budget.steps_per_epoch, samples, watch.stop(), lr, None,
+            train_loss, val_loss, val_metric, Status.RUNNING if ok else Status.DIVERGED,
         )
-
-    # wall_time counts this run's own work only: time suspended at a yield is excluded, so
-    # runs interleaved in one comparison report what each would take alone.
-    elapsed, clock = 0.0, perf_counter()
-
-    def spent() -> float:
-        return elapsed + perf_counter() - clock
 
     step = samples = 0
     last_factor = 1.0  # every group starts at its initial lr
     lr = config.optimizer.lr * lr_factor(0)
     set_mode(False)
     initial_train_loss, _ = evaluate(model, data, data.x_train, data.y_train)
-    rec = eval_record(0, 0, lr, initial_train_loss)
-    elapsed = rec.wall_time
-    yield rec
-    clock = perf_counter()
+    yield eval_record(0, 0, lr, initial_train_loss)
+    watch.start()
 
-    on_device = data.x_train.device
     for epoch in range(config.epochs):
-        order = torch.randperm(n_train, generator=generator).to(on_device) if batch < n_train else None
+        order = torch.randperm(n_train, generator=generator).to(device) if batch < n_train else None
         loss_sum = 0.0
+        epoch_samples = 0
         for i in range(budget.steps_per_epoch):
             if order is None:
                 xb, yb = data.x_train, data.y_train
@@ -143,39 +112,24 @@ def run(config: RunConfig, *, data: Dataset | None = None) -> Iterator[Record]:
                     group["lr"] = group["initial_lr"] * factor
                 lr, last_factor = config.optimizer.lr * factor, factor
 
-            if spec.needs_closure:
-
-                def closure() -> torch.Tensor:
-                    optimizer.zero_grad()
-                    loss = criterion(model(xb), yb)
-                    loss.backward()
-                    return loss
-
-                loss = optimizer.step(closure)
-            else:
-                optimizer.zero_grad()
-                loss = criterion(model(xb), yb)
-                loss.backward()
-                optimizer.step()
-
             # .item() is a device sync; it is also how divergence is caught at its exact step.
-            value = loss.item()
+            value = step_fn(xb, yb).item()
             step += 1
             samples += len(yb)
-            loss_sum += value
-            elapsed += perf_counter() - clock
-            status: Status = "running" if math.isfinite(value) else "diverged"
-            yield Record(step, step / budget.steps_per_epoch, samples, elapsed, lr, value, status=status)
-            if status == "diverged":
+            epoch_samples += len(yb)
+            # Weighted by batch size: a short last batch must not count as much as a full one.
+            loss_sum += value * len(yb)
+            status = Status.RUNNING if math.isfinite(value) else Status.DIVERGED
+            yield Record(step, step / budget.steps_per_epoch, samples, watch.stop(), lr, value, status=status)
+            if status is Status.DIVERGED:
                 return
-            clock = perf_counter()
+            watch.start()
 
-        rec = eval_record(step, samples, lr, loss_sum / budget.steps_per_epoch)
-        elapsed = rec.wall_time
+        rec = eval_record(step, samples, lr, loss_sum / epoch_samples)
         lr_factor.observe(rec.val_loss if math.isfinite(rec.val_loss or math.nan) else math.inf)
-        if rec.status == "running" and epoch == config.epochs - 1:
-            rec = rec._replace(status="finished")
+        if rec.status is Status.RUNNING and epoch == config.epochs - 1:
+            rec = rec._replace(status=Status.FINISHED)
         yield rec
-        if rec.status != "running":
+        if rec.status is not Status.RUNNING:
             return
-        clock = perf_counter()
+        watch.start()

@@ -1,23 +1,26 @@
 """A comparison: every (optimizer, seed) run of a config, trained side by side.
 
-Runs advance in turn, one record each, so all curves grow together while the comparison is
-watched live. Observers (MLflow logging, the CLI's progress line) consume the records.
+The comparison consumes a stream of ``(run index, record)`` from an engine and keeps each
+run's live state; observers (MLflow logging, a progress line, a pruner) see every record.
+One run can be stopped on its own (:meth:`Comparison.stop_run`), or all of them.
 """
 
 from __future__ import annotations
 
 import statistics
-import traceback
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from dlopt_core.config import ComparisonConfig, RunConfig
 from dlopt_core.catalog.datasets import get_dataset_spec
-from dlopt_core.engine.loop import Record, load_run_data, run, steps_per_epoch
+from dlopt_core.config import ComparisonConfig, RunConfig
+from dlopt_core.engine.loop import load_run_data, steps_per_epoch
+from dlopt_core.engine.records import Record, Status
+from dlopt_core.engine.sequential import SequentialEngine
 
-RunStatus = Literal["pending", "running", "finished", "diverged", "cancelled", "failed"]
+__all__ = ["Comparison", "RunObserver", "RunResult", "Status", "metric_name", "summary_rows"]
 
 
 @dataclass
@@ -28,7 +31,7 @@ class RunResult:
     config: RunConfig
     total_steps: int
     comparison_id: str
-    status: RunStatus = "pending"
+    status: Status = Status.PENDING
     records: list[Record] = field(default_factory=list)
     steps: int = 0
     wall_time: float = 0.0
@@ -41,23 +44,51 @@ class RunResult:
 
     @property
     def status_text(self) -> str:
-        if self.status == "diverged":
+        if self.status is Status.DIVERGED:
             return f"diverged at step {self.diverged_step}"
-        if self.status == "failed":
+        if self.status is Status.FAILED:
             return f"failed: {self.error}"
-        return self.status
+        if self.status in (Status.CANCELLED, Status.PRUNED):
+            return f"{self.status} at step {self.steps}"
+        return str(self.status)
+
+    def apply(self, rec: Record) -> None:
+        """Take one record from the stream (here, or in another process's mirror)."""
+        if rec.status is Status.FAILED:
+            self.end(Status.FAILED, error=rec.error)
+            return
+        self.steps, self.wall_time = rec.step, rec.wall_time
+        if rec.is_eval or rec.status.ended:
+            self.records.append(rec)
+        if self.status is Status.PENDING:
+            self.status = Status.RUNNING
+        if rec.status.ended:
+            self.end(rec.status)
+
+    def end(self, status: Status, *, error: str | None = None) -> None:
+        self.status = Status(status)
+        self.error = error
+        self.diverged_step = self.steps if self.status is Status.DIVERGED else None
 
 
-class RunObserver(Protocol):
-    """Hooks called from the comparison's thread, in order, for every run."""
+class RunObserver:
+    """Hooks called from the comparison's thread, in order, for every run; all do nothing.
 
-    def run_started(self, run: RunResult) -> None: ...
+    ``record`` may return ``True`` to stop that run (it ends as ``pruned``).
+    """
 
-    def record(self, run: RunResult, rec: Record) -> None: ...
+    def run_started(self, run: RunResult) -> None:
+        """Before the run's first record."""
 
-    def run_ended(self, run: RunResult) -> None: ...
+    def record(self, run: RunResult, rec: Record) -> bool | None:
+        """After every record of the run."""
+        return None
 
-    def comparison_ended(self, comparison: Comparison) -> None: ...
+    def run_ended(self, run: RunResult) -> None:
+        """Once, with the run's final status."""
+
+    def comparison_ended(self, comparison: Comparison) -> None:
+        """Once, after every run has ended."""
 
 
 class Comparison:
@@ -67,12 +98,17 @@ class Comparison:
         self.config = config
         self.id = comparison_id or uuid.uuid4().hex[:12]
         configs = config.runs()
-        n_train = len(load_run_data(configs[0]).x_train)
+        n_train = len(load_run_data(configs[0]).x_train)  # TODO(#6): split_sizes once it lands
         self.runs = [
             RunResult(i, c, c.epochs * steps_per_epoch(c, n_train), self.id)
             for i, c in enumerate(configs)
         ]
-        self.cancelled = False
+        self._stops: dict[int, Status] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def cancelled(self) -> bool:
+        return any(r.status is Status.CANCELLED for r in self.runs)
 
     @property
     def total_steps(self) -> int:
@@ -80,11 +116,26 @@ class Comparison:
 
     @property
     def done_steps(self) -> int:
-        return sum(r.total_steps if r.status not in ("pending", "running") else r.steps for r in self.runs)
+        """Steps trained; a run that ended by itself early (diverged) counts as done."""
+        return sum(r.total_steps if r.status.completed or r.status is Status.FAILED else r.steps for r in self.runs)
 
     @property
     def progress(self) -> float:
         return self.done_steps / max(1, self.total_steps)
+
+    @property
+    def finished(self) -> bool:
+        return all(r.status.ended for r in self.runs)
+
+    def stop_run(self, index: int, status: Status = Status.CANCELLED) -> None:
+        """Ask run ``index`` to stop at its next step (thread-safe); it ends as ``status``."""
+        with self._lock:
+            self._stops.setdefault(index, Status(status))
+
+    def _take_stops(self) -> dict[int, Status]:
+        with self._lock:
+            stops, self._stops = self._stops, {}
+        return stops
 
     def execute(
         self,
@@ -93,40 +144,34 @@ class Comparison:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Comparison:
         """Train every run to the end, or until ``should_stop()`` turns true."""
-        data = load_run_data(self.runs[0].config)
-        active: dict[int, Any] = {}
+        engine = SequentialEngine([r.config for r in self.runs], data=load_run_data(self.runs[0].config))
         for r in self.runs:
-            active[r.index] = run(r.config, data=data)
-            r.status = "running"
+            r.status = Status.RUNNING
             _each(observers, "run_started", r)
         on_record = [o.record for o in observers]
-        while active and not should_stop():
-            for index in list(active):
+        try:
+            for index, rec in engine:
                 r = self.runs[index]
-                try:
-                    rec = next(active[index])
-                except Exception as exc:  # a run that raises must not take the others down
-                    r.status, r.error = "failed", f"{type(exc).__name__}: {exc}"
-                    traceback.print_exc()
-                    del active[index]
-                    _each(observers, "run_ended", r)
-                    continue
-                r.steps, r.wall_time = rec.step, rec.wall_time
-                if rec.is_eval or rec.status != "running":
-                    r.records.append(rec)
+                r.apply(rec)
                 for hook in on_record:
-                    hook(r, rec)
-                if rec.status != "running":
-                    r.status = rec.status
-                    r.diverged_step = rec.step if rec.status == "diverged" else None
-                    active.pop(index).close()
+                    if hook(r, rec) and not r.status.ended:
+                        self.stop_run(index, Status.PRUNED)
+                if r.status.ended:
                     _each(observers, "run_ended", r)
-        for index, iterator in active.items():
-            iterator.close()
-            self.runs[index].status = "cancelled"
-            self.cancelled = True
-            _each(observers, "run_ended", self.runs[index])
-        _each(observers, "comparison_ended", self)
+                for stopped, status in self._take_stops().items():
+                    if engine.stop(stopped):
+                        self.runs[stopped].end(status)
+                        _each(observers, "run_ended", self.runs[stopped])
+                if should_stop():
+                    break
+        finally:
+            # Reached on Stop, and on an interrupt (SIGTERM, Ctrl-C): every unfinished run
+            # ends as cancelled, so no run stays "running" in MLflow.
+            for index in engine.active:
+                engine.stop(index)
+                self.runs[index].end(Status.CANCELLED)
+                _each(observers, "run_ended", self.runs[index])
+            _each(observers, "comparison_ended", self)
         return self
 
 
@@ -151,7 +196,7 @@ def summary_rows(comparison: Comparison) -> list[dict[str, Any]]:
     for label, runs in groups.items():
         evals = [[rec for rec in r.records if rec.val_metric is not None] for r in runs]
         # A diverged run has no final value: its last finite point says nothing about the end.
-        finals = [e[-1].val_metric for r, e in zip(runs, evals) if e and r.status != "diverged"]
+        finals = [e[-1].val_metric for r, e in zip(runs, evals) if e and r.status is not Status.DIVERGED]
         bests = [max(rec.val_metric for rec in e) for e in evals if e]
         row: dict[str, Any] = {
             "optimizer": label,
@@ -159,7 +204,7 @@ def summary_rows(comparison: Comparison) -> list[dict[str, Any]]:
             f"final {metric}": _mean(finals),
             f"best {metric}": _mean(bests),
             "final train loss": _mean(
-                [e[-1].train_loss for r, e in zip(runs, evals) if e and r.status != "diverged"]
+                [e[-1].train_loss for r, e in zip(runs, evals) if e and r.status is not Status.DIVERGED]
             ),
         }
         if target is not None:

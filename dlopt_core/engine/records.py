@@ -1,0 +1,52 @@
+"""What a run yields, and the one status vocabulary used from the core to MLflow and the page."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class Status(StrEnum):
+    """Where a run (or a job) is. The same words on the page, in the CLI and in MLflow tags."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    DIVERGED = "diverged"
+    PRUNED = "pruned"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def ended(self) -> bool:
+        return self not in (Status.PENDING, Status.RUNNING)
+
+    @property
+    def completed(self) -> bool:
+        """It ran its whole budget or stopped for a reason of its own (not stopped from outside)."""
+        return self in (Status.FINISHED, Status.DIVERGED)
+
+
+class Record(NamedTuple):
+    """One point of a run. Evaluation records also carry train/validation metrics.
+
+    ``train_loss`` is the sample-weighted mean mini-batch loss since the previous evaluation
+    (at step 0, the loss on the whole train set); ``val_metric`` is accuracy or R^2. A
+    NamedTuple because one is made every step: several times cheaper than a dataclass.
+    """
+
+    step: int
+    epoch: float
+    samples: int
+    wall_time: float
+    lr: float
+    batch_loss: float | None
+    train_loss: float | None = None
+    val_loss: float | None = None
+    val_metric: float | None = None
+    status: Status = Status.RUNNING
+    error: str | None = None
+
+    @property
+    def is_eval(self) -> bool:
+        return self.val_loss is not None

@@ -1,0 +1,23 @@
+"""Tracking backends, found through entry points so the core never imports one.
+
+``dlopt.observers``: classes called with ``experiment=...`` that observe a comparison (the
+``tracking`` package registers MLflow). ``dlopt.startup``: functions run once when a process
+that logs starts (ending runs whose process died, writing what a lost server missed); each
+must not raise for an unreachable store.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+
+def tracking_observers(*, experiment: str) -> list[Any]:
+    """One observer per installed tracking backend."""
+    return [ep.load()(experiment=experiment) for ep in entry_points(group="dlopt.observers")]
+
+
+def tracking_start() -> None:
+    """Run every backend's start-up work (once per process that logs)."""
+    for ep in entry_points(group="dlopt.startup"):
+        ep.load()()
