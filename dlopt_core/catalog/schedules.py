@@ -109,16 +109,26 @@ def _warmup_cosine(p: dict[str, Any], b: Budget) -> LRFactor:
     return LRFactor(factor)
 
 
+def _anneal(start: float, end: float, pct: float) -> float:
+    # torch's OneCycleLR._annealing_cos, operation for operation.
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
 def _one_cycle(p: dict[str, Any], b: Budget) -> LRFactor:
-    up = max(1, round(p["pct_start"] * b.total_steps))
-    down = max(1, b.total_steps - up)
+    # torch's OneCycleLR (cos, two phases) step for step: the rise ends at step
+    # pct_start * total - 1 (a float, below 0 when the rise is shorter than one step) and the
+    # fall reaches start / final_div_factor at the last step.
+    peak = float(p["pct_start"] * b.total_steps) - 1
+    last = b.total_steps - 1
     start = 1 / p["div_factor"]
     end = start / p["final_div_factor"]
 
     def factor(s: int) -> float:
-        if s < up:
-            return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * s / up))
-        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min((s - up) / down, 1.0)))
+        if s <= peak:
+            # peak == 0: the rise ends at step 0, which is the peak (torch divides 0 by 0 there).
+            return _anneal(start, 1.0, s / peak if peak > 0 else 1.0)
+        # pct_start < 1 keeps peak < last; steps past the budget stay at the end.
+        return _anneal(1.0, end, min((s - peak) / (last - peak), 1.0))
 
     return LRFactor(factor)
 
@@ -186,11 +196,17 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "One-cycle",
             _one_cycle,
             (
-                HyperParam("pct_start", 0.3, 0.0, 1.0, low_inclusive=False, help="share spent rising"),
+                HyperParam(
+                    "pct_start", 0.3, 0.0, 1.0, low_inclusive=False, high_inclusive=False,
+                    help="share spent rising (below 1, so the fall reaches the final lr)",
+                ),
                 HyperParam("div_factor", 25.0, 1.0, 1e4, help="base lr / starting lr"),
                 HyperParam("final_div_factor", 1e4, 1.0, 1e6, help="starting lr / final lr"),
             ),
-            description="Rise to the base lr (the peak), then anneal far below the start.",
+            description=(
+                "Rise to the base lr (the peak), then anneal far below the start; "
+                "torch's OneCycleLR step for step."
+            ),
         ),
         ScheduleSpec(
             "plateau",
