@@ -17,7 +17,18 @@ import torch
 from dlopt_core.catalog.hyperparams import HyperParam, lookup
 
 NamedParams = list[tuple[str, torch.nn.Parameter]]
-Factory = Callable[[NamedParams, float, dict[str, Any], torch.device], Any]
+# (params, lr, hyperparameters, fused): ``fused`` says whether to ask torch for its fused
+# kernel; factories whose class has none ignore it.
+Factory = Callable[[NamedParams, float, dict[str, Any], bool], Any]
+
+# Device types where the registry asks for fused=True. torch 2.13 has fused kernels on more
+# (tests/test_optimizer_devices.py reads its lists); these are the ones chosen:
+# - cpu: fused Adam / AdamW / Adagrad steps measured ~1.25x faster on the 2-core CPU
+#   machines; SGD(fused=True) is ~150x slower there, so SGD never asks for it.
+# - cuda: fused Adam / AdamW is torch's own recommendation. Adagrad stays on torch's CUDA
+#   default: issue 13 saw fused Adagrad fail on GPUs, and no GPU timing says it pays.
+FUSED_ADAM = frozenset({"cpu", "cuda"})
+FUSED_CPU = frozenset({"cpu"})
 
 
 @dataclass(frozen=True)
@@ -34,14 +45,19 @@ class OptimizerSpec:
     full_batch_only: bool = False
     needs_closure: bool = False
     train_eval_modes: bool = False
+    fused_devices: frozenset[str] = frozenset()
     description: str = ""
     tutorial: str = ""
+
+    def fused_on(self, device_type: str) -> bool:
+        """Whether the registry asks torch for the fused kernel on ``device_type`` ("cuda", ...)."""
+        return device_type in self.fused_devices
 
     def build(
         self, named_params: NamedParams, lr: float, hp: dict[str, Any], device: torch.device
     ) -> Any:
         """Return a ready optimizer whose groups remember their starting lr."""
-        opt = self.factory(named_params, lr, hp, device)
+        opt = self.factory(named_params, lr, hp, self.fused_on(device.type))
         for group in opt.param_groups:
             group.setdefault("initial_lr", group["lr"])
         return opt
@@ -72,12 +88,13 @@ def _params(named: NamedParams) -> Iterator[torch.nn.Parameter]:
     return (p for _, p in named)
 
 
-def _fused(device: torch.device) -> bool:
-    # Measured on the 2-core CPU machines: fused Adam/AdamW/Adagrad steps are ~1.25x faster.
-    return device.type in {"cpu", "cuda"}
+def _implementation(fused: bool) -> dict[str, Any]:
+    # fused=False would also switch off foreach, torch's fast default on CUDA: leave both
+    # unset unless fused is wanted, and torch picks foreach or a plain loop by device.
+    return {"fused": True} if fused else {}
 
 
-def _sgd(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _sgd(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     return torch.optim.SGD(
         _params(named),
         lr=lr,
@@ -101,34 +118,33 @@ def _nesterov_needs_momentum(hp: dict[str, Any]) -> str | None:
     return None
 
 
-def _adam_like(cls: type[torch.optim.Optimizer], fused: bool) -> Factory:
-    def make(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
-        kwargs: dict[str, Any] = {
-            "lr": lr,
-            "betas": (hp["beta1"], hp["beta2"]),
-            "eps": hp["eps"],
-            "weight_decay": hp["weight_decay"],
-        }
-        if fused and _fused(device):
-            kwargs["fused"] = True
-        return cls(_params(named), **kwargs)
+def _adam_like(cls: type[torch.optim.Optimizer]) -> Factory:
+    def make(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
+        return cls(
+            _params(named),
+            lr=lr,
+            betas=(hp["beta1"], hp["beta2"]),
+            eps=hp["eps"],
+            weight_decay=hp["weight_decay"],
+            **_implementation(fused),
+        )
 
     return make
 
 
-def _adagrad(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _adagrad(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     return torch.optim.Adagrad(
-        _params(named), lr=lr, eps=hp["eps"], weight_decay=hp["weight_decay"], fused=_fused(device)
+        _params(named), lr=lr, eps=hp["eps"], weight_decay=hp["weight_decay"], **_implementation(fused)
     )
 
 
-def _adadelta(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _adadelta(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     return torch.optim.Adadelta(
         _params(named), lr=lr, rho=hp["rho"], eps=hp["eps"], weight_decay=hp["weight_decay"]
     )
 
 
-def _rmsprop(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _rmsprop(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     return torch.optim.RMSprop(
         _params(named),
         lr=lr,
@@ -139,13 +155,13 @@ def _rmsprop(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.de
     )
 
 
-def _adafactor(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _adafactor(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     return torch.optim.Adafactor(
         _params(named), lr=lr, beta2_decay=hp["beta2_decay"], weight_decay=hp["weight_decay"]
     )
 
 
-def _muon(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _muon(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     matrices = [p for _, p in named if p.ndim == 2]
     others = [p for _, p in named if p.ndim != 2]
     parts: list[torch.optim.Optimizer] = []
@@ -161,22 +177,22 @@ def _muon(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.devic
         )
     if others:
         parts.append(
-            torch.optim.AdamW(others, lr=hp["adamw_lr"], weight_decay=0.0, fused=_fused(device))
+            torch.optim.AdamW(others, lr=hp["adamw_lr"], weight_decay=0.0, **_implementation(fused))
         )
     return CombinedOptimizer(parts)
 
 
-def _asgd(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _asgd(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     return torch.optim.ASGD(
         _params(named), lr=lr, lambd=hp["lambd"], t0=hp["t0"], weight_decay=hp["weight_decay"]
     )
 
 
-def _rprop(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _rprop(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     return torch.optim.Rprop(_params(named), lr=lr, etas=(hp["eta_minus"], hp["eta_plus"]))
 
 
-def _lbfgs(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _lbfgs(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     return torch.optim.LBFGS(
         _params(named),
         lr=lr,
@@ -186,7 +202,7 @@ def _lbfgs(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.devi
     )
 
 
-def _schedulefree(named: NamedParams, lr: float, hp: dict[str, Any], device: torch.device) -> Any:
+def _schedulefree(named: NamedParams, lr: float, hp: dict[str, Any], fused: bool) -> Any:
     return schedulefree.AdamWScheduleFree(
         _params(named),
         lr=lr,
@@ -254,6 +270,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             default_lr=0.05,
             lr_range=(1e-4, 1.0),
             hyperparams=(_eps(1e-10), _wd()),
+            fused_devices=FUSED_CPU,
             description="Per-parameter steps shrink with the sum of all past squared gradients.",
             tutorial=_ADAM_DOC,
         ),
@@ -289,27 +306,29 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         OptimizerSpec(
             "adam",
             "Adam",
-            _adam_like(torch.optim.Adam, fused=True),
+            _adam_like(torch.optim.Adam),
             default_lr=0.001,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd()),
+            fused_devices=FUSED_ADAM,
             description="Momentum plus RMSprop scaling, with bias correction.",
             tutorial=_ADAM_DOC,
         ),
         OptimizerSpec(
             "adamw",
             "AdamW",
-            _adam_like(torch.optim.AdamW, fused=True),
+            _adam_like(torch.optim.AdamW),
             default_lr=0.001,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd(0.01)),
+            fused_devices=FUSED_ADAM,
             description="Adam with weight decay decoupled from the gradient.",
             tutorial=_ADAM_DOC,
         ),
         OptimizerSpec(
             "adamax",
             "Adamax",
-            _adam_like(torch.optim.Adamax, fused=False),
+            _adam_like(torch.optim.Adamax),
             default_lr=0.002,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd()),
@@ -319,7 +338,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         OptimizerSpec(
             "nadam",
             "NAdam",
-            _adam_like(torch.optim.NAdam, fused=False),
+            _adam_like(torch.optim.NAdam),
             default_lr=0.002,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd()),
@@ -329,7 +348,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         OptimizerSpec(
             "radam",
             "RAdam",
-            _adam_like(torch.optim.RAdam, fused=False),
+            _adam_like(torch.optim.RAdam),
             default_lr=0.001,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd()),
@@ -360,6 +379,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                 _wd(0.0),
                 HyperParam("adamw_lr", 0.001, 1e-5, 0.1, log=True, help="lr of the AdamW half"),
             ),
+            fused_devices=FUSED_ADAM,  # for its AdamW half; torch's Muon has no fused kernel
             description=(
                 "Orthogonalised momentum for 2-D weight matrices; torch's Muon only takes "
                 "matrices, so biases and conv kernels are trained by AdamW (adamw_lr)."
@@ -387,8 +407,11 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             default_lr=0.01,
             lr_range=(1e-5, 0.5),
             hyperparams=(
-                HyperParam("eta_minus", 0.5, 0.0, 1.0, low_inclusive=False),
-                HyperParam("eta_plus", 1.2, 1.0, 5.0, low_inclusive=False),
+                # torch's Rprop needs 0 < eta_minus < 1 < eta_plus.
+                HyperParam("eta_minus", 0.5, 0.0, 1.0, low_inclusive=False, high_inclusive=False,
+                           help="step-size multiplier when the gradient's sign flips"),
+                HyperParam("eta_plus", 1.2, 1.0, 5.0, low_inclusive=False,
+                           help="step-size multiplier while the sign holds"),
             ),
             full_batch_only=True,
             description="Uses only the sign of the gradient; needs full batches to be meaningful.",
@@ -416,7 +439,10 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             default_lr=0.0025,
             lr_range=(1e-5, 0.1),
             hyperparams=(
-                *_BETAS,
+                # eval() moves to y + (1 - 1/beta1) (z - y): beta1 = 0 divides by zero, and a
+                # tiny beta1 blows the difference up by 1/beta1.
+                HyperParam("beta1", 0.9, 0.01, 0.999, help="weight of the averaged iterate where gradients are taken"),
+                _BETAS[1],
                 _wd(),
                 HyperParam("warmup_steps", 0, 0, 100000, kind="int"),
             ),
