@@ -2,12 +2,15 @@
 
 Every set is split train/validation deterministically (by ``split_seed``, not the run seed,
 so all runs of a comparison see the same data) and standardised with train statistics only.
+Sizes are bounded for a shared server: a generated set holds at most :data:`MAX_VALUES`
+numbers, and split arrays are cached up to :data:`CACHE_BYTES`.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,10 +18,20 @@ import numpy as np
 import torch
 from sklearn import datasets as skd
 
-from dlopt_core.catalog.hyperparams import HyperParam, lookup
+from dlopt_core.catalog.hyperparams import HyperParam, check_params, lookup
 
 Task = Literal["classification", "regression"]
 Arrays = tuple[np.ndarray, np.ndarray]
+Check = Callable[[dict[str, Any]], str | None]
+
+# n_samples x n_features of a generated set. 2,000,000 float64 values are 16 MB; making,
+# splitting and standardising a set holds about four copies at once (~64 MB) and the float32
+# tensors on the device take 8 MB, so several users can load one at the same time. It is
+# the largest n_samples (200,000) at the default 10 features.
+MAX_VALUES = 2_000_000
+# Split arrays kept for reuse (least recently used dropped first): 256 MB holds about ten
+# sets at MAX_VALUES and every bundled one.
+CACHE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,8 @@ class DatasetSpec:
     make: Callable[[dict[str, Any]], Arrays]
     task: Task
     hyperparams: tuple[HyperParam, ...] = ()
+    check: Check | None = None
+    n_samples: int | None = None  # rows of a bundled set; generated sets take options["n_samples"]
     image_shape: tuple[int, int, int] | None = None
     standardize: bool = True
     description: str = ""
@@ -63,11 +78,12 @@ _NOISE = HyperParam("noise", 0.2, 0.0, 10.0, help="standard deviation of added n
 
 def _spirals(p: dict[str, Any]) -> Arrays:
     rng = np.random.default_rng(p["seed"])
-    n = p["n_samples"] // 2
-    t = np.sqrt(rng.uniform(0.0, 1.0, n)) * 3 * np.pi
+    n = p["n_samples"]
+    first, second = n - n // 2, n // 2  # an odd count puts the extra point on the first arm
+    t = np.sqrt(rng.uniform(0.0, 1.0, first)) * 3 * np.pi
     arm = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (3 * np.pi)
-    x = np.concatenate([arm, -arm]) + rng.normal(0.0, p["noise"] / 10, (2 * n, 2))
-    y = np.concatenate([np.zeros(n, int), np.ones(n, int)])
+    x = np.concatenate([arm, -arm[:second]]) + rng.normal(0.0, p["noise"] / 10, (n, 2))
+    y = np.concatenate([np.zeros(first, int), np.ones(second, int)])
     return x, y
 
 
@@ -95,6 +111,25 @@ def _sk(loader: Callable[..., Any]) -> Callable[[dict[str, Any]], Arrays]:
     return lambda p: loader(return_X_y=True)
 
 
+def _within_max_values(p: dict[str, Any]) -> str | None:
+    values = p["n_samples"] * p["n_features"]
+    if values > MAX_VALUES:
+        return (
+            f"dataset.n_samples x dataset.n_features: {p['n_samples']} x {p['n_features']} = "
+            f"{values:,} values is over the limit of {MAX_VALUES:,}"
+        )
+    return None
+
+
+def _ill_conditioned_check(p: dict[str, Any]) -> str | None:
+    if p["n_features"] > p["n_samples"]:
+        return (
+            f"dataset.n_features: {p['n_features']} is more than n_samples ({p['n_samples']}); "
+            "the chosen condition number needs n_features <= n_samples"
+        )
+    return _within_max_values(p)
+
+
 _SEED = HyperParam("seed", 0, 0, 2**31 - 1, kind="int", help="seed of the generator")
 _FEATURES = HyperParam("n_features", 10, 1, 1000, kind="int")
 
@@ -103,15 +138,15 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec(
             "digits", "Digits (8x8 images)", _sk(skd.load_digits), "classification",
-            image_shape=(1, 8, 8), description="1,797 handwritten digits, 10 classes.",
+            n_samples=1797, image_shape=(1, 8, 8), description="1,797 handwritten digits, 10 classes.",
         ),
         DatasetSpec(
             "breast_cancer", "Breast cancer", _sk(skd.load_breast_cancer), "classification",
-            description="569 tumours, 30 features, 2 classes.",
+            n_samples=569, description="569 tumours, 30 features, 2 classes.",
         ),
         DatasetSpec(
             "wine", "Wine", _sk(skd.load_wine), "classification",
-            description="178 wines, 13 features, 3 classes.",
+            n_samples=178, description="178 wines, 13 features, 3 classes.",
         ),
         DatasetSpec(
             "moons", "Two moons",
@@ -132,6 +167,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "linear", "Linear regression", _linear, "regression",
             (_N, _FEATURES, HyperParam("noise", 0.5, 0.0, 100.0), _SEED),
+            check=_within_max_values,
             description="The tutorial's y = X theta + noise.",
         ),
         DatasetSpec(
@@ -141,6 +177,7 @@ DATASETS: dict[str, DatasetSpec] = {
                 HyperParam("condition_number", 100.0, 1.0, 1e8, log=True, help="cond(X^T X)"),
                 HyperParam("noise", 0.1, 0.0, 100.0), _SEED,
             ),
+            check=_ill_conditioned_check,
             standardize=False,
             description="Least squares whose Hessian has a chosen condition number.",
         ),
@@ -153,22 +190,100 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     return lookup(DATASETS, name, kind="dataset")
 
 
-@functools.lru_cache(maxsize=32)
+def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked against the data set's ranges and limits, defaults filled in."""
+    spec = get_dataset_spec(name)
+    checked = check_params(spec.hyperparams, options, prefix="dataset")
+    if spec.check and (problem := spec.check(checked)):
+        raise ValueError(problem)
+    return checked
+
+
+def _n_val(n: int, val_fraction: float) -> int:
+    return max(1, round(val_fraction * n))
+
+
+def split_sizes(name: str, options: dict[str, Any], val_fraction: float) -> tuple[int, int]:
+    """``(n_train, n_val)`` of :func:`load_dataset`'s split, without making or loading the data."""
+    spec = get_dataset_spec(name)
+    n = spec.n_samples if spec.n_samples is not None else int(check_options(name, options)["n_samples"])
+    n_val = _n_val(n, val_fraction)
+    return n - n_val, n_val
+
+
+class ArrayCache:
+    """Arrays by key, at most ``max_bytes`` in all, least recently used dropped first.
+
+    Thread-safe: runs of a comparison and pages served at once share it. Two threads asking
+    for a missing key may both compute it; the second ``put`` replaces the first.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Hashable, tuple[tuple[np.ndarray, ...], int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._items
+
+    def get(self, key: Hashable) -> tuple[np.ndarray, ...] | None:
+        """The arrays under ``key`` (now the most recently used), or None."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: Hashable, arrays: tuple[np.ndarray, ...]) -> None:
+        """Keep ``arrays`` read-only under ``key``, dropping old entries to stay in budget.
+
+        A value larger than the whole budget is not kept.
+        """
+        size = sum(a.nbytes for a in arrays)
+        for a in arrays:
+            a.setflags(write=False)  # shared by every later caller
+        with self._lock:
+            if key in self._items:
+                self._bytes -= self._items.pop(key)[1]
+            if size > self.max_bytes:
+                return
+            self._items[key] = (arrays, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, freed) = self._items.popitem(last=False)
+                self._bytes -= freed
+
+
+SPLIT_CACHE = ArrayCache(CACHE_BYTES)
+
+
 def _split_arrays(
     name: str, options: tuple[tuple[str, Any], ...], val_fraction: float, split_seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, ...]:
+    key = (name, options, val_fraction, split_seed)
+    if (cached := SPLIT_CACHE.get(key)) is not None:
+        return cached
     spec = get_dataset_spec(name)
     x, y = spec.make(dict(options))
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     order = np.random.default_rng(split_seed).permutation(len(x))
-    n_val = max(1, round(val_fraction * len(x)))
+    n_val = _n_val(len(x), val_fraction)
     val, train = order[:n_val], order[n_val:]
     x_train, x_val = x[train], x[val]
     if spec.standardize:
         mean, std = x_train.mean(axis=0), x_train.std(axis=0)
         std[std == 0] = 1.0
         x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
-    return x_train, y[train], x_val, y[val]
+    arrays = (x_train, y[train], x_val, y[val])
+    SPLIT_CACHE.put(key, arrays)
+    return arrays
 
 
 def load_dataset(
@@ -179,8 +294,12 @@ def load_dataset(
     split_seed: int,
     device: torch.device,
 ) -> Dataset:
-    """Build (or reuse) a split data set and place it on ``device``."""
+    """Build (or reuse) a split data set and place it on ``device``.
+
+    ``options`` are checked as by :func:`check_options` (a ``ValueError`` names the field).
+    """
     spec = get_dataset_spec(name)
+    options = check_options(name, options)
     x_train, y_train, x_val, y_val = _split_arrays(
         name, tuple(sorted(options.items())), val_fraction, split_seed
     )
@@ -190,7 +309,8 @@ def load_dataset(
         y_dtype, n_classes = torch.float32, 0
 
     def put(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-        return torch.as_tensor(a, dtype=dtype).to(device)
+        # torch.tensor copies: the cached arrays stay untouched whatever the run does.
+        return torch.tensor(a, dtype=dtype, device=device)
 
     return Dataset(
         name=name,
