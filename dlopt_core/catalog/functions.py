@@ -37,6 +37,11 @@ class TestFunction:
         """f(x, y), elementwise over tensors of any shape."""
         return self.fn(x, y, params or {p.name: p.default for p in self.hyperparams})
 
+    def at(self, x: float, y: float, params: dict[str, Any] | None = None) -> float:
+        """f(x, y) at one point, computed in float64 (a bare torch.tensor(0.5) is float32)."""
+        point = torch.tensor([x, y], dtype=torch.float64)
+        return float(self.value(point[0], point[1], params))
+
     def in_window(self, x: float, y: float) -> bool:
         (x0, x1), (y0, y1) = self.window
         return x0 <= x <= x1 and y0 <= y <= y1

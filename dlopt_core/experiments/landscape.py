@@ -3,6 +3,8 @@
 The point is one ``(1, 2)`` parameter (a 1x2 matrix, so Muon has a matrix to orthogonalise),
 the loss is the test function, and every registry optimizer steps it exactly as it would a
 network. Gradient noise of a chosen scale (seeded) turns gradient descent into SGD.
+Points, gradients, noise and values are float64 throughout (torch's Muon alone rounds its
+orthogonalised step through bfloat16 internally).
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ def _run_batched(
             if not function.in_window(px, py):
                 active.remove(i)
                 stopped[i] = step
-                outside = float(function.fn(torch.tensor(px), torch.tensor(py), params))
+                outside = function.at(px, py, params)
                 if not math.isfinite(outside):
                     status[i] = "diverged"
                     continue
@@ -190,16 +192,13 @@ def _run_with_closure(
             point.grad += noise * torch.randn((1, 2), generator=gen, dtype=point.dtype)
         return value
 
-    def value_at(px: float, py: float) -> float:
-        return float(function.fn(torch.tensor(px), torch.tensor(py), params))
-
-    xs, ys, values = [x0], [y0], [value_at(x0, y0)]
+    xs, ys, values = [x0], [y0], [function.at(x0, y0, params)]
     status: Status = "finished"
     stopped = None
     for step in range(1, steps + 1):
         opt.step(closure)
         px, py = point.detach()[0].tolist()
-        value = value_at(px, py) if math.isfinite(px) and math.isfinite(py) else math.nan
+        value = function.at(px, py, params) if math.isfinite(px) and math.isfinite(py) else math.nan
         if not math.isfinite(value):
             status, stopped = "diverged", step
             break
