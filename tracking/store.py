@@ -1,11 +1,13 @@
 """Storage locations from the environment, with embedded SQLite defaults under one folder.
 
-``DLOPT_HOME`` (default ``./.dlopt``) holds ``mlflow.db`` and ``artifacts/``;
+``DLOPT_HOME`` (default ``./.dlopt``) holds ``mlflow.db``, ``artifacts/`` and ``spool/``
+(writes an unreachable store could not take, see :mod:`tracking.spool`);
 ``MLFLOW_TRACKING_URI`` points a team at a shared MLflow server instead.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 from dataclasses import dataclass
@@ -13,6 +15,10 @@ from pathlib import Path
 
 # Runs stay on this machine: no usage telemetry (set before mlflow is imported).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# With an http tracking server, set_terminated writes "View run ... at: http://..." to stdout
+# (mlflow/tracking/_tracking_service/client.py, _log_url), which breaks the CLI's --json; it
+# also costs one more get_run request per run. This is MLflow's own switch for it.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from mlflow import MlflowClient  # noqa: E402
 
@@ -30,6 +36,11 @@ class StoreSettings:
     @property
     def is_remote(self) -> bool:
         return self.mlflow_uri.startswith(("http://", "https://"))
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where writes the store could not take wait, one JSON-lines file per run."""
+        return self.home / "spool"
 
 
 def settings() -> StoreSettings:
@@ -53,7 +64,28 @@ def client(store: StoreSettings | None = None) -> MlflowClient:
 
 @functools.lru_cache(maxsize=8)
 def _client(uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # MlflowClient() builds the store; on a new SQLite file that runs MLflow's schema
+    # migrations, which are not safe to run twice at once: 4 CLI processes started together
+    # on a new DLOPT_HOME lost runs in 10/10 tries ("table _alembic_tmp_experiments already
+    # exists", "duplicate column name: step") and left the store broken in 2/10. The first
+    # set-up is therefore serialised across processes; later ones find the tables and return.
+    # The lock file sits beside the database (in DLOPT_HOME by default), so every process
+    # that opens this database takes the same lock, whatever its DLOPT_HOME.
+    path = _sqlite_path(uri)
+    if path is None:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".setup-lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; ``None`` for other stores and in-memory ones."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(uri[len(prefix):].split("?", 1)[0])
 
 
 def experiment_id(name: str = EXPERIMENT, store: StoreSettings | None = None) -> str:
