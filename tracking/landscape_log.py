@@ -8,6 +8,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 from dlopt_core.experiments.landscape import LandscapeResult
 from dlopt_core.plots import landscape_figure
+from tracking.reconcile import run_identity_tags
 from tracking.store import StoreSettings, client, experiment_id, settings
 
 EXPERIMENT = "dlopt-landscape"
@@ -29,7 +30,7 @@ def log_landscape(result: LandscapeResult, *, store: StoreSettings | None = None
     for opt, path in zip(cfg.optimizers, result.trajectories):
         run = c.create_run(
             exp, run_name=f"{cfg.function}: {opt.label}",
-            tags={"function": cfg.function, "optimizer": opt.name, "status": path.status_text},
+            tags={"function": cfg.function, "optimizer": opt.name, "status": path.status_text, **run_identity_tags()},
         )
         run_id = run.info.run_id
         params = [Param(k, str(v)) for k, v in flat.items()]

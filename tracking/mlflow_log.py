@@ -2,7 +2,14 @@
 
 Each run gets its config as params (once), evaluation metrics with their step in batches
 (``log_batch``), its per-step curve as one CSV artifact, the comparison figure as HTML, and
-a final status: FINISHED, FAILED (diverged or crashed) or KILLED (cancelled).
+a final status: FINISHED, FAILED (diverged, crashed) or KILLED (pruned, cancelled).
+
+Every write is an operation of :mod:`tracking.spool`. After the first store error the
+observer stops talking to the store for the rest of the comparison (an unreachable server
+would otherwise cost a timeout on every call) and appends each write to the run's spool
+file instead; at the end of the comparison it tries once to replay them. What is still not
+written is in :attr:`MlflowObserver.unwritten`, and is written by
+:func:`tracking.spool.replay_spool` on a later start.
 """
 
 from __future__ import annotations
@@ -12,23 +19,38 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow.entities import Metric, Param, RunTag
-
-from dlopt_core.experiments.compare import Comparison, RunResult
 from dlopt_core.plots import curves_data, curves_figure
-from dlopt_core.engine.loop import Record
-from tracking.store import EXPERIMENT, StoreSettings, client, experiment_id, settings
+from tracking.reconcile import run_identity_tags
+from tracking.spool import Op, RunSpool, apply, replay_files
+from tracking.store import EXPERIMENT, StoreSettings, client, settings
 
-_STATUS = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "cancelled": "KILLED"}
+if TYPE_CHECKING:
+    from dlopt_core.engine.loop import Record
+    from dlopt_core.experiments.compare import Comparison, RunResult
+
+# Every status a run can end with (pending/running would mean it never ended: FAILED).
+_STATUS = {
+    "finished": "FINISHED",
+    "diverged": "FAILED",
+    "failed": "FAILED",
+    "pruned": "KILLED",
+    "cancelled": "KILLED",
+}
 _EVAL_METRICS = ("train_loss", "val_loss", "val_metric", "lr", "epoch")
-# MLflow accepts at most 1000 metrics per log_batch call.
-_BATCH_LIMIT = 1000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class MlflowObserver:
-    """A :class:`dlopt_core.experiments.compare.RunObserver` that writes every run to MLflow."""
+    """A comparison observer that writes every run to MLflow, or to the local spool meanwhile.
+
+    One observer may watch several comparisons one after another; its state (``run_ids``,
+    ``errors``, ``unwritten``) describes the latest one.
+    """
 
     def __init__(
         self,
@@ -44,93 +66,47 @@ class MlflowObserver:
         self.figure_html = figure_html
         self.run_ids: dict[int, str] = {}
         self.errors: list[str] = []
-        self._pending: dict[int, list[Metric]] = {}
+        self._comparison_id: str | None = None
+        self._offline = False
+        self._spools: dict[int, RunSpool] = {}
+        self._unwritten: int | None = None  # set once the comparison's spool was replayed
+        self._lost = 0  # writes the store refused or the spool could not keep
+        self._experiments: dict[str, str] = {}
+        self._pending: dict[int, list[list[Any]]] = {}
         self._steps: dict[int, list[tuple[int, float, float, float]]] = {}
         self._last_flush = time.monotonic()
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._writer = threading.Thread(target=self._drain, name="dlopt-mlflow", daemon=True)
-        self._writer.start()
-        self._experiment_id: str | None = None
+        self._writer: threading.Thread | None = None
+
+    @property
+    def unwritten(self) -> int:
+        """Writes of the latest comparison not in MLflow: waiting in the spool, or lost.
+
+        Lost: the store refused them (a 4xx, reported in ``errors``) or the disk could not
+        keep them. Zero means MLflow holds everything.
+        """
+        if self._unwritten is not None:
+            return self._unwritten + self._lost
+        return sum(s.count for s in list(self._spools.values())) + self._lost
 
     def describe(self) -> str:
-        return f"logged to MLflow experiment {self.experiment!r} at {self.store.mlflow_uri}"
+        where = f"MLflow experiment {self.experiment!r} at {self.store.mlflow_uri}"
+        if self.unwritten:
+            kept = self.unwritten - self._lost
+            missing = [f"{kept} writes kept in {self.store.spool_dir} until the store answers"] if kept else []
+            missing += [f"{self._lost} writes lost (see the errors)"] if self._lost else []
+            return f"not fully logged to {where}: {'; '.join(missing)}"
+        if self.errors:
+            return f"logged to {where} (late: the writes kept while it failed were replayed)"
+        return f"logged to {where}"
 
     # -- RunObserver hooks (called from the training thread: only queue work here) --
 
     def run_started(self, run: RunResult) -> None:
+        if run.comparison_id != self._comparison_id:
+            self._start_comparison(run.comparison_id)
         self._pending[run.index] = []
         self._steps[run.index] = []
-        # Created here, before any step (about 10 ms a run on SQLite): a writer thread busy
-        # with SQLAlchemy during training would hold the GIL and slow every step.
-        self._guarded(lambda: self._create(run))
-
-    def record(self, run: RunResult, rec: Record) -> None:
-        if rec.batch_loss is not None:
-            self._steps[run.index].append((rec.step, rec.batch_loss, rec.lr, rec.wall_time))
-        if rec.is_eval:
-            ms = int(time.time() * 1000)
-            self._pending[run.index].extend(
-                Metric(key, float(getattr(rec, key)), ms, rec.step)
-                for key in _EVAL_METRICS
-                if getattr(rec, key) is not None
-            )
-            self._pending[run.index].append(Metric("wall_time", rec.wall_time, ms, rec.step))
-        if time.monotonic() - self._last_flush > self.flush_seconds:
-            self._flush_all()
-
-    def run_ended(self, run: RunResult) -> None:
-        metrics = self._pending.pop(run.index, [])
-        steps = self._steps.pop(run.index, [])
-        self._submit(lambda: self._finish(run, metrics, steps))
-
-    def comparison_ended(self, comparison: Comparison) -> None:
-        if self.figure_html:
-            self._submit(lambda: self._log_figure(comparison))
-        self.close()
-
-    def close(self) -> None:
-        """Wait until everything queued is written."""
-        if self._writer.is_alive():
-            self._queue.put(None)
-            self._writer.join()
-
-    # -- writer thread --
-
-    def _submit(self, work: Callable[[], None]) -> None:
-        if not self.errors:
-            self._queue.put(work)
-
-    def _drain(self) -> None:
-        while (work := self._queue.get()) is not None:
-            self._guarded(work)
-
-    def _guarded(self, work: Callable[[], None]) -> None:
-        # A store error must not stop training; after the first one, logging stops (an
-        # unreachable server would otherwise cost a timeout on every call).
-        if self.errors:
-            return
-        try:
-            work()
-        except Exception as exc:
-            self.errors.append(f"{type(exc).__name__}: {exc}")
-
-    def _client(self) -> Any:
-        return client(self.store)
-
-    def _flush_all(self) -> None:
-        self._last_flush = time.monotonic()
-        for index, metrics in self._pending.items():
-            if metrics:
-                self._pending[index] = []
-                self._submit(lambda index=index, metrics=metrics: self._log(index, metrics))
-
-    def _log(self, index: int, metrics: list[Metric]) -> None:
-        for start in range(0, len(metrics), _BATCH_LIMIT):
-            self._client().log_batch(self.run_ids[index], metrics=metrics[start : start + _BATCH_LIMIT])
-
-    def _create(self, run: RunResult) -> None:
-        if self._experiment_id is None:
-            self._experiment_id = experiment_id(self.experiment, self.store)
         cfg = run.config
         tags = {
             "comparison_id": run.comparison_id,
@@ -139,34 +115,124 @@ class MlflowObserver:
             "model": cfg.model.name,
             "seed": str(cfg.seed),
             "status": "running",
+            **run_identity_tags(),
         }
-        created = self._client().create_run(
-            self._experiment_id, tags=tags, run_name=f"{cfg.optimizer.label} seed={cfg.seed}"
-        )
-        self.run_ids[run.index] = created.info.run_id
-        params = [Param(k, str(v)) for k, v in cfg.to_dict().items()]
-        self._client().log_batch(created.info.run_id, params=params)
+        create = {
+            "op": "create",
+            "experiment": self.experiment,
+            "run_name": f"{cfg.optimizer.label} seed={cfg.seed}",
+            "tags": tags,
+            "start_time": _now_ms(),
+        }
+        # Created here, before any step (about 10 ms a run on SQLite): a writer thread busy
+        # with SQLAlchemy during training would hold the GIL and slow every step.
+        self._write(run.index, create)
+        self._write(run.index, {"op": "params", "params": {k: str(v) for k, v in cfg.to_dict().items()}})
+
+    def record(self, run: RunResult, rec: Record) -> None:
+        if rec.batch_loss is not None:
+            self._steps[run.index].append((rec.step, rec.batch_loss, rec.lr, rec.wall_time))
+        if rec.is_eval:
+            ms = _now_ms()
+            self._pending[run.index].extend(
+                [key, float(getattr(rec, key)), ms, rec.step]
+                for key in _EVAL_METRICS
+                if getattr(rec, key) is not None
+            )
+            self._pending[run.index].append(["wall_time", rec.wall_time, ms, rec.step])
+        if time.monotonic() - self._last_flush > self.flush_seconds:
+            self._flush_all()
+
+    def run_ended(self, run: RunResult) -> None:
+        index = run.index
+        ops: list[Op] = []
+        if metrics := self._pending.pop(index, []):
+            ops.append({"op": "metrics", "metrics": metrics})
+        if steps := self._steps.pop(index, []):
+            csv = io.StringIO()
+            csv.write("step,batch_loss,lr,wall_time\n")
+            csv.writelines(f"{s},{loss!r},{lr!r},{t!r}\n" for s, loss, lr, t in steps)
+            ops.append({"op": "text", "path": "curve.csv", "text": csv.getvalue()})
+        tags = {"status": run.status_text}
+        if run.diverged_step is not None:
+            tags["diverged_step"] = str(run.diverged_step)
+        if run.error:
+            tags["error"] = run.error[:5000]
+        ops.append({"op": "tags", "tags": tags})
+        ops.append({"op": "end", "status": _STATUS.get(str(run.status), "FAILED"), "end_time": _now_ms()})
+        self._submit(lambda: [self._write(index, op) for op in ops])
+
+    def comparison_ended(self, comparison: Comparison) -> None:
+        if self.figure_html:
+            self._submit(lambda: self._log_figure(comparison))
+        self.close()
+
+    def close(self) -> None:
+        """Wait until everything queued is written (or spooled), then try the spool once."""
+        if self._writer is not None and self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join()
+        if self._spools and self._unwritten is None:
+            for spool in self._spools.values():
+                spool.close()
+            result = replay_files(self.store, [s.path for s in self._spools.values()])
+            self._unwritten = result.pending
+            self._lost += result.dropped
+            self.errors += [e for e in result.errors if e not in self.errors]
+
+    # -- writer thread --
+
+    def _start_comparison(self, comparison_id: str) -> None:
+        self.close()
+        self._comparison_id = comparison_id
+        self.run_ids, self.errors = {}, []
+        self._offline, self._spools, self._unwritten, self._lost = False, {}, None, 0
+        self._writer = threading.Thread(target=self._drain, name="dlopt-mlflow", daemon=True)
+        self._writer.start()
+
+    def _submit(self, work: Callable[[], None]) -> None:
+        self._queue.put(work)
+
+    def _drain(self) -> None:
+        while (work := self._queue.get()) is not None:
+            try:
+                work()
+            except Exception as exc:  # e.g. building the figure failed: say so, keep going
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _write(self, index: int, op: Op) -> None:
+        """Write ``op`` for run ``index`` to the store, or to its spool once the store failed."""
+        if not self._offline:
+            try:
+                run_id = apply(client(self.store), op, self.run_ids.get(index), store=self.store, experiments=self._experiments)
+            except Exception as exc:
+                # Training goes on; from now on every write of this comparison is spooled.
+                self._offline = True
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            else:
+                if run_id is not None:
+                    self.run_ids[index] = run_id
+                return
+        try:
+            if index not in self._spools:
+                key = f"{self._comparison_id}-{index}"
+                self._spools[index] = RunSpool(self.store, key, self.run_ids.get(index))
+            self._spools[index].append(op)
+        except OSError as exc:  # the disk failed too: this write is lost, and counted
+            self._lost += 1
+            self.errors.append(f"could not keep a write in {self.store.spool_dir}: {exc}")
+
+    def _flush_all(self) -> None:
+        self._last_flush = time.monotonic()
+        for index, metrics in self._pending.items():
+            if metrics:
+                self._pending[index] = []
+                op = {"op": "metrics", "metrics": metrics}
+                self._submit(lambda index=index, op=op: self._write(index, op))
 
     def _log_figure(self, comparison: Comparison) -> None:
         fig = curves_figure(curves_data(comparison), title=f"comparison {comparison.id}")
         html = fig.to_html(include_plotlyjs="cdn", full_html=True)
         for run in comparison.runs:
-            if run.index in self.run_ids:
-                self._client().log_text(self.run_ids[run.index], html, "comparison.html")
-
-    def _finish(self, run: RunResult, metrics: list[Metric], steps: list[tuple[int, float, float, float]]) -> None:
-        run_id = self.run_ids[run.index]
-        if metrics:
-            self._log(run.index, metrics)
-        if steps:
-            csv = io.StringIO()
-            csv.write("step,batch_loss,lr,wall_time\n")
-            csv.writelines(f"{s},{loss!r},{lr!r},{t!r}\n" for s, loss, lr, t in steps)
-            self._client().log_text(run_id, csv.getvalue(), "curve.csv")
-        tags = [RunTag("status", run.status_text)]
-        if run.diverged_step is not None:
-            tags.append(RunTag("diverged_step", str(run.diverged_step)))
-        if run.error:
-            tags.append(RunTag("error", run.error[:5000]))
-        self._client().log_batch(run_id, tags=tags)
-        self._client().set_terminated(run_id, _STATUS.get(run.status, "FAILED"))
+            if run.index in self.run_ids or run.index in self._spools:
+                self._write(run.index, {"op": "text", "path": "comparison.html", "text": html})
