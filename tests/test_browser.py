@@ -14,7 +14,7 @@ def test_compare_two_optimizers_shows_a_live_chart_with_both(app_server: str, br
     url = compare_url(app_server, ["sgd:lr=0.1", "adam:lr=0.001"], epochs=40)
     seconds, names = run_and_time_first_point(page, url)
     assert set(names) <= {"SGD lr=0.1", "Adam lr=0.001"} and names
-    page.get_by_text("done: 100%").wait_for(timeout=120_000)
+    page.get_by_text("finished: 100%").wait_for(timeout=120_000)
     time.sleep(0.5)
     final = page.evaluate(CURVE_NAMES_JS)[0]
     assert {"SGD lr=0.1", "Adam lr=0.001"} <= set(final)

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 
-from dlopt_core.experiments.compare import Comparison, summary_rows
-from dlopt_core.config import ComparisonConfig
-from dlopt_core.runner.jobs import Job, registry
 from dlopt_core.catalog.models import convex_optimum, get_model_spec
-from dlopt_core.plots import curves_data, curves_figure
+from dlopt_core.config import ComparisonConfig
 from dlopt_core.engine.loop import load_run_data
-from tracking import MlflowObserver
+from dlopt_core.engine.records import Status
+from dlopt_core.experiments.compare import Comparison, ComparisonWork, summary_rows
+from dlopt_core.plots import curves_data, curves_figure
+from dlopt_core.runner.jobs import Job, registry
 
 POLL_SECONDS = 0.3
-
-
-@dataclass
-class ComparisonJob:
-    """What a comparison job carries for the pages: live results and the tracking state."""
-
-    comparison: Comparison
-    optimum: float | None
-    observer: MlflowObserver | None = None
-
-    @property
-    def tracking_errors(self) -> list[str]:
-        return self.observer.errors if self.observer else []
 
 
 def optimum_for(config: ComparisonConfig) -> float | None:
@@ -44,17 +30,12 @@ def start_comparison(config: ComparisonConfig) -> Job:
     existing = registry().get(config.key())
     if existing is not None and existing.active:
         return existing
-    payload = ComparisonJob(Comparison(config), optimum_for(config))
-
-    def work(job: Job) -> None:
-        payload.observer = MlflowObserver()
-        payload.comparison.execute(observers=[payload.observer], should_stop=job.stop_requested)
-
-    job = registry().submit(config.key(), work, label=f"compare {config.key()}", payload=payload)
-    # The first evaluation lands within milliseconds; waiting for it here draws it in this
-    # rerun instead of one polling interval later.
+    work = ComparisonWork(config, extra={"optimum": optimum_for(config)})
+    job = registry().submit(work)
+    # The first evaluation lands within milliseconds of a warm worker starting; waiting for
+    # it here draws it in this rerun instead of one polling interval later.
     deadline = time.monotonic() + 0.5
-    while job.active and not any(r.records for r in payload.comparison.runs) and time.monotonic() < deadline:
+    while job.active and not any(r.records for r in work.comparison.runs) and time.monotonic() < deadline:
         time.sleep(0.01)
     return job
 
@@ -75,28 +56,34 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
 
     @st.fragment(run_every=POLL_SECONDS if polling else None)
     def view() -> None:
-        payload: ComparisonJob = job.payload
-        comparison = payload.comparison
+        work: ComparisonWork = job.work  # type: ignore[assignment]
+        comparison = work.comparison
+        optimum = work.extra.get("optimum")
         done = comparison.progress
-        state = {"queued": "waiting for a free worker", "running": "training"}.get(job.status, job.status)
+        state = {Status.PENDING: "waiting for a free worker", Status.RUNNING: "training"}.get(job.status, str(job.status))
         st.progress(min(done, 1.0), text=f"{state}: {done:.0%} of {comparison.total_steps:,} steps")
-        data = curves_data(comparison, x=x, band=band, optimum=payload.optimum)  # type: ignore[arg-type]
+        data = curves_data(comparison, x=x, band=band, optimum=optimum)  # type: ignore[arg-type]
         st.plotly_chart(curves_figure(data, log_y=log_y), key="curves", width="stretch")
-        if payload.optimum is not None and payload.optimum < 1e-6:
+        if optimum is not None and optimum < 1e-6:
             st.caption(
                 "The classes are linearly separable: the train loss of this linear model can "
-                f"approach 0 (scikit-learn's solver reached {payload.optimum:.1e})."
+                f"approach 0 (scikit-learn's solver reached {optimum:.1e})."
             )
-        elif payload.optimum is not None:
+        elif optimum is not None:
             st.caption(
                 "Dashed line: the lowest train loss a linear model can reach here "
                 "(closed form / scikit-learn, no regularisation)."
             )
         st.dataframe(results_frame(comparison), hide_index=True, width="stretch")
-        if job.status == "failed":
+        if job.status is Status.FAILED:
             st.error(f"The comparison failed: {job.error}")
-        for err in payload.tracking_errors:
+        for err in work.tracking_errors:
             st.warning(f"MLflow logging failed: {err}")
+        if work.unwritten and not job.active:
+            st.warning(
+                f"{work.unwritten} MLflow writes could not be made; they are kept on the server "
+                "and written when the run store answers again."
+            )
         if polling and not job.active:
             st.rerun()  # one full rerun turns polling off and re-enables Run
 

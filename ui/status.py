@@ -9,7 +9,8 @@ import streamlit as st
 
 from dlopt_core.device import describe_device, resolve_device, use_one_thread
 from dlopt_core.runner.jobs import registry
-from dlopt_core.catalog.optimizers import warm_up
+from dlopt_core.runner.warm import warm_up_process
+from tracking import recover
 from tracking.store import experiment_id, settings
 
 
@@ -36,13 +37,19 @@ PAGES = (
 
 @st.cache_resource(show_spinner="Preparing the run store…")
 def prepare_store(uri: str) -> str | None:
-    """Create the store's tables once per server, so the first Run does not pay for it."""
-    threading.Thread(target=warm_up, name="dlopt-warm-up", daemon=True).start()
+    """Once per server: warm the workers, settle what an earlier server left, create the store.
+
+    Runs whose process died are ended and writes a lost tracking server missed are made
+    (``tracking.recover``); the worker processes start in the background meanwhile.
+    """
+    threading.Thread(target=warm_up_process, name="dlopt-warm-up", daemon=True).start()
+    registry()
     try:
+        recovery = recover()
         experiment_id()
     except Exception as exc:  # an unreachable server is shown, not raised
         return f"{type(exc).__name__}: {exc}"
-    return None
+    return "; ".join(recovery.errors) or None
 
 
 def device_text() -> str:
@@ -64,7 +71,8 @@ def page_frame(title: str) -> None:
         st.divider()
         status = st.container()
     status.caption(f"**Device:** {device_text()}")
-    status.caption(f"**Jobs:** {reg.running} running · at most {reg.max_workers} at once")
+    queued = f" · {reg.queued} waiting" if reg.queued else ""
+    status.caption(f"**Jobs:** {reg.running} running{queued} · at most {reg.max_workers} at once")
     status.caption(f"**Runs stored in:** `{store.mlflow_uri}`")
     if problem:
         status.error(f"The run store is not reachable: {problem}")

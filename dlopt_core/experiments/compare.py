@@ -227,3 +227,93 @@ def metric_name(config: ComparisonConfig | RunConfig) -> str:
 def _mean(values: list[Any]) -> float | None:
     finite = [v for v in values if v is not None]
     return statistics.fmean(finite) if finite else None
+
+
+class _Relay(RunObserver):
+    """Sends a comparison's progress to the server as events, and takes its per-run stops."""
+
+    def __init__(self, comparison: Comparison, emit: Any, control: Any, trackers: Sequence[Any]) -> None:
+        self.comparison, self.emit, self.control, self.trackers = comparison, emit, control, trackers
+        self._started = 0
+
+    def run_started(self, run: RunResult) -> None:
+        self._started += 1
+        if self._started == len(self.comparison.runs):
+            self._tracking()
+
+    def record(self, run: RunResult, rec: Record) -> None:
+        # The first points and every evaluation go at once: they are what a person waits to see.
+        self.emit(("record", run.index, rec), urgent=rec.is_eval)
+        for index in self.control.take_run_stops():
+            self.comparison.stop_run(index)
+
+    def run_ended(self, run: RunResult) -> None:
+        self.emit(("ended", run.index, str(run.status), run.error), urgent=True)
+
+    def comparison_ended(self, comparison: Comparison) -> None:
+        self._tracking()
+
+    def _tracking(self) -> None:
+        run_ids = {i: rid for t in self.trackers for i, rid in getattr(t, "run_ids", {}).items()}
+        errors = [e for t in self.trackers for e in getattr(t, "errors", [])]
+        unwritten = sum(getattr(t, "unwritten", 0) for t in self.trackers)
+        self.emit(("tracking", run_ids, errors, unwritten), urgent=True)
+
+
+class ComparisonWork:
+    """A comparison as background work (:mod:`dlopt_core.runner`): trained in a worker,
+    mirrored here from the events it sends, so pages read :attr:`comparison` live."""
+
+    def __init__(
+        self, config: ComparisonConfig, *, track: bool = True, experiment: str = "dlopt-compare",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.key = config.key()
+        self.label = f"compare {self.key}"
+        self.track = track
+        self.experiment = experiment
+        self.comparison = Comparison(config)
+        self.run_ids: dict[int, str] = {}
+        self.tracking_errors: list[str] = []
+        self.unwritten = 0
+        self.extra = extra or {}  # what a page computed beside it (e.g. the convex optimum)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The worker needs the recipe, not the live mirror.
+        return {"config": self.config, "id": self.comparison.id, "track": self.track, "experiment": self.experiment}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"], track=state["track"], experiment=state["experiment"])  # type: ignore[misc]
+        self.comparison.id = state["id"]
+        for r in self.comparison.runs:
+            r.comparison_id = state["id"]
+
+    def run(self, emit: Any, control: Any) -> None:
+        from dlopt_core.runner.plugins import tracking_observers, tracking_start
+
+        trackers: list[Any] = []
+        if self.track:
+            tracking_start()
+            trackers = tracking_observers(experiment=self.experiment)
+        comparison = Comparison(self.config, comparison_id=self.comparison.id)
+        relay = _Relay(comparison, emit, control, trackers)
+        # Trackers first: a run's MLflow id exists before the relay reports it.
+        comparison.execute(observers=[*trackers, relay], should_stop=control.should_stop)
+
+    def apply(self, event: Any) -> None:
+        kind = event[0]
+        if kind == "record":
+            self.comparison.runs[event[1]].apply(event[2])
+        elif kind == "ended":
+            run = self.comparison.runs[event[1]]
+            if not run.status.ended or run.status is not Status(event[2]):
+                run.end(Status(event[2]), error=event[3])
+        elif kind == "tracking":
+            self.run_ids, self.tracking_errors, self.unwritten = dict(event[1]), list(event[2]), event[3]
+
+    def finish(self, status: Status) -> None:
+        """Runs that never reported an end (a worker ended hard) take the job's end."""
+        for run in self.comparison.runs:
+            if not run.status.ended:
+                run.end(Status.CANCELLED if status is not Status.FAILED else Status.FAILED)

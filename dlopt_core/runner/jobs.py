@@ -4,82 +4,120 @@ Streamlit serves every browser session from one process and reruns page scripts 
 training must not live inside a script run. A job here is keyed (for a comparison: its
 config hash); submitting a key that is already queued or running attaches to that job
 instead of starting a second one, which is how a reload or a second tab finds its work.
+
+Jobs wait in one first-come-first-served queue and run on a capped number of slots; a
+launcher decides what a slot is (a warm worker process by default, or a thread).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 import os
+import queue
 import threading
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from dlopt_core.device import use_one_thread
+from dlopt_core.engine.records import Status
+from dlopt_core.runner.launchers import Launcher, Slot, Work, make_launcher
 
-JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 _ids = itertools.count(1)
 
 
 @dataclass
 class Job:
-    """One piece of background work and what pages need to watch it."""
+    """One piece of background work and what pages need to watch and steer it."""
 
     key: str
     label: str
-    payload: Any = None
-    status: JobStatus = "queued"
+    work: Work
+    status: Status = Status.PENDING
     error: str | None = None
     id: int = field(default_factory=lambda: next(_ids))
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
+    _run_stops: list[int] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def active(self) -> bool:
-        return self.status in ("queued", "running")
+        return not self.status.ended
+
+    @property
+    def payload(self) -> Any:
+        """What the pages draw: the work's live state (kept here, fed by the worker's events)."""
+        return self.work
 
     def cancel(self) -> None:
-        """Ask the work to stop; it checks :meth:`stop_requested` between steps."""
+        """Ask the work to stop; it checks between steps (a slot may end it hard after a grace)."""
         self._stop.set()
 
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
+    def stop_run(self, index: int) -> None:
+        """Ask one run of the job to stop; the others go on."""
+        with self._lock:
+            self._run_stops.append(index)
+
+    def take_run_stops(self) -> list[int]:
+        with self._lock:
+            stops, self._run_stops = self._run_stops, []
+        return stops
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job ends; ``False`` if ``timeout`` passed first."""
         return self._done.wait(timeout)
 
+    def _end(self, status: Status, error: str | None = None) -> None:
+        self.status, self.error = status, error
+        try:
+            self.work.finish(status)
+        finally:
+            self._done.set()
+
 
 class JobRegistry:
-    """Runs jobs on a capped pool of threads and remembers recent ones by key."""
+    """Runs jobs first come, first served on ``max_workers`` slots; remembers recent ones by key."""
 
-    def __init__(self, max_workers: int | None = None, keep: int = 50) -> None:
+    def __init__(self, max_workers: int | None = None, *, launcher: Launcher | str | None = None, keep: int = 50) -> None:
         self.max_workers = max_workers or int(os.environ.get("DLOPT_MAX_JOBS", os.cpu_count() or 1))
-        self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="dlopt-job")
+        self.launcher = make_launcher(launcher)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._keep = keep
+        self._closing = False
+        self._slots: list[Slot] = []
+        # Each slot starts in its own thread: a worker process takes seconds the first time
+        # (the fork server imports torch), and no page should wait for that.
+        self._threads = [
+            threading.Thread(target=self._dispatch, name=f"dlopt-slot-{i}", daemon=True)
+            for i in range(self.max_workers)
+        ]
+        for t in self._threads:
+            t.start()
 
-    def submit(
-        self, key: str, work: Callable[[Job], None], *, label: str = "", payload: Any = None
-    ) -> Job:
-        """Start ``work(job)`` unless a job with ``key`` is still active; return the job."""
+    def submit(self, work: Work) -> Job:
+        """Queue ``work`` unless a job with its key is still active; return the job."""
         with self._lock:
-            existing = self._jobs.get(key)
+            if self._closing:
+                raise RuntimeError("the server is shutting down; no new work is started")
+            existing = self._jobs.get(work.key)
             if existing is not None and existing.active:
                 return existing
-            job = Job(key=key, label=label, payload=payload)
-            self._jobs[key] = job
-            self._jobs.move_to_end(key)
+            job = Job(key=work.key, label=work.label, work=work)
+            self._jobs[work.key] = job
+            self._jobs.move_to_end(work.key)
             while len(self._jobs) > self._keep:
                 oldest = next(iter(self._jobs))
                 if self._jobs[oldest].active:
                     break
                 del self._jobs[oldest]
-        self._pool.submit(self._execute, job, work)
+        self._queue.put(job)
         return job
 
     def get(self, key: str) -> Job | None:
@@ -94,24 +132,48 @@ class JobRegistry:
 
     @property
     def running(self) -> int:
-        return sum(1 for j in self.jobs() if j.status == "running")
+        return sum(1 for j in self.jobs() if j.status is Status.RUNNING)
 
-    @staticmethod
-    def _execute(job: Job, work: Callable[[Job], None]) -> None:
-        use_one_thread()
-        if job.stop_requested():
-            job.status = "cancelled"
-            job._done.set()
-            return
-        job.status = "running"
-        try:
-            work(job)
-            job.status = "cancelled" if job.stop_requested() else "done"
-        except Exception as exc:
-            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-            traceback.print_exc()
-        finally:
-            job._done.set()
+    @property
+    def queued(self) -> int:
+        return sum(1 for j in self.jobs() if j.status is Status.PENDING)
+
+    def _dispatch(self) -> None:
+        slot = self.launcher.slot()
+        with self._lock:
+            self._slots.append(slot)
+        while (job := self._queue.get()) is not None:
+            if job.stop_requested() or self._closing:
+                job._end(Status.CANCELLED)
+                continue
+            job.status = Status.RUNNING
+            try:
+                status, error = slot.execute(job)
+            except Exception as exc:  # a broken slot must not stop the queue
+                traceback.print_exc()
+                status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
+            job._end(status, error)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Start nothing new, cancel queued and running jobs, wait up to ``timeout``, end the slots."""
+        with self._lock:
+            self._closing = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel()
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        for job in jobs:
+            if job.status is Status.RUNNING:
+                job.wait(max(0.0, deadline - time.monotonic()))
+        for job in jobs:
+            if job.status is Status.PENDING:
+                job._end(Status.CANCELLED)
+        with self._lock:
+            slots = list(self._slots)
+        for slot in slots:
+            slot.close()
 
 
 _registry: JobRegistry | None = None
@@ -119,9 +181,15 @@ _registry_lock = threading.Lock()
 
 
 def registry() -> JobRegistry:
-    """The process-wide registry every page and session shares."""
+    """The process-wide registry every page and session shares (slots start warm at once).
+
+    At interpreter exit (a server's SIGTERM or Ctrl-C) it cancels every job before Python
+    waits for threads, so running runs end as cancelled and queued ones never start.
+    """
     global _registry
     with _registry_lock:
         if _registry is None:
             _registry = JobRegistry()
+            # Runs before the interpreter joins threads (atexit handlers would run after).
+            threading._register_atexit(_registry.shutdown)  # type: ignore[attr-defined]
         return _registry
