@@ -22,6 +22,21 @@ setup() {
   fi
 }
 
+# Browser tests drive Debian's chromium. Install it when it is missing and we can (root with
+# apt); otherwise stop at once with the exact command, rather than failing tests one by one.
+need_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium for the browser tests..." >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    [ -x /usr/bin/chromium ] && return 0
+  fi
+  echo "error: the browser tests need /usr/bin/chromium; install it with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium" >&2
+  exit 1
+}
+
 case "${1:-}" in
   app)
     shift
@@ -30,6 +45,7 @@ case "${1:-}" in
     ;;
   test)
     shift
+    need_chromium
     setup
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -5,7 +5,7 @@ import streamlit as st
 from dlopt_core.config import ConfigError
 from dlopt_core.plots import X_LABELS, lr_schedule_data, lr_schedule_figure
 from dlopt_core.catalog.schedules import get_schedule
-from dlopt_core.engine.loop import load_run_data
+from dlopt_core.catalog.datasets import split_sizes
 from ui import compare_form as form
 from ui.live import find_job, live_view, start_comparison
 from ui.status import page_frame
@@ -53,7 +53,7 @@ if config is not None:
         form.remember_job(config)
     if buttons[1].button("Stop", disabled=not running, width="stretch"):
         job.cancel()
-    n_train = len(load_run_data(config.runs()[0]).x_train)
+    n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
     note = None
     if get_schedule(config.schedule.name).depends_on_validation:
         note = "learning-rate schedule (drops happen when validation loss stalls)"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlopt_core.catalog.datasets import get_dataset_spec
+from dlopt_core.catalog.datasets import get_dataset_spec, split_sizes
 from dlopt_core.config import ComparisonConfig, RunConfig
 from dlopt_core.engine.loop import load_run_data, steps_per_epoch
 from dlopt_core.engine.records import Record, Status
@@ -98,7 +98,8 @@ class Comparison:
         self.config = config
         self.id = comparison_id or uuid.uuid4().hex[:12]
         configs = config.runs()
-        n_train = len(load_run_data(configs[0]).x_train)  # TODO(#6): split_sizes once it lands
+        # Sizes only: the data is made when training starts, not when a page draws a form.
+        n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
         self.runs = [
             RunResult(i, c, c.epochs * steps_per_epoch(c, n_train), self.id)
             for i, c in enumerate(configs)
