@@ -56,32 +56,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def streamlit_server(home: Path) -> Iterator[str]:
-    """A real ``streamlit run app.py`` on a free port, storing runs under ``home``."""
+def start_streamlit(home: Path, **env_values: str) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run app.py`` on a free port storing runs under ``home``; wait until healthy."""
     port = _free_port()
-    env = {**os.environ, "DLOPT_HOME": str(home)}
+    env = {**os.environ, "DLOPT_HOME": str(home), **env_values}
     env.pop("MLFLOW_TRACKING_URI", None)
     log_path = home / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
+    home.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")  # noqa: SIM115  (the server writes to it for its whole life)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise RuntimeError(f"streamlit did not start: {log_path.read_text()}") from None
-                    time.sleep(0.3)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"streamlit did not start: {log_path.read_text()}") from None
+            time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def streamlit_server(home: Path, **env_values: str) -> Iterator[str]:
+    """A real ``streamlit run app.py`` on a free port, storing runs under ``home``."""
+    proc, url = start_streamlit(home, **env_values)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
