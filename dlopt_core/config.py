@@ -204,6 +204,7 @@ class TrainingSetup(Frozen):
     device: Device = "auto"
     precision: Precision = "fp32"
     grad_clip: float | None = Field(None, gt=0.0, le=1e6, description="max gradient norm; None: no clipping")
+    deterministic: bool = Field(True, description="on CUDA: reproducible kernels rather than the fastest")
 
     @field_validator("batch_size", mode="before")
     @classmethod

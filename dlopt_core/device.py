@@ -1,8 +1,14 @@
-"""Which device a run uses, and how to describe it to a person."""
+"""Which device a run uses, how reproducible it is there, and how to describe it to a person."""
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+# cuBLAS is deterministic only with a fixed workspace; it reads this when its first handle is
+# made, so it is set before any CUDA work (harmless where there is no GPU).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def resolve_device(choice: str = "auto") -> torch.device:
@@ -39,3 +45,18 @@ def use_one_thread() -> None:
     """
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+
+
+def use_determinism(device: torch.device, deterministic: bool) -> None:
+    """On CUDA: the same config and seed give the same curves, or the fastest kernels.
+
+    Deterministic: cuDNN picks deterministic convolution algorithms, no autotuning, and
+    torch's deterministic algorithms are on (warn-only, so an op with no deterministic
+    kernel still runs and says so). These are process-wide settings: each run sets them
+    at its start. Nothing changes on a CPU, where runs are deterministic already.
+    """
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)

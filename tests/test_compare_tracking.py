@@ -37,6 +37,7 @@ def test_every_run_lands_in_mlflow_with_params_metrics_and_status(dlopt_home) ->
     good = runs[("momentum", "0")]
     assert good.info.status == "FINISHED"
     assert good.data.tags["comparison_id"] == comparison.id
+    assert good.data.tags["determinism"] == "deterministic"
     assert good.data.params == {k: str(v) for k, v in cfg.runs()[0].to_dict().items()}
     history = client.get_metric_history(good.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 23, 46]

@@ -1,5 +1,6 @@
 """AppTest for every page: fill widgets, press buttons, assert what a user would see."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,27 @@ def test_stop_cancels_a_running_comparison() -> None:
     assert job.wait(5) and job.status == "cancelled"
     at.run()
     assert all(s.startswith("cancelled at step") for s in at.dataframe[0].value["status"])
+
+
+def test_one_optimizer_can_be_stopped_while_the_others_train() -> None:
+    at = _compare()
+    at.sidebar.number_input(key="epochs").set_value(3000).run()
+    next(b for b in at.button if b.label == "Run").click().run()
+    job = registry().jobs()[-1]
+    runs = job.work.comparison.runs
+    stop_sgd = next(b for b in at.button if b.label.startswith("SGD lr=0.1"))
+    stop_sgd.click().run()
+    deadline = time.monotonic() + 60
+    while not runs[0].status.ended:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert runs[0].status == "cancelled" and not runs[1].status.ended and job.active
+    job.cancel()
+    assert job.wait(30)
+    at.run()
+    status = dict(zip(at.dataframe[0].value["optimizer"], at.dataframe[0].value["status"]))
+    assert all(v.startswith("cancelled at step") for v in status.values())
+    assert int(status["SGD lr=0.1"].split()[-1]) < int(status["Adam lr=0.001"].split()[-1])
 
 
 @pytest.mark.parametrize("dataset", ["linear", "ill_conditioned"])

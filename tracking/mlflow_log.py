@@ -115,6 +115,8 @@ class MlflowObserver:
             "model": cfg.model.name,
             "seed": str(cfg.seed),
             "status": "running",
+            # Which kernels the run used on a GPU (a CPU run is deterministic either way).
+            "determinism": "deterministic" if cfg.deterministic else "fast (not reproducible on CUDA)",
             **run_identity_tags(),
         }
         create = {

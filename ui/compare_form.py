@@ -6,11 +6,11 @@ The URL carries the same flat keys as ``ComparisonConfig.to_dict()`` (optimizers
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import streamlit as st
 
-from dlopt_core.config import ComparisonConfig, OptimizerConfig, param_specs
+from dlopt_core.config import ComparisonConfig, Device, OptimizerConfig, Precision, param_specs
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
 from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
@@ -63,6 +63,8 @@ def _set_state(cfg: ComparisonConfig) -> None:
     s["batch_size"] = cfg.batch_size or 64
     s["seeds"] = ",".join(map(str, cfg.seeds))
     s["target_loss"] = cfg.target_loss
+    s["device"], s["precision"] = cfg.device, cfg.precision
+    s["grad_clip"], s["deterministic"] = cfg.grad_clip or 0.0, cfg.deterministic
     set_slots(PREFIX, cfg.optimizers)
 
 
@@ -103,6 +105,7 @@ def setup_sidebar() -> dict[str, Any]:
             "target train loss", min_value=0.0, key="target_loss", format="%g",
             help="the results table reports the first step at or below it",
         )
+        step = step_options()
     return {
         "data": {"name": dataset, "options": options},
         "model": {"name": model, "params": model_params},
@@ -111,7 +114,31 @@ def setup_sidebar() -> dict[str, Any]:
         "batch_size": batch,
         "seeds": seeds,
         "target_loss": target or None,
+        **step,
     }
+
+
+def step_options() -> dict[str, Any]:
+    """Device, precision, clipping and determinism: how each step runs."""
+    seed_state("device", "auto")
+    seed_state("precision", "fp32")
+    seed_state("grad_clip", 0.0)
+    seed_state("deterministic", True)
+    with st.expander("device and precision"):
+        device = st.selectbox("device", list(get_args(Device)), key="device", help="auto: CUDA, then MPS, then CPU")
+        precision = st.selectbox(
+            "precision", list(get_args(Precision)), key="precision",
+            help="mixed precision through autocast; fp16 adds loss scaling",
+        )
+        clip = st.number_input(
+            "clip gradient norm", min_value=0.0, key="grad_clip", format="%g", help="0: no clipping",
+        )
+        deterministic = st.checkbox(
+            "reproducible on GPU", key="deterministic",
+            help="on CUDA, deterministic kernels (the same seed gives the same curves); off: the fastest "
+            "kernels. CPU runs are reproducible either way.",
+        )
+    return {"device": device, "precision": precision, "grad_clip": clip or None, "deterministic": deterministic}
 
 
 def optimizer_boxes() -> list[dict[str, Any]]:

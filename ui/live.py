@@ -50,6 +50,28 @@ def results_frame(comparison: Comparison) -> pd.DataFrame:
     return pd.DataFrame(summary_rows(comparison)).round(4)
 
 
+def _stop_optimizer(job: Job, indices: list[int]) -> None:
+    for index in indices:
+        job.stop_run(index)
+
+
+def per_optimizer_stops(job: Job, comparison: Comparison, *, per_row: int = 4) -> None:
+    """A Stop button per optimizer still training; the others go on."""
+    groups: dict[str, list[int]] = {}
+    for r in comparison.runs:
+        if not r.status.ended:
+            groups.setdefault(r.label, []).append(r.index)
+    if len(groups) < 2:
+        return  # with one optimizer left, the page's Stop does the same
+    cols = st.columns(per_row)
+    for n, (label, indices) in enumerate(groups.items()):
+        cols[n % per_row].button(
+            label, icon=":material/stop_circle:", key=f"stop-opt-{indices[0]}", width="stretch",
+            help=f"stop {label} only; the other optimizers go on",
+            on_click=_stop_optimizer, args=(job, indices),
+        )
+
+
 def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
     """Progress, curves and results; refreshes itself while the job runs."""
     polling = job.active
@@ -62,6 +84,8 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
         done = comparison.progress
         state = {Status.PENDING: "waiting for a free worker", Status.RUNNING: "training"}.get(job.status, str(job.status))
         st.progress(min(done, 1.0), text=f"{state}: {done:.0%} of {comparison.total_steps:,} steps")
+        if job.active:
+            per_optimizer_stops(job, comparison)
         data = curves_data(comparison, x=x, band=band, optimum=optimum)  # type: ignore[arg-type]
         st.plotly_chart(curves_figure(data, log_y=log_y), key="curves", width="stretch")
         if optimum is not None and optimum < 1e-6:

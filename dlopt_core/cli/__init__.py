@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
         help="mixed precision through autocast (fp16 adds loss scaling)",
     )
     cmp.add_argument("--grad-clip", type=float, default=None, metavar="NORM", help="clip the gradient norm")
+    cmp.add_argument(
+        "--fast-nondeterministic", action="store_true",
+        help="on CUDA, let cuDNN pick the fastest (non-reproducible) kernels; runs are reproducible by default",
+    )
     cmp.add_argument("--json", action="store_true", help="print machine-readable results")
     cmp.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     cmp.add_argument("--experiment", default="dlopt-compare", help="MLflow experiment name")
@@ -123,6 +127,7 @@ def _build_config(args: argparse.Namespace) -> ComparisonConfig:
         device=args.device,
         precision=args.precision,
         grad_clip=args.grad_clip,
+        deterministic=not args.fast_nondeterministic,
     )
 
 

@@ -12,7 +12,7 @@ from dlopt_core.catalog.models import build_model, loss_fn
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import Budget, get_schedule
 from dlopt_core.config import RunConfig
-from dlopt_core.device import resolve_device
+from dlopt_core.device import resolve_device, use_determinism
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.step import StepHooks, build_step
 from dlopt_core.engine.stopwatch import Stopwatch
@@ -62,6 +62,7 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
     spec = get_optimizer(config.optimizer.name)
     model = build_model(config.model, data, config.seed)
     device = data.x_train.device
+    use_determinism(device, config.deterministic)
     optimizer = spec.build(list(model.named_parameters()), config.optimizer.lr, config.optimizer.params, device)
     step_fn = build_step(
         model, optimizer, loss_fn(data), needs_closure=spec.needs_closure, hooks=hooks,
