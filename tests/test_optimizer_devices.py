@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from optimizer_steps import take_steps, toy_model
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 from dlopt_core.catalog.hyperparams import check_params
@@ -90,30 +91,15 @@ def test_the_registry_chooses_fused_by_device_type(name: str, expected: dict[str
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_each_optimizer_builds_and_steps_on_the_cpu_with_its_cpu_choice(name: str) -> None:
     spec = OPTIMIZERS[name]
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 2)
+    model = toy_model()
     opt = spec.build(
         list(model.named_parameters()), spec.default_lr,
         check_params(spec.hyperparams, {}, prefix="optimizer"), torch.device("cpu"),
     )
     parts = opt.optimizers if isinstance(opt, CombinedOptimizer) else [opt]
     assert [type(o).__name__ for o in parts if o.defaults.get("fused")] == _fused_classes(spec, "cpu")
-    x = torch.randn(8, 3)
     before = [p.detach().clone() for p in model.parameters()]
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = (model(x) - 1).pow(2).mean()
-        loss.backward()
-        return loss
-
-    if spec.train_eval_modes:
-        opt.train()
-    if spec.needs_closure:
-        opt.step(closure)
-    else:
-        closure()
-        opt.step()
+    take_steps(spec, opt, model)
     after = list(model.parameters())
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(after, before))

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from optimizer_steps import take_steps, toy_model
 
 from dlopt_core.catalog.datasets import DATASETS, check_options, load_dataset
 from dlopt_core.catalog.functions import FUNCTIONS
@@ -41,25 +42,9 @@ def _ids(cases: list[tuple]) -> list[str]:
 
 
 def _two_steps(spec: OptimizerSpec, lr: float, hp: dict[str, Value]) -> None:
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 2)  # a 2-D weight for Muon, a 1-D bias for its AdamW half
+    model = toy_model()
     opt = spec.build(list(model.named_parameters()), lr, hp, torch.device("cpu"))
-    x = torch.randn(8, 3)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = (model(x) - 1).pow(2).mean()
-        loss.backward()
-        return loss
-
-    if spec.train_eval_modes:
-        opt.train()
-    for _ in range(2):
-        if spec.needs_closure:
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
+    take_steps(spec, opt, model, steps=2)
     if spec.train_eval_modes:
         opt.eval()  # what evaluation after an epoch does
     assert all(torch.isfinite(p).all() for p in model.parameters())
