@@ -208,3 +208,21 @@ def test_changing_the_form_after_run_offers_the_way_back() -> None:
     back.click().run()
     assert at.sidebar.number_input(key="epochs").value == 2
     assert set(at.dataframe[0].value["status"]) == {"finished"}
+
+
+def test_a_shared_link_with_a_large_data_set_loads_nothing_until_run() -> None:
+    from dlopt_core.catalog.datasets import SPLIT_CACHE
+
+    before = SPLIT_CACHE.nbytes
+    at = _compare({"optimizer": ["adam:lr=0.001"], "dataset": "linear", "dataset.n_samples": "200000",
+                   "dataset.n_features": "10", "model": "linear"})
+    assert not at.exception and not at.error
+    assert at.sidebar.number_input(key="dataset.linear.n_samples").value == 200000
+    assert SPLIT_CACHE.nbytes == before
+
+
+def test_a_link_over_the_data_size_limit_says_so() -> None:
+    at = _compare({"optimizer": ["adam:lr=0.001"], "dataset": "linear", "dataset.n_samples": "200000",
+                   "dataset.n_features": "100"})
+    assert not at.exception
+    assert any("2,000,000" in w.value for w in at.warning)
