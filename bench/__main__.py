@@ -1,14 +1,31 @@
-"""``python -m bench [throughput] [first_point] [landscape]``: run the named benchmarks (default: all)."""
+"""``python -m bench [NAME [OPTIONS]] ...``: run the named benchmarks (default: all, in order).
+
+Options after a name go to that benchmark (``python -m bench concurrency --epochs 20``);
+``python -m bench concurrency --help`` lists them.
+"""
 
 import sys
 
-from bench import first_point, landscape, throughput
+from bench import concurrency, first_point, landscape, throughput
 
-BENCHES = {"throughput": throughput.main, "first_point": first_point.main, "landscape": landscape.main}
+# name -> (main, takes options)
+BENCHES = {
+    "throughput": (throughput.main, False),
+    "concurrency": (concurrency.main, True),
+    "first_point": (first_point.main, False),
+    "landscape": (landscape.main, False),
+}
 
-names = sys.argv[1:] or list(BENCHES)
-unknown = [n for n in names if n not in BENCHES]
-if unknown:
-    sys.exit(f"unknown benchmark {unknown[0]!r} (choose from: {', '.join(BENCHES)})")
-for name in names:
-    BENCHES[name]()
+runs: list[tuple[str, list[str]]] = []
+for arg in sys.argv[1:]:
+    if arg in BENCHES:
+        runs.append((arg, []))
+    elif runs and (arg.startswith("-") or runs[-1][1]):  # an option, or an option's value
+        runs[-1][1].append(arg)
+    else:
+        sys.exit(f"unknown benchmark {arg!r} (choose from: {', '.join(BENCHES)})")
+for name, options in runs or [(name, []) for name in BENCHES]:
+    main, takes_options = BENCHES[name]
+    if options and not takes_options:
+        sys.exit(f"benchmark {name!r} takes no options (got {' '.join(options)})")
+    main(options) if takes_options else main()

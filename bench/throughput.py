@@ -22,15 +22,16 @@ import time
 
 import torch
 
-from dlopt_core.experiments.compare import Comparison
-from dlopt_core.config import ComparisonConfig, OptimizerConfig
-from dlopt_core.device import use_one_thread
 from dlopt_core.catalog.models import build_model, loss_fn
 from dlopt_core.catalog.optimizers import warm_up
+from dlopt_core.config import ComparisonConfig, OptimizerConfig
+from dlopt_core.device import use_one_thread
 from dlopt_core.engine.loop import evaluate, load_run_data, steps_per_epoch
+from dlopt_core.experiments.compare import Comparison
 
 BUDGETS = (20, 100)  # epochs: ~0.15 s and ~0.8 s runs, to show what is fixed cost
 REPEATS = 9
+TARGET = 0.92  # trainer / bare+val at either budget: the floor the issue sets
 
 
 def _config(epochs: int) -> ComparisonConfig:
@@ -126,7 +127,8 @@ def _budget(epochs: int) -> None:
     print(f"    bare loop (train only)          {med[0]:8.0f} steps/s")
     print(f"    bare loop + per-epoch val pass  {med[1]:8.0f} steps/s")
     print(f"    dlopt trainer + MLflow + live   {med[2]:8.0f} steps/s")
-    print(f"    ratio trainer / bare+val        {statistics.median(vs_eval):.3f}   (target >= 0.9)")
+    ratio = statistics.median(vs_eval)
+    print(f"    ratio trainer / bare+val        {ratio:.3f}   (target >= {TARGET}: {'ok' if ratio >= TARGET else 'BELOW'})")
     print(f"    ratio trainer / bare train-only {statistics.median(vs_bare):.3f}")
     print(f"    once per run: set-up before the first record {statistics.median(setups) * 1000:.0f} ms, "
           f"MLflow writes after the last {statistics.median(tails) * 1000:.0f} ms")
