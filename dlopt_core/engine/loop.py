@@ -17,6 +17,9 @@ from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.step import StepHooks, build_step
 from dlopt_core.engine.stopwatch import Stopwatch
 
+# Module-level names: an enum member lookup costs ~0.1 us, and these are read every step.
+_RUNNING, _DIVERGED = Status.RUNNING, Status.DIVERGED
+
 __all__ = ["Record", "Status", "evaluate", "load_run_data", "run", "steps_per_epoch"]
 
 
@@ -116,13 +119,14 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
             # .item() is a device sync; it is also how divergence is caught at its exact step.
             value = step_fn(xb, yb).item()
             step += 1
-            samples += len(yb)
-            epoch_samples += len(yb)
+            n = yb.shape[0]  # len() of a tensor is a Python-level call; this runs every step
+            samples += n
+            epoch_samples += n
             # Weighted by batch size: a short last batch must not count as much as a full one.
-            loss_sum += value * len(yb)
-            status = Status.RUNNING if math.isfinite(value) else Status.DIVERGED
+            loss_sum += value * n
+            status = _RUNNING if math.isfinite(value) else _DIVERGED
             yield Record(step, step / budget.steps_per_epoch, samples, watch.stop(), lr, value, status=status)
-            if status is Status.DIVERGED:
+            if status is _DIVERGED:
                 return
             watch.start()
 

@@ -19,12 +19,17 @@ class Status(StrEnum):
 
     @property
     def ended(self) -> bool:
-        return self not in (Status.PENDING, Status.RUNNING)
+        # Asked several times per step: a set lookup, not enum member lookups (0.3 us each).
+        return self in _ENDED
 
     @property
     def completed(self) -> bool:
         """It ran its whole budget or stopped for a reason of its own (not stopped from outside)."""
-        return self in (Status.FINISHED, Status.DIVERGED)
+        return self in _COMPLETED
+
+
+_ENDED = frozenset({Status.FINISHED, Status.DIVERGED, Status.PRUNED, Status.CANCELLED, Status.FAILED})
+_COMPLETED = frozenset({Status.FINISHED, Status.DIVERGED})
 
 
 class Record(NamedTuple):

@@ -134,6 +134,8 @@ class Comparison:
             self._stops.setdefault(index, Status(status))
 
     def _take_stops(self) -> dict[int, Status]:
+        if not self._stops:  # every record asks; almost always there is nothing to take
+            return {}
         with self._lock:
             stops, self._stops = self._stops, {}
         return stops

@@ -8,6 +8,7 @@ must not raise for an unreachable store.
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -17,10 +18,17 @@ def tracking_observers(*, experiment: str) -> list[Any]:
     return [ep.load()(experiment=experiment) for ep in entry_points(group="dlopt.observers")]
 
 
+_started: set[str] = set()
+
+
 def tracking_start() -> None:
-    """Run every backend's start-up work (once per process that logs)."""
+    """Run every backend's start-up work, once per process and tracking location."""
+    where = os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("DLOPT_HOME", "")
+    if where in _started:
+        return
     for ep in entry_points(group="dlopt.startup"):
         ep.load()()
+    _started.add(where)
 
 
 def load_tracking() -> None:
