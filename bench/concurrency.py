@@ -81,6 +81,8 @@ def measure(epochs: int, repeats: int, track: bool) -> dict[str, list[tuple[floa
     registries = {name: JobRegistry(2, launcher=name) for name in LAUNCHERS}
     try:
         for name in LAUNCHERS:
+            # Until its workers are up a registry runs jobs in threads: wait, then warm them.
+            registries[name].wait_ready(300)
             _warm(registries[name], seeds, track)
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in LAUNCHERS}
         for r in range(repeats):

@@ -23,6 +23,7 @@ def make_registry(launcher: str) -> Iterator:
     def make(workers: int) -> JobRegistry:
         reg = JobRegistry(max_workers=workers, launcher=launcher)
         made.append(reg)
+        assert reg.wait_ready(120)
         return reg
 
     yield make
@@ -109,6 +110,7 @@ def test_the_work_writes_where_the_submitting_process_would(make_registry, tmp_p
 def test_process_jobs_run_in_other_processes_two_at_once() -> None:
     reg = JobRegistry(max_workers=2, launcher="process")
     try:
+        assert reg.wait_ready(120)
         a, b = reg.submit(Counting("a")), reg.submit(Counting("b"))
         _until(lambda: a.work.seen and b.work.seen, "both jobs run at once")
         pids = a.work.pids | b.work.pids
@@ -123,6 +125,7 @@ def test_process_jobs_run_in_other_processes_two_at_once() -> None:
 def test_a_job_that_ignores_stop_is_ended_hard_and_its_slot_replaced() -> None:
     reg = JobRegistry(max_workers=1, launcher="process")
     try:
+        assert reg.wait_ready(120)
         job = reg.submit(Stubborn("k"))
         _until(lambda: job.work.seen, "the stubborn job runs")
         (pid,) = job.work.pids
@@ -135,8 +138,24 @@ def test_a_job_that_ignores_stop_is_ended_hard_and_its_slot_replaced() -> None:
         reg.shutdown()
 
 
+def test_a_job_that_comes_before_the_workers_are_up_runs_here_at_once() -> None:
+    reg = JobRegistry(max_workers=1, launcher="process")
+    try:
+        early = reg.submit(Counting("early", limit=3))
+        assert early.wait(60) and early.status is Status.FINISHED
+        ready = reg.wait_ready(120)
+        later = reg.submit(Counting("later", limit=3))
+        assert later.wait(60) and ready
+        if early.work.pids == {os.getpid()}:  # it came before the worker: it ran in this process
+            assert later.work.pids != {os.getpid()}
+        assert os.getpid() not in later.work.pids
+    finally:
+        reg.shutdown()
+
+
 def test_shutdown_cancels_running_and_queued_jobs() -> None:
     reg = JobRegistry(max_workers=1, launcher="process")
+    assert reg.wait_ready(120)
     running = reg.submit(Counting("a"))
     queued = reg.submit(Counting("b"))
     _until(lambda: running.work.seen, "the first job runs")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlopt_core.engine.records import Status
-from dlopt_core.runner.launchers import Launcher, Slot, Work, make_launcher
+from dlopt_core.runner.launchers import Launcher, Slot, ThreadSlot, Work, make_launcher
 
 _ids = itertools.count(1)
 
@@ -138,15 +138,36 @@ class JobRegistry:
     def queued(self) -> int:
         return sum(1 for j in self.jobs() if j.status is Status.PENDING)
 
-    def _dispatch(self) -> None:
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until every slot has started (its worker process, say); ``False`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if len(self._slots) == self.max_workers:
+                    return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+    def _start_slot(self, ready: list[Slot]) -> None:
         slot = self.launcher.slot()
         with self._lock:
             self._slots.append(slot)
+        ready.append(slot)
+
+    def _dispatch(self) -> None:
+        # A fresh server's first worker takes seconds (its fork server imports torch, the core
+        # and MLflow). A job that arrives before then runs in a thread of this process, which
+        # has all of that loaded, so the first Run draws its first point at once.
+        ready: list[Slot] = []
+        threading.Thread(target=self._start_slot, args=(ready,), name="dlopt-slot-start", daemon=True).start()
+        meanwhile = ThreadSlot()
         while (job := self._queue.get()) is not None:
             if job.stop_requested() or self._closing:
                 job._end(Status.CANCELLED)
                 continue
             job.status = Status.RUNNING
+            slot = ready[0] if ready else meanwhile
             try:
                 status, error = slot.execute(job)
             except Exception as exc:  # a broken slot must not stop the queue

@@ -309,9 +309,9 @@ def _worker_main(conn: Any, stop_event: Any) -> None:
 
     signal.signal(signal.SIGTERM, interrupted)
     use_one_thread()
-    from dlopt_core.runner.warm import warm_up_process
+    from dlopt_core.runner.warm import warm_up_worker
 
-    warm_up_process()
+    warm_up_worker()
     while True:
         try:
             message = conn.recv()
