@@ -14,6 +14,8 @@ def warm_up_process() -> None:
     The warm-up builds a layer, which draws from torch's global generator: it takes the
     lock that seeded model building holds, so it never disturbs a model built meanwhile.
     """
+    import torch._dynamo  # noqa: F401  (what the first optimizer imports: 1.5 s, outside the lock)
+
     with INIT_LOCK:
         warm_up()
     import dlopt_core.experiments.compare  # noqa: F401  (the work's imports)
