@@ -49,8 +49,9 @@ if config is not None:
     running = job is not None and job.active
     if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
         job = start_comparison(config)
-        running = True
         form.remember_job(config)
+        # Redraw at once: Run turns disabled and the sidebar counts this job.
+        st.rerun()
     if buttons[1].button("Stop", disabled=not running, width="stretch"):
         job.cancel()
     n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)

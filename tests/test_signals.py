@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
 from browser import compare_url, run_and_time_first_point, start_streamlit
+from tracking.store import StoreSettings
+from tracking.store import client as store_client
 
 
 def _runs(home: Path) -> list:
@@ -19,7 +20,9 @@ def _runs(home: Path) -> list:
     if not (home / "mlflow.db").exists():
         return []
     try:
-        client = MlflowClient(uri)
+        # Through tracking's client: it takes the store's set-up lock, so this look never
+        # races the trainer's first creation of the tables.
+        client = store_client(StoreSettings(home, uri, (home / "artifacts").as_uri()))
         exp = client.get_experiment_by_name("dlopt-compare")
         return [] if exp is None else client.search_runs([exp.experiment_id])
     except Exception:  # the store is being created by the other process
