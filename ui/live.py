@@ -9,6 +9,7 @@ import streamlit as st
 
 from dlopt_core.catalog.models import convex_optimum, get_model_spec
 from dlopt_core.config import ComparisonConfig
+from dlopt_core.device import resolve_device
 from dlopt_core.engine.loop import load_run_data
 from dlopt_core.engine.records import Status
 from dlopt_core.experiments.compare import Comparison, ComparisonWork, summary_rows
@@ -99,6 +100,12 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
                 "(closed form / scikit-learn, no regularisation)."
             )
         st.dataframe(results_frame(comparison), hide_index=True, width="stretch")
+        if resolve_device(comparison.config.device).type == "cuda":
+            st.caption(
+                "GPU kernels: deterministic (the same seed gives the same curves)"
+                if comparison.config.deterministic
+                else "GPU kernels: the fastest, not reproducible (curves may differ between runs of one seed)"
+            )
         if job.status is Status.FAILED:
             st.error(f"The comparison failed: {job.error}")
         for err in work.tracking_errors:
