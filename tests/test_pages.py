@@ -105,7 +105,7 @@ def test_one_optimizer_can_be_stopped_while_the_others_train() -> None:
     next(b for b in at.button if b.label == "Run").click().run()
     job = registry().jobs()[-1]
     runs = job.work.comparison.runs
-    stop_sgd = next(b for b in at.button if b.label.startswith("SGD lr=0.1"))
+    stop_sgd = next(b for b in at.button if b.label == "stop SGD lr=0.1")
     stop_sgd.click().run()
     deadline = time.monotonic() + 60
     while not runs[0].status.ended:

@@ -67,7 +67,7 @@ def per_optimizer_stops(job: Job, comparison: Comparison, *, per_row: int = 4) -
     cols = st.columns(per_row)
     for n, (label, indices) in enumerate(groups.items()):
         cols[n % per_row].button(
-            label, icon=":material/stop_circle:", key=f"stop-opt-{indices[0]}", width="stretch",
+            f"stop {label}", icon=":material/stop_circle:", key=f"stop-opt-{indices[0]}", width="stretch",
             help=f"stop {label} only; the other optimizers go on",
             on_click=_stop_optimizer, args=(job, indices),
         )
