@@ -30,7 +30,7 @@ def test_a_second_tab_attaches_to_the_running_comparison(app_server: str, browse
     second.goto(url)
     second.get_by_text("training:").wait_for(timeout=60_000)
     assert second.get_by_role("button", name="Run").is_disabled()
-    second.get_by_role("button", name="Stop").click()
+    second.get_by_role("button", name="Stop", exact=True).click()
     first.get_by_text("cancelled:").wait_for(timeout=30_000)
     first.close()
     second.close()
