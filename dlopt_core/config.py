@@ -102,9 +102,7 @@ class NamedWithParams(Frozen):
 
     def to_spec(self) -> str:
         """The inverse of :meth:`parse`: the name, its extra fields, and the changed hyperparameters."""
-        spec = self._spec(self.name)
-        parts = [f"{f}={_text(getattr(self, f))}" for f in self.extra_fields()]
-        parts += [f"{p.name}={p.text(self.params[p.name])}" for p in spec.hyperparams if self.params[p.name] != p.default]
+        parts = [f"{f}={_text(getattr(self, f))}" for f in self.extra_fields()] + self.changed()
         return f"{self.name}:{','.join(parts)}" if parts else self.name
 
     def changed(self) -> list[str]:

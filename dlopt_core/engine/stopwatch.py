@@ -27,8 +27,3 @@ class Stopwatch:
             self._elapsed += perf_counter() - self._since
             self._since = None
         return self._elapsed
-
-    @property
-    def elapsed(self) -> float:
-        running = perf_counter() - self._since if self._since is not None else 0.0
-        return self._elapsed + running

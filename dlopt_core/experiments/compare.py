@@ -124,10 +124,6 @@ class Comparison:
     def progress(self) -> float:
         return self.done_steps / max(1, self.total_steps)
 
-    @property
-    def finished(self) -> bool:
-        return all(r.status.ended for r in self.runs)
-
     def stop_run(self, index: int, status: Status = Status.CANCELLED) -> None:
         """Ask run ``index`` to stop at its next step (thread-safe); it ends as ``status``."""
         with self._lock:

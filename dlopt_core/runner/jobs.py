@@ -64,6 +64,8 @@ class Job:
             self._run_stops.append(index)
 
     def take_run_stops(self) -> list[int]:
+        if not self._run_stops:  # asked once per record by a thread-launched job
+            return []
         with self._lock:
             stops, self._run_stops = self._run_stops, []
         return stops
