@@ -24,6 +24,8 @@ from dlopt_core.catalog.schedules import Budget, get_schedule
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "bf16", "fp16"]
+# Which engine trains a comparison's runs (dlopt_core.engine.plan); the curves are the same.
+EngineChoice = Literal["auto", "batched", "sequential"]
 Scalar = float | int | bool
 MAX_EPOCHS = 10_000
 
@@ -266,6 +268,7 @@ class ComparisonConfig(TrainingSetup):
     optimizers: tuple[OptimizerConfig, ...] = Field(min_length=1, max_length=20)
     seeds: tuple[int, ...] = Field((0,), min_length=1, max_length=20)
     target_loss: float | None = Field(None, gt=0.0)
+    engine: EngineChoice = Field("auto", description="auto: batched where it applies")
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -284,7 +287,7 @@ class ComparisonConfig(TrainingSetup):
 
     def runs(self) -> list[RunConfig]:
         """One run per optimizer and seed; full-batch-only optimizers get the full batch."""
-        shared = self.model_dump(exclude={"optimizers", "seeds", "target_loss"})
+        shared = self.model_dump(exclude={"optimizers", "seeds", "target_loss", "engine"})
         out = []
         for opt in self.optimizers:
             batch = None if get_optimizer(opt.name).full_batch_only else self.batch_size

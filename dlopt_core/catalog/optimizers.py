@@ -45,6 +45,9 @@ class OptimizerSpec:
     full_batch_only: bool = False
     needs_closure: bool = False
     train_eval_modes: bool = False
+    # Whether K runs can share one stacked model, each stepping views of its slice
+    # (dlopt_core.engine.batched): true for every optimizer that only needs the gradient.
+    batchable: bool = True
     fused_devices: frozenset[str] = frozenset()
     description: str = ""
     tutorial: str = ""
@@ -429,6 +432,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             ),
             full_batch_only=True,
             needs_closure=True,
+            batchable=False,  # its closure re-evaluates one run's loss inside the step
             description="Quasi-Newton with a strong Wolfe line search; full batch only.",
             tutorial="Gradient descent, SGD and mini-batches",
         ),

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any, get_args
 
 from dlopt_core.experiments.compare import Comparison, RunObserver, RunResult, summary_rows
-from dlopt_core.config import ComparisonConfig, ConfigError, Device, ModelConfig, OptimizerConfig, Precision
+from dlopt_core.config import ComparisonConfig, ConfigError, Device, EngineChoice, ModelConfig, OptimizerConfig, Precision
 from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.catalog.functions import FUNCTIONS
@@ -85,7 +85,13 @@ def _parser() -> argparse.ArgumentParser:
         "--fast-nondeterministic", action="store_true",
         help="on CUDA, let cuDNN pick the fastest (non-reproducible) kernels; runs are reproducible by default",
     )
-    cmp.add_argument("--json", action="store_true", help="print machine-readable results")
+    cmp.add_argument(
+        "--engine", default="auto", choices=get_args(EngineChoice),
+        help="batched: runs of one model shape train as one stacked model (same curves, faster); "
+        "auto: batched for groups of 2 or more; runs that cannot be batched (L-BFGS, CNN, fp16) "
+        "always train on their own",
+    )
+    cmp.add_argument("--json", action="store_true", help="print machine-readable results (elapsed_s: total training time)")
     cmp.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     cmp.add_argument("--experiment", default="dlopt-compare", help="MLflow experiment name")
     cmp.set_defaults(func=_compare)
@@ -128,6 +134,7 @@ def _build_config(args: argparse.Namespace) -> ComparisonConfig:
         precision=args.precision,
         grad_clip=args.grad_clip,
         deterministic=not args.fast_nondeterministic,
+        engine=args.engine,
     )
 
 
@@ -206,6 +213,7 @@ def _compare(args: argparse.Namespace) -> int:
         out = {
             "comparison_id": comparison.id,
             "config": config.to_dict(),
+            "elapsed_s": comparison.elapsed_s,
             "summary": rows,
             "runs": [_run_json(r, run_ids) for r in comparison.runs],
             "tracking_errors": errors,
@@ -255,6 +263,7 @@ def _run_json(run: RunResult, run_ids: dict[int, str]) -> dict[str, Any]:
         "diverged_step": run.diverged_step,
         "steps": run.steps,
         "wall_time": run.wall_time,
+        "engine": run.engine,
         "mlflow_run_id": run_ids.get(run.index),
         "evaluations": [
             {k: getattr(rec, k) for k in ("step", "epoch", "train_loss", "val_loss", "val_metric", "lr")}

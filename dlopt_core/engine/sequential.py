@@ -16,6 +16,11 @@ from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.step import StepHooks
 
 
+def failed_record(exc: BaseException) -> Record:
+    """What a run that raised ``exc`` reports."""
+    return Record(0, 0.0, 0, 0.0, 0.0, None, status=Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+
+
 class SequentialEngine:
     """Interleaves per-run iterators; :meth:`stop` ends one run without touching the others."""
 
@@ -51,7 +56,7 @@ class SequentialEngine:
                 except Exception as exc:  # one crashing run must not take the others down
                     traceback.print_exc()
                     self._active.pop(index, None)
-                    yield index, Record(0, 0.0, 0, 0.0, 0.0, None, status=Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+                    yield index, failed_record(exc)
                     continue
                 if rec.status.ended:
                     self._active.pop(index, None)

@@ -19,7 +19,7 @@ ExtraLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-_AUTOCAST: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def build_step(
     seed: int = 0,
 ) -> StepFn:
     """``step(x, y) -> loss`` (detached) for one batch; the optimizer has stepped afterwards."""
-    autocast_dtype = _AUTOCAST[precision]
+    autocast_dtype = AUTOCAST[precision]
     # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
     scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
     # A combined optimizer (Muon + AdamW) is stepped part by part for the scaler.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from dlopt_core.catalog.datasets import get_dataset_spec, split_sizes
 from dlopt_core.config import ComparisonConfig, RunConfig
 from dlopt_core.engine.loop import load_run_data, steps_per_epoch
 from dlopt_core.engine.records import Record, Status
-from dlopt_core.engine.sequential import SequentialEngine
+from dlopt_core.engine.plan import build_engine
 
 __all__ = ["Comparison", "RunObserver", "RunResult", "Status", "metric_name", "summary_rows"]
 
@@ -37,6 +38,7 @@ class RunResult:
     wall_time: float = 0.0
     diverged_step: int | None = None
     error: str | None = None
+    engine: str = ""  # "batched" or "sequential", once planned
 
     @property
     def label(self) -> str:
@@ -106,6 +108,7 @@ class Comparison:
         ]
         self._stops: dict[int, Status] = {}
         self._lock = threading.Lock()
+        self.elapsed_s = 0.0  # training time of the whole comparison
 
     @property
     def cancelled(self) -> bool:
@@ -143,9 +146,13 @@ class Comparison:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Comparison:
         """Train every run to the end, or until ``should_stop()`` turns true."""
-        engine = SequentialEngine([r.config for r in self.runs], data=load_run_data(self.runs[0].config))
+        started = time.perf_counter()
+        engine = build_engine(
+            [r.config for r in self.runs], data=load_run_data(self.runs[0].config), choice=self.config.engine
+        )
         for r in self.runs:
             r.status = Status.RUNNING
+            r.engine = engine.engine_of[r.index]
             _each(observers, "run_started", r)
         on_record = [o.record for o in observers]
         try:
@@ -170,6 +177,7 @@ class Comparison:
                 engine.stop(index)
                 self.runs[index].end(Status.CANCELLED)
                 _each(observers, "run_ended", self.runs[index])
+            self.elapsed_s = time.perf_counter() - started
             _each(observers, "comparison_ended", self)
         return self
 
