@@ -273,12 +273,7 @@ class ComparisonConfig(TrainingSetup):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, value: Any) -> Any:
-        value = int_list(value, field="seeds", example="0,1,2")
-        if len(set(value)) != len(value):
-            raise ValueError(f"seeds: repeated seed in {value!r}")
-        if any(int(s) < 0 for s in value):
-            raise ValueError(f"seeds: must be >= 0, got {value!r}")
-        return value
+        return check_seeds(value)
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -310,6 +305,16 @@ class ComparisonConfig(TrainingSetup):
     def from_dict(cls, flat: dict[str, Any]) -> ComparisonConfig:
         """Read back :meth:`to_dict` (also the URL's query parameters)."""
         return unflatten(cls, flat)
+
+
+def check_seeds(value: Any) -> Any:
+    """A list of distinct seeds >= 0, from a list or ``"0,1,2"``."""
+    value = int_list(value, field="seeds", example="0,1,2")
+    if len(set(value)) != len(value):
+        raise ValueError(f"seeds: repeated seed in {value!r}")
+    if any(int(s) < 0 for s in value):
+        raise ValueError(f"seeds: must be >= 0, got {value!r}")
+    return value
 
 
 def check_distinct(optimizers: tuple[OptimizerConfig, ...]) -> None:

@@ -38,6 +38,7 @@ _STATUS = {
     "pruned": "KILLED",
     "cancelled": "KILLED",
 }
+_PARENT = -1  # the parent run's index among a comparison's runs
 _EVAL_METRICS = ("train_loss", "val_loss", "val_metric", "lr", "epoch")
 
 
@@ -59,8 +60,10 @@ class MlflowObserver:
         store: StoreSettings | None = None,
         flush_seconds: float = 2.0,
         figure_html: bool = True,
+        parent: str | None = None,
     ) -> None:
         self.store = store or settings()
+        self.parent = parent  # a name: every run becomes a child of one run of that name
         self.experiment = experiment
         self.flush_seconds = flush_seconds
         self.figure_html = figure_html
@@ -117,8 +120,12 @@ class MlflowObserver:
             "status": "running",
             # Which kernels the run used on a GPU (a CPU run is deterministic either way).
             "determinism": "deterministic" if cfg.deterministic else "fast (not reproducible on CUDA)",
+            # batched: trained in one stacked model with others (same curves to float rounding)
+            "engine": run.engine or "sequential",
             **run_identity_tags(),
         }
+        if _PARENT in self.run_ids:
+            tags["mlflow.parentRunId"] = self.run_ids[_PARENT]
         create = {
             "op": "create",
             "experiment": self.experiment,
@@ -167,6 +174,14 @@ class MlflowObserver:
     def comparison_ended(self, comparison: Comparison) -> None:
         if self.figure_html:
             self._submit(lambda: self._log_figure(comparison))
+        if self.parent is not None:
+            cancelled = any(r.status.value == "cancelled" for r in comparison.runs)
+            ops: list[Op] = [
+                {"op": "metrics", "metrics": [["elapsed_s", comparison.elapsed_s, _now_ms(), 0]]},
+                {"op": "tags", "tags": {"status": "cancelled" if cancelled else "finished"}},
+                {"op": "end", "status": "KILLED" if cancelled else "FINISHED", "end_time": _now_ms()},
+            ]
+            self._submit(lambda: [self._write(_PARENT, op) for op in ops])
         self.close()
 
     def close(self) -> None:
@@ -191,6 +206,12 @@ class MlflowObserver:
         self._offline, self._spools, self._unwritten, self._lost = False, {}, None, 0
         self._writer = threading.Thread(target=self._drain, name="dlopt-mlflow", daemon=True)
         self._writer.start()
+        if self.parent is not None:
+            tags = {"comparison_id": comparison_id, "status": "running", **run_identity_tags()}
+            self._write(_PARENT, {
+                "op": "create", "experiment": self.experiment, "run_name": self.parent,
+                "tags": tags, "start_time": _now_ms(),
+            })
 
     def _submit(self, work: Callable[[], None]) -> None:
         self._queue.put(work)
@@ -235,6 +256,9 @@ class MlflowObserver:
     def _log_figure(self, comparison: Comparison) -> None:
         fig = curves_figure(curves_data(comparison), title=f"comparison {comparison.id}")
         html = fig.to_html(include_plotlyjs="cdn", full_html=True)
+        if self.parent is not None:  # once, on the parent
+            self._write(_PARENT, {"op": "text", "path": "comparison.html", "text": html})
+            return
         for run in comparison.runs:
             if run.index in self.run_ids or run.index in self._spools:
                 self._write(run.index, {"op": "text", "path": "comparison.html", "text": html})

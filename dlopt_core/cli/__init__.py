@@ -14,9 +14,11 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, get_args
 
-from dlopt_core.experiments.compare import Comparison, RunObserver, RunResult, summary_rows
+from dlopt_core.experiments.compare import Comparison, RunObserver, RunResult, metric_name, summary_rows
+from dlopt_core.experiments.sweep import SweepConfig, best_lrs, sweep_points
 from dlopt_core.config import ComparisonConfig, ConfigError, Device, EngineChoice, ModelConfig, OptimizerConfig, Precision
 from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
@@ -47,6 +49,58 @@ def _option_values(items: list[str]) -> dict[str, str]:
     return {k: v for item in items for k, v in parse_spec(f"x:{item}")[1].items()}
 
 
+def _setup_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every training command shares: data, model, schedule, budget, device, engine."""
+    parser.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)}")
+    _options(parser, "--dataset-option", "noise=0.3 or condition_number=1000")
+    parser.add_argument(
+        "--model", default="mlp", metavar="NAME[:key=value...]",
+        help="e.g. mlp:hidden=128/64,activation=tanh,dropout=0.1 or cnn:channels=8/16; "
+        + "; ".join(f"{n}: {', '.join(p.name for p in m.hyperparams) or 'no options'}" for n, m in MODELS.items()),
+    )
+    parser.add_argument(
+        "--schedule", default="constant", metavar="NAME[:key=value...]",
+        help=f"lr schedule; names: {', '.join(SCHEDULES)}",
+    )
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", default="64", help="an integer, or 'full' for full-batch GD")
+    parser.add_argument("--device", default="auto", choices=get_args(Device))
+    parser.add_argument(
+        "--precision", default="fp32", choices=get_args(Precision),
+        help="mixed precision through autocast (fp16 adds loss scaling)",
+    )
+    parser.add_argument("--grad-clip", type=float, default=None, metavar="NORM", help="clip the gradient norm")
+    parser.add_argument(
+        "--fast-nondeterministic", action="store_true",
+        help="on CUDA, let cuDNN pick the fastest (non-reproducible) kernels; runs are reproducible by default",
+    )
+    parser.add_argument(
+        "--engine", default="auto", choices=get_args(EngineChoice),
+        help="batched: runs of one model shape train as one stacked model (same curves, faster); "
+        "auto: batched for groups of 2 or more; runs that cannot be batched (L-BFGS, CNN, fp16) "
+        "always train on their own",
+    )
+    parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+
+
+def _setup_values(args: argparse.Namespace) -> dict[str, Any]:
+    schedule, schedule_params = parse_spec(args.schedule)
+    return {
+        "data": {"name": args.dataset, "options": _option_values(args.dataset_option)},
+        "model": ModelConfig.parse(args.model),
+        "schedule": {"name": schedule, "params": schedule_params},
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "precision": args.precision,
+        "grad_clip": args.grad_clip,
+        "deterministic": not args.fast_nondeterministic,
+        "engine": args.engine,
+        "seeds": args.seeds,
+        "optimizers": tuple(OptimizerConfig.parse(o) for o in args.optimizer),
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dlopt_core",
@@ -59,42 +113,30 @@ def _parser() -> argparse.ArgumentParser:
         help="run a comparison of optimizers and print a results table",
         description="Run every optimizer for every seed on one setup; log each run to MLflow.",
     )
-    cmp.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)}")
-    _options(cmp, "--dataset-option", "noise=0.3 or condition_number=1000")
-    cmp.add_argument(
-        "--model", default="mlp", metavar="NAME[:key=value...]",
-        help="e.g. mlp:hidden=128/64,activation=tanh,dropout=0.1 or cnn:channels=8/16; "
-        + "; ".join(f"{n}: {', '.join(p.name for p in m.hyperparams) or 'no options'}" for n, m in MODELS.items()),
-    )
+    _setup_arguments(cmp)
     _optimizer_arg(cmp)
-    cmp.add_argument(
-        "--schedule", default="constant", metavar="NAME[:key=value...]",
-        help=f"lr schedule; names: {', '.join(SCHEDULES)}",
-    )
-    cmp.add_argument("--epochs", type=int, default=10)
-    cmp.add_argument("--batch-size", default="64", help="an integer, or 'full' for full-batch GD")
     cmp.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     cmp.add_argument("--target-loss", type=float, default=None, help="report steps to reach it")
-    cmp.add_argument("--device", default="auto", choices=get_args(Device))
-    cmp.add_argument(
-        "--precision", default="fp32", choices=get_args(Precision),
-        help="mixed precision through autocast (fp16 adds loss scaling)",
-    )
-    cmp.add_argument("--grad-clip", type=float, default=None, metavar="NORM", help="clip the gradient norm")
-    cmp.add_argument(
-        "--fast-nondeterministic", action="store_true",
-        help="on CUDA, let cuDNN pick the fastest (non-reproducible) kernels; runs are reproducible by default",
-    )
-    cmp.add_argument(
-        "--engine", default="auto", choices=get_args(EngineChoice),
-        help="batched: runs of one model shape train as one stacked model (same curves, faster); "
-        "auto: batched for groups of 2 or more; runs that cannot be batched (L-BFGS, CNN, fp16) "
-        "always train on their own",
-    )
     cmp.add_argument("--json", action="store_true", help="print machine-readable results (elapsed_s: total training time)")
-    cmp.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     cmp.add_argument("--experiment", default="dlopt-compare", help="MLflow experiment name")
     cmp.set_defaults(func=_compare)
+
+    swp = sub.add_parser(
+        "sweep",
+        help="learning-rate sensitivity: every optimizer at every lr of a log grid, over seeds",
+        description="Train optimizers x a log-spaced lr grid x seeds (batched where it applies); "
+        "print each optimizer's final validation loss per lr and its best lr. Logged to MLflow "
+        "as one parent run per sweep with a child run per (optimizer, lr, seed).",
+    )
+    _setup_arguments(swp)
+    _optimizer_arg(swp)
+    swp.add_argument("--lr-range", default="1e-4:1", metavar="LOW:HIGH", help="log-spaced grid bounds")
+    swp.add_argument("--points", type=int, default=12, help="learning rates in the grid")
+    swp.add_argument("--seeds", default="0,1,2", help="comma-separated, e.g. 0,1,2")
+    swp.add_argument("--json", action="store_true",
+                     help="print every (optimizer, lr, seed) final metrics, best_lr per optimizer and elapsed_s")
+    swp.add_argument("--experiment", default="dlopt-sweep", help="MLflow experiment name")
+    swp.set_defaults(func=_sweep)
 
     land = sub.add_parser(
         "landscape",
@@ -119,23 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build_config(args: argparse.Namespace) -> ComparisonConfig:
-    schedule, schedule_params = parse_spec(args.schedule)
-    options = _option_values(args.dataset_option)
-    return ComparisonConfig.make(
-        data={"name": args.dataset, "options": options},
-        model=ModelConfig.parse(args.model),
-        schedule={"name": schedule, "params": schedule_params},
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seeds=args.seeds,
-        optimizers=tuple(OptimizerConfig.parse(o) for o in args.optimizer),
-        target_loss=args.target_loss,
-        device=args.device,
-        precision=args.precision,
-        grad_clip=args.grad_clip,
-        deterministic=not args.fast_nondeterministic,
-        engine=args.engine,
-    )
+    return ComparisonConfig.make(**_setup_values(args), target_loss=args.target_loss)
 
 
 class _Progress(RunObserver):
@@ -193,8 +219,46 @@ def _stop_on_signals() -> Iterator[_Signals]:
             print(f"stopped by {name}: unfinished runs were cancelled", file=sys.stderr)
 
 
-def _compare(args: argparse.Namespace) -> int:
-    config = _build_config(args)
+@dataclass
+class _Executed:
+    comparison: Comparison
+    observers: list[Any]
+    exit_signal: int | None
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for o in self.observers for e in getattr(o, "errors", [])]
+
+    @property
+    def unwritten(self) -> int:
+        return sum(getattr(o, "unwritten", 0) for o in self.observers)
+
+    @property
+    def run_ids(self) -> dict[int, str]:
+        return {i: rid for o in self.observers for i, rid in getattr(o, "run_ids", {}).items()}
+
+    def report(self, *, printed_table: bool) -> int:
+        """Tracking warnings on stderr; the exit status."""
+        if printed_table and not self.errors and not self.unwritten:
+            for o in self.observers:
+                print(o.describe(), f"(comparison_id={self.comparison.id})")
+        for e in self.errors:
+            print(f"warning: tracking: {e}", file=sys.stderr)
+        if self.unwritten:
+            print(
+                f"error: {self.unwritten} tracking writes could not be made; they are kept locally and "
+                "will be written when the store answers (on the next start)",
+                file=sys.stderr,
+            )
+        if self.exit_signal is not None:
+            return self.exit_signal
+        if self.unwritten:  # an error whose writes were replayed later lost nothing
+            return 1
+        return 0 if all(r.status.completed for r in self.comparison.runs) else 1
+
+
+def _execute(config: Any, args: argparse.Namespace, *, parent: str | None = None) -> _Executed:
+    """Train ``config``'s runs with a progress line, signals that cancel, and tracking."""
     resolve_device(config.device)
     use_one_thread()
     # MLflow prints "View run ..." lines to stdout for a tracking server; stdout is kept for
@@ -202,42 +266,79 @@ def _compare(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr), _stop_on_signals() as stop:
         if not args.no_track:
             tracking_start()
-        observers = [] if args.no_track else tracking_observers(experiment=args.experiment)
+        options = {"parent": parent} if parent else {}
+        observers = [] if args.no_track else tracking_observers(experiment=args.experiment, **options)
         comparison = Comparison(config)
         comparison.execute(observers=[_Progress(comparison), *observers], should_stop=stop.is_set)
+    return _Executed(comparison, observers, stop.exit_status)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    config = _build_config(args)
+    done = _execute(config, args)
+    comparison = done.comparison
     rows = summary_rows(comparison)
-    errors = [e for o in observers for e in getattr(o, "errors", [])]
-    unwritten = sum(getattr(o, "unwritten", 0) for o in observers)
-    run_ids = {i: rid for o in observers for i, rid in getattr(o, "run_ids", {}).items()}
     if args.json:
         out = {
             "comparison_id": comparison.id,
             "config": config.to_dict(),
             "elapsed_s": comparison.elapsed_s,
             "summary": rows,
-            "runs": [_run_json(r, run_ids) for r in comparison.runs],
-            "tracking_errors": errors,
-            "tracking_unwritten": unwritten,
+            "runs": [_run_json(r, done.run_ids) for r in comparison.runs],
+            "tracking_errors": done.errors,
+            "tracking_unwritten": done.unwritten,
         }
         print(_dumps(out))
     else:
         print(_table(rows))
-        if not errors and not unwritten:
-            for o in observers:
-                print(o.describe(), f"(comparison_id={comparison.id})")
-    for e in errors:
-        print(f"warning: tracking: {e}", file=sys.stderr)
-    if unwritten:
-        print(
-            f"error: {unwritten} tracking writes could not be made; they are kept locally and "
-            "will be written when the store answers (on the next start)",
-            file=sys.stderr,
-        )
-    if stop.exit_status is not None:
-        return stop.exit_status
-    if unwritten:  # an error whose writes were replayed later lost nothing
-        return 1
-    return 0 if all(r.status.completed for r in comparison.runs) else 1
+    return done.report(printed_table=not args.json)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    low, sep, high = args.lr_range.partition(":")
+    try:
+        lr_min, lr_max = float(low), float(high)
+    except ValueError:
+        raise ConfigError(f"lr-range: write LOW:HIGH, e.g. 1e-4:1 (got {args.lr_range!r})") from None
+    config = SweepConfig.make(**_setup_values(args), lr_min=lr_min, lr_max=lr_max, points=args.points)
+    done = _execute(config, args, parent=f"{config.key()} ({len(config.optimizers)} optimizers x {config.points} lrs)")
+    comparison = done.comparison
+    points = sweep_points(comparison)
+    best = best_lrs(points, config.lrs())
+    if args.json:
+        out = {
+            "comparison_id": comparison.id,
+            "config": config.to_dict(),
+            "lrs": config.lrs(),
+            "elapsed_s": comparison.elapsed_s,
+            "runs": [
+                {
+                    "optimizer": r.config.optimizer.name, "lr": r.config.optimizer.lr, "seed": r.config.seed,
+                    "status": str(r.status), "engine": r.engine, "mlflow_run_id": done.run_ids.get(r.index),
+                    **{k: getattr(last, k) if last else None for k in ("epoch", "train_loss", "val_loss", "val_metric")},
+                }
+                for r in comparison.runs
+                for last in [next((rec for rec in reversed(r.records) if rec.is_eval), None)]
+            ],
+            "best_lr": {name: b.lr for name, b in best.items()},
+            "best_on_edge": {name: b.on_edge for name, b in best.items()},
+            "mlflow_parent_run_id": done.run_ids.get(-1),
+            "tracking_errors": done.errors,
+            "tracking_unwritten": done.unwritten,
+        }
+        print(_dumps(out))
+    else:
+        metric = metric_name(config)
+        rows = [
+            {"optimizer": p.label, "lr": p.lr, "val loss": p.mean_loss, "± sd": p.sd_loss if p.mean_loss else None,
+             metric: p.mean_metric, "diverged seeds": p.diverged}
+            for p in points
+        ]
+        print(_table(rows))
+        for b in best.values():
+            edge = " (on the edge of the range: widen it)" if b.on_edge else ""
+            print(f"best lr for {b.label}: {b.lr:.3g}, val loss {b.loss:.4g}{edge}")
+    return done.report(printed_table=not args.json)
 
 
 def _dumps(value: Any) -> str:

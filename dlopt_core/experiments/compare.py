@@ -244,6 +244,7 @@ class _Relay(RunObserver):
         self._started = 0
 
     def run_started(self, run: RunResult) -> None:
+        self.emit(("engine", run.index, run.engine), urgent=False)
         self._started += 1
         if self._started == len(self.comparison.runs):
             self._tracking()
@@ -258,6 +259,7 @@ class _Relay(RunObserver):
         self.emit(("ended", run.index, str(run.status), run.error), urgent=True)
 
     def comparison_ended(self, comparison: Comparison) -> None:
+        self.emit(("elapsed", comparison.elapsed_s), urgent=True)
         self._tracking()
 
     def _tracking(self) -> None:
@@ -272,14 +274,15 @@ class ComparisonWork:
     mirrored here from the events it sends, so pages read :attr:`comparison` live."""
 
     def __init__(
-        self, config: ComparisonConfig, *, track: bool = True, experiment: str = "dlopt-compare",
-        extra: dict[str, Any] | None = None,
+        self, config: Any, *, track: bool = True, experiment: str = "dlopt-compare",
+        extra: dict[str, Any] | None = None, parent: str | None = None,
     ) -> None:
-        self.config = config
+        self.config = config  # a ComparisonConfig, or anything with its runs() and key() (a sweep)
         self.key = config.key()
         self.label = f"compare {self.key}"
         self.track = track
         self.experiment = experiment
+        self.parent = parent  # a name: the runs are logged as children of one run
         self.comparison = Comparison(config)
         self.run_ids: dict[int, str] = {}
         self.tracking_errors: list[str] = []
@@ -288,10 +291,15 @@ class ComparisonWork:
 
     def __getstate__(self) -> dict[str, Any]:
         # The worker needs the recipe, not the live mirror.
-        return {"config": self.config, "id": self.comparison.id, "track": self.track, "experiment": self.experiment}
+        return {
+            "config": self.config, "id": self.comparison.id, "track": self.track,
+            "experiment": self.experiment, "parent": self.parent,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"], track=state["track"], experiment=state["experiment"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["config"], track=state["track"], experiment=state["experiment"], parent=state["parent"]
+        )
         self.comparison.id = state["id"]
         for r in self.comparison.runs:
             r.comparison_id = state["id"]
@@ -302,7 +310,8 @@ class ComparisonWork:
         trackers: list[Any] = []
         if self.track:
             tracking_start()
-            trackers = tracking_observers(experiment=self.experiment)
+            options = {"parent": self.parent} if self.parent else {}
+            trackers = tracking_observers(experiment=self.experiment, **options)
         comparison = Comparison(self.config, comparison_id=self.comparison.id)
         relay = _Relay(comparison, emit, control, trackers)
         # Trackers first: a run's MLflow id exists before the relay reports it.
@@ -316,6 +325,10 @@ class ComparisonWork:
             run = self.comparison.runs[event[1]]
             if not run.status.ended or run.status is not Status(event[2]):
                 run.end(Status(event[2]), error=event[3])
+        elif kind == "engine":
+            self.comparison.runs[event[1]].engine = event[2]
+        elif kind == "elapsed":
+            self.comparison.elapsed_s = event[1]
         elif kind == "tracking":
             self.run_ids, self.tracking_errors, self.unwritten = dict(event[1]), list(event[2]), event[3]
 

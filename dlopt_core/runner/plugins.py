@@ -13,9 +13,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 
-def tracking_observers(*, experiment: str) -> list[Any]:
-    """One observer per installed tracking backend."""
-    return [ep.load()(experiment=experiment) for ep in entry_points(group="dlopt.observers")]
+def tracking_observers(*, experiment: str, **options: Any) -> list[Any]:
+    """One observer per installed tracking backend (``parent="name"``: runs nest under one run)."""
+    return [ep.load()(experiment=experiment, **options) for ep in entry_points(group="dlopt.observers")]
 
 
 _started: set[str] = set()
