@@ -10,7 +10,7 @@ from typing import Any, get_args
 
 import streamlit as st
 
-from dlopt_core.config import ComparisonConfig, Device, OptimizerConfig, Precision, param_specs
+from dlopt_core.config import ComparisonConfig, Device, EngineChoice, OptimizerConfig, Precision, param_specs
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
 from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
@@ -65,6 +65,7 @@ def _set_state(cfg: ComparisonConfig) -> None:
     s["target_loss"] = cfg.target_loss
     s["device"], s["precision"] = cfg.device, cfg.precision
     s["grad_clip"], s["deterministic"] = cfg.grad_clip or 0.0, cfg.deterministic
+    s["engine"] = cfg.engine
     set_slots(PREFIX, cfg.optimizers)
 
 
@@ -124,7 +125,8 @@ def step_options() -> dict[str, Any]:
     seed_state("precision", "fp32")
     seed_state("grad_clip", 0.0)
     seed_state("deterministic", True)
-    with st.expander("device and precision"):
+    seed_state("engine", "auto")
+    with st.expander("device, precision and engine"):
         device = st.selectbox("device", list(get_args(Device)), key="device", help="auto: CUDA, then MPS, then CPU")
         precision = st.selectbox(
             "precision", list(get_args(Precision)), key="precision",
@@ -138,7 +140,16 @@ def step_options() -> dict[str, Any]:
             help="on CUDA, deterministic kernels (the same seed gives the same curves); off: the fastest "
             "kernels. CPU runs are reproducible either way.",
         )
-    return {"device": device, "precision": precision, "grad_clip": clip or None, "deterministic": deterministic}
+        engine = st.segmented_control(
+            "engine", list(get_args(EngineChoice)), key="engine", required=True,
+            help="batched: runs of one model shape train as one stacked model in one pass (the same "
+            "curves, several times faster); auto: batched for 2 or more such runs; sequential: one "
+            "run after another. L-BFGS, the CNN and fp16 always train on their own.",
+        )
+    return {
+        "device": device, "precision": precision, "grad_clip": clip or None,
+        "deterministic": deterministic, "engine": engine,
+    }
 
 
 def optimizer_boxes() -> list[dict[str, Any]]:

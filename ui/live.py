@@ -73,6 +73,22 @@ def per_optimizer_stops(job: Job, comparison: Comparison, *, per_row: int = 4) -
         )
 
 
+def engine_note(comparison: Comparison) -> str | None:
+    """Which runs trained together in one stacked model, and which on their own."""
+    batched = [r for r in comparison.runs if r.engine == "batched"]
+    alone = sorted({r.label for r in comparison.runs if r.engine == "sequential"})
+    if not batched and not alone:
+        return None  # not planned yet
+    parts = []
+    if batched:
+        parts.append(f"{len(batched)} runs trained together as one stacked model (batched engine)")
+    if alone:
+        parts.append(f"{'trained on their own' if batched else 'every run trained on its own'}: {', '.join(alone)}")
+    if batched:
+        parts.append("a batched run's time is the whole pass's")
+    return "Engine: " + "; ".join(parts) + "."
+
+
 def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
     """Progress, curves and results; refreshes itself while the job runs."""
     polling = job.active
@@ -100,6 +116,8 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
                 "(closed form / scikit-learn, no regularisation)."
             )
         st.dataframe(results_frame(comparison), hide_index=True, width="stretch")
+        if note := engine_note(comparison):
+            st.caption(note)
         if resolve_device(comparison.config.device).type == "cuda":
             st.caption(
                 "GPU kernels: deterministic (the same seed gives the same curves)"
