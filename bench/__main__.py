@@ -6,7 +6,7 @@ Options after a name go to that benchmark (``python -m bench concurrency --epoch
 
 import sys
 
-from bench import concurrency, first_point, landscape, throughput
+from bench import batched, concurrency, first_point, landscape, throughput
 
 # name -> (main, takes options)
 BENCHES = {
@@ -14,6 +14,7 @@ BENCHES = {
     "concurrency": (concurrency.main, True),
     "first_point": (first_point.main, False),
     "landscape": (landscape.main, False),
+    "batched": (batched.main, True),
 }
 
 runs: list[tuple[str, list[str]]] = []

@@ -15,6 +15,7 @@ from dlopt_core.engine.batched import BatchedEngine, why_not_batched
 from dlopt_core.engine.loop import load_run_data, run
 from dlopt_core.engine.plan import build_engine, plan
 from dlopt_core.engine.records import Record, Status
+from dlopt_core.engine.split import SplitEngine, cpu_parts
 from dlopt_core.experiments.compare import Comparison
 
 BATCHABLE = [n for n, s in OPTIMIZERS.items() if s.batchable]
@@ -197,3 +198,47 @@ def test_cuda_batched_equals_sequential() -> None:
     data = load_run_data(configs[0])
     for c, got in zip(configs, _batched(configs, data)):
         assert _worst(run(c, data=data), got) < 1e-3
+
+
+def test_a_group_split_over_processes_gives_the_same_records_and_stops_one_run() -> None:
+    configs = [_cfg(n, seed) for n in ("sgd", "adam", "rmsprop") for seed in (0, 1)]
+    data = load_run_data(configs[0])
+    alone = _batched(configs, data)
+    engine = SplitEngine(configs, data=data, parts=2)
+    got: list[list[Record]] = [[] for _ in configs]
+    for k, rec in engine:
+        got[k].append(rec)
+        if k == 3 and rec.step == 4:
+            assert engine.stop(3)
+    assert engine.active == []
+    for k in (0, 1, 2, 4, 5):
+        assert _worst(alone[k], got[k]) < 1e-5 and got[k][-1].status is Status.FINISHED
+    assert got[3][-1].step == 4
+
+
+def test_a_crashing_child_process_fails_its_runs_only(monkeypatch) -> None:
+    good = [_cfg("sgd"), _cfg("adam")]
+    bad = _cfg("adam", seed=99)
+    real = BatchedEngine._step
+
+    def step(self, *args):
+        if any(r.config.seed == 99 for r in self.runs):
+            raise RuntimeError("boom")
+        return real(self, *args)
+
+    monkeypatch.setattr(BatchedEngine, "_step", step)  # the forked children inherit it
+    data = load_run_data(good[0])
+    engine = SplitEngine([good[0], bad, good[1], bad], data=data, parts=2)
+    ends = {}
+    for k, rec in engine:
+        if rec.status.ended:
+            ends[k] = rec.status
+    assert ends == {0: Status.FINISHED, 2: Status.FINISHED, 1: Status.FAILED, 3: Status.FAILED}
+    assert engine._pids == []  # every child was reaped
+
+
+def test_cpu_groups_split_only_where_cores_and_runs_allow(monkeypatch) -> None:
+    monkeypatch.setenv("DLOPT_ENGINE_PROCESSES", "2")
+    assert cpu_parts(8, "cpu") == 2 and cpu_parts(3, "cpu") == 1 and cpu_parts(8, "cuda") == 1
+    monkeypatch.setenv("DLOPT_ENGINE_PROCESSES", "1")
+    assert cpu_parts(64, "cpu") == 1

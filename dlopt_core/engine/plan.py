@@ -2,7 +2,8 @@
 
 ``auto`` batches every group of two or more runs that can share a stacked model and trains
 the rest on their own; ``batched`` batches every run that can be (even alone); and
-``sequential`` batches nothing. Runs that cannot be batched (L-BFGS's closure, a CNN, fp16)
+``sequential`` batches nothing. On a CPU with several cores a batched group is split over
+forked processes, one per core (:mod:`dlopt_core.engine.split`). Runs that cannot be batched (L-BFGS's closure, a CNN, fp16)
 always fall back to the sequential engine, inside the same stream.
 """
 
@@ -17,6 +18,7 @@ from dlopt_core.config import EngineChoice, RunConfig
 from dlopt_core.engine.batched import BatchedEngine, why_not_batched
 from dlopt_core.engine.records import Record
 from dlopt_core.engine.sequential import SequentialEngine, failed_record
+from dlopt_core.engine.split import SplitEngine, cpu_parts
 
 ENGINES: tuple[EngineChoice, ...] = ("auto", "batched", "sequential")
 
@@ -101,6 +103,12 @@ def build_engine(configs: Sequence[RunConfig], *, data: Dataset, choice: EngineC
     parts: list[tuple[str, list[int], Engine]] = []
     for name, members in plan(configs, choice):
         chosen = [configs[i] for i in members]
-        engine: Engine = BatchedEngine(chosen, data=data) if name == "batched" else SequentialEngine(chosen, data=data)
+        engine: Engine
+        if name == "sequential":
+            engine = SequentialEngine(chosen, data=data)
+        elif (processes := cpu_parts(len(chosen), data.x_train.device.type)) > 1:
+            engine = SplitEngine(chosen, data=data, parts=processes)
+        else:
+            engine = BatchedEngine(chosen, data=data)
         parts.append((name, members, engine))
     return MergedEngine(parts)

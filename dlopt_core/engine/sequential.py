@@ -16,9 +16,10 @@ from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.step import StepHooks
 
 
-def failed_record(exc: BaseException) -> Record:
-    """What a run that raised ``exc`` reports."""
-    return Record(0, 0.0, 0, 0.0, 0.0, None, status=Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+def failed_record(exc: BaseException | str) -> Record:
+    """What a run that raised ``exc`` (or failed for the reason given) reports."""
+    error = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    return Record(0, 0.0, 0, 0.0, 0.0, None, status=Status.FAILED, error=error)
 
 
 class SequentialEngine:

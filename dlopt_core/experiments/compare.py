@@ -173,10 +173,12 @@ class Comparison:
         finally:
             # Reached on Stop, and on an interrupt (SIGTERM, Ctrl-C): every unfinished run
             # ends as cancelled, so no run stays "running" in MLflow.
-            for index in engine.active:
-                engine.stop(index)
-                self.runs[index].end(Status.CANCELLED)
-                _each(observers, "run_ended", self.runs[index])
+            for r in self.runs:
+                if not r.status.ended:
+                    engine.stop(r.index)
+                    r.end(Status.CANCELLED)
+                    _each(observers, "run_ended", r)
+            engine.close()
             self.elapsed_s = time.perf_counter() - started
             _each(observers, "comparison_ended", self)
         return self

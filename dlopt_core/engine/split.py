@@ -1,0 +1,156 @@
+"""A batched group split over CPU cores: each part is a batched engine in a forked process.
+
+One process trains one stacked model on one core (torch runs one thread per job here, see
+``device.use_one_thread``); with K runs and P cores, P forked children each train about K/P
+of them, and this process merges their records into one stream. Forked, not spawned: a
+child starts in milliseconds with torch, the data and the registry already in memory.
+
+A child talks only through its pipe: records (in batches) up, run stops down. It never
+touches tracking or any lock another thread of this process may hold, ignores Ctrl-C (this
+process decides how runs end) and exits when the pipe closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection, wait
+
+from dlopt_core.catalog.datasets import Dataset
+from dlopt_core.config import RunConfig
+from dlopt_core.engine.batched import BatchedEngine
+from dlopt_core.engine.records import Record
+from dlopt_core.engine.sequential import failed_record
+
+SEND_SECONDS = 0.02  # a child sends its records at least this often (and at every evaluation)
+MIN_RUNS_PER_PART = 2
+
+
+def cpu_parts(runs: int, device_type: str) -> int:
+    """How many processes a batched group of ``runs`` gets: 1 unless it is on a CPU with cores to spare."""
+    if device_type != "cpu" or not hasattr(os, "fork"):
+        return 1
+    wanted = os.environ.get("DLOPT_ENGINE_PROCESSES")
+    cores = int(wanted) if wanted else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, runs // MIN_RUNS_PER_PART))
+
+
+def _child(conn: Connection, configs: Sequence[RunConfig], data: Dataset) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        engine = BatchedEngine(configs, data=data)
+        batch: list[tuple[int, Record]] = []
+        last = time.monotonic()
+        for item in engine:
+            batch.append(item)
+            now = time.monotonic()
+            if item[1].is_eval or item[1].status.ended or now - last > SEND_SECONDS:
+                conn.send(("records", batch))
+                batch, last = [], now
+                while conn.poll():
+                    message = conn.recv()
+                    engine.stop(message)
+        conn.send(("records", batch))
+        conn.send(("done", None))
+    except (BrokenPipeError, EOFError):
+        pass  # the parent has gone: nothing left to tell
+    except BaseException as exc:
+        traceback.print_exc()
+        try:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        except OSError:
+            pass
+
+
+class SplitEngine:
+    """The batched engine over ``parts`` forked processes; the same stream as one batched engine."""
+
+    def __init__(self, configs: Sequence[RunConfig], *, data: Dataset, parts: int) -> None:
+        from dlopt_core.catalog.optimizers import warm_up
+
+        warm_up()  # torch.optim's first use costs ~1 s: pay it once here, not in every child
+        # Round-robin: each part gets a mix of optimizers, so the parts take about as long.
+        self.members = [list(range(p, len(configs), parts)) for p in range(parts)]
+        self._conns: list[Connection] = []
+        self._pids: list[int] = []
+        for members in self.members:
+            mine, theirs = Pipe()
+            # os.fork, not multiprocessing.Process: a job's worker is a daemon process, which
+            # multiprocessing forbids to have children.
+            pid = os.fork()
+            if pid == 0:  # the child: train, report, and leave without running exit handlers
+                status = 1
+                try:
+                    for conn in (*self._conns, mine):  # so a parent's end closing reads as EOF
+                        conn.close()
+                    _child(theirs, [configs[i] for i in members], data)
+                    status = 0
+                finally:
+                    os._exit(status)
+            theirs.close()
+            self._conns.append(mine)
+            self._pids.append(pid)
+        self._active = set(range(len(configs)))
+
+    @property
+    def active(self) -> list[int]:
+        return sorted(self._active)
+
+    def stop(self, index: int) -> bool:
+        if index not in self._active:
+            return False
+        self._active.discard(index)
+        part = next(p for p, members in enumerate(self.members) if index in members)
+        try:
+            self._conns[part].send(self.members[part].index(index))
+        except OSError:
+            pass  # that child has ended already
+        return True
+
+    def close(self) -> None:
+        """End every child now: nothing more is wanted from them (a finished one has exited)."""
+        self._active.clear()
+        for pid in self._pids:
+            # Not a polite "close": a child blocked sending to a pipe nobody reads would
+            # never see it, and a job's stop must not wait.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):  # reaped already (SIGCHLD ignored)
+                os.waitpid(pid, 0)
+        self._pids = []
+        for conn in self._conns:
+            conn.close()
+
+    def __iter__(self) -> Iterator[tuple[int, Record]]:
+        open_parts = {conn: p for p, conn in enumerate(self._conns)}
+        try:
+            while open_parts:
+                for conn in wait(list(open_parts)):
+                    part = open_parts[conn]  # type: ignore[index]
+                    members = self.members[part]
+                    try:
+                        kind, payload = conn.recv()  # type: ignore[union-attr]
+                    except (EOFError, OSError):
+                        kind, payload = "error", "the training process ended unexpectedly"
+                    if kind == "records":
+                        for local, rec in payload:
+                            index = members[local]
+                            if index in self._active:
+                                if rec.status.ended:
+                                    self._active.discard(index)
+                                yield index, rec
+                        continue
+                    del open_parts[conn]  # type: ignore[arg-type]
+                    if kind == "error":
+                        for index in members:
+                            if index in self._active:
+                                self._active.discard(index)
+                                yield index, failed_record(payload)
+        finally:
+            self.close()
