@@ -86,6 +86,41 @@ def compare_engines(k: int, epochs: int, repeats: int) -> dict[str, float]:
     }
 
 
+def _batched_pass(configs: list[RunConfig], *, compiled: bool = False) -> tuple[float, list[float]]:
+    """Seconds of one in-process batched pass, and each run's final validation loss."""
+    engine = BatchedEngine(configs, data=load_run_data(configs[0]))
+    if compiled:
+        engine._loss = torch.compile(engine._loss)  # type: ignore[method-assign]
+    start = time.perf_counter()
+    final: dict[int, float] = {}
+    for k, rec in engine:
+        if rec.val_loss is not None:
+            final[k] = rec.val_loss
+    return time.perf_counter() - start, [final[k] for k in range(len(configs))]
+
+
+def step_options_probe(epochs: int, repeats: int, compiled: bool) -> None:
+    """bf16 autocast and (optionally) torch.compile of the batched forward + loss, against fp32 eager."""
+    base = [c for c in _config(8, epochs, "batched").runs()]
+    bf16 = [c.model_copy(update={"precision": "bf16"}) for c in base]
+    ratios, drift = [], 0.0
+    for _ in range(repeats):
+        t32, l32 = _batched_pass(base)
+        t16, l16 = _batched_pass(bf16)
+        ratios.append(t16 / t32)
+        drift = max(drift, *(abs(a - b) / a for a, b in zip(l32, l16)))
+    print(f"bf16 / fp32 batched time (K=8): {statistics.median(ratios):.2f}; largest final val-loss change {drift:.1%}")
+    if compiled:
+        t_eager, l_eager = _batched_pass(base)
+        first, _ = _batched_pass(base, compiled=True)
+        again, l_comp = _batched_pass(base, compiled=True)
+        change = max(abs(a - b) / a for a, b in zip(l_eager, l_comp))
+        print(
+            f"torch.compile'd forward+loss (K=8): first pass {first:.1f} s (compiling), warm {again / t_eager:.2f}x "
+            f"eager time; largest final val-loss change {change:.1e}"
+        )
+
+
 def cuda_probe(configs: int, epochs: int) -> None:
     if not torch.cuda.is_available():
         print("cuda: no CUDA GPU here; skipped")
@@ -125,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cuda-configs", type=int, default=1024)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (30+ s to compile on CPU)")
     args = parser.parse_args(argv)
     use_one_thread()
     peak = matmul_peak()
@@ -137,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['gflops']:>8.2f} {100 * r['gflops'] / peak:>8.0f}%"
             + (f"   (target <= {TARGET_K8})" if k == 8 else "")
         )
+    step_options_probe(args.epochs, args.repeats, args.compile)
     cuda_probe(args.cuda_configs, args.epochs)
 
 

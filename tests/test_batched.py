@@ -240,5 +240,6 @@ def test_a_crashing_child_process_fails_its_runs_only(monkeypatch) -> None:
 def test_cpu_groups_split_only_where_cores_and_runs_allow(monkeypatch) -> None:
     monkeypatch.setenv("DLOPT_ENGINE_PROCESSES", "2")
     assert cpu_parts(8, "cpu") == 2 and cpu_parts(3, "cpu") == 1 and cpu_parts(8, "cuda") == 1
+    assert cpu_parts(8, "cpu", steps=50) == 1  # too short to repay starting processes
     monkeypatch.setenv("DLOPT_ENGINE_PROCESSES", "1")
     assert cpu_parts(64, "cpu") == 1

@@ -16,6 +16,7 @@ from typing import Protocol
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import EngineChoice, RunConfig
 from dlopt_core.engine.batched import BatchedEngine, why_not_batched
+from dlopt_core.engine.loop import steps_per_epoch
 from dlopt_core.engine.records import Record
 from dlopt_core.engine.sequential import SequentialEngine, failed_record
 from dlopt_core.engine.split import SplitEngine, cpu_parts
@@ -98,6 +99,10 @@ class MergedEngine:
                 yield members[local], rec
 
 
+def _steps(config: RunConfig, data: Dataset) -> int:
+    return config.epochs * steps_per_epoch(config, len(data.x_train))
+
+
 def build_engine(configs: Sequence[RunConfig], *, data: Dataset, choice: EngineChoice = "auto") -> MergedEngine:
     """One stream over ``configs``, each group on the engine :func:`plan` chose."""
     parts: list[tuple[str, list[int], Engine]] = []
@@ -106,7 +111,7 @@ def build_engine(configs: Sequence[RunConfig], *, data: Dataset, choice: EngineC
         engine: Engine
         if name == "sequential":
             engine = SequentialEngine(chosen, data=data)
-        elif (processes := cpu_parts(len(chosen), data.x_train.device.type)) > 1:
+        elif (processes := cpu_parts(len(chosen), data.x_train.device.type, _steps(chosen[0], data))) > 1:
             engine = SplitEngine(chosen, data=data, parts=processes)
         else:
             engine = BatchedEngine(chosen, data=data)

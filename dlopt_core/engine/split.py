@@ -29,11 +29,16 @@ from dlopt_core.engine.sequential import failed_record
 
 SEND_SECONDS = 0.02  # a child sends its records at least this often (and at every evaluation)
 MIN_RUNS_PER_PART = 2
+MIN_STEPS = 200  # digits, batch 64: about 9 epochs
 
 
-def cpu_parts(runs: int, device_type: str) -> int:
-    """How many processes a batched group of ``runs`` gets: 1 unless it is on a CPU with cores to spare."""
-    if device_type != "cpu" or not hasattr(os, "fork"):
+def cpu_parts(runs: int, device_type: str, steps: int = MIN_STEPS) -> int:
+    """How many processes a batched group of ``runs`` training ``steps`` steps gets.
+
+    1 unless it is on a CPU with cores to spare, has two runs per part, and is long enough to
+    repay starting the processes (tens of milliseconds each).
+    """
+    if device_type != "cpu" or not hasattr(os, "fork") or steps < MIN_STEPS:
         return 1
     wanted = os.environ.get("DLOPT_ENGINE_PROCESSES")
     cores = int(wanted) if wanted else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
