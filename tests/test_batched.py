@@ -11,7 +11,8 @@ import torch
 
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.config import ComparisonConfig, RunConfig
-from dlopt_core.engine.batched import BatchedEngine, why_not_batched
+from dlopt_core.catalog.models import MODELS, build_model
+from dlopt_core.engine.batched import BatchedEngine, layers_of, why_not_batched
 from dlopt_core.engine.loop import load_run_data, run
 from dlopt_core.engine.plan import build_engine, plan
 from dlopt_core.engine.records import Record, Status
@@ -243,3 +244,11 @@ def test_cpu_groups_split_only_where_cores_and_runs_allow(monkeypatch) -> None:
     assert cpu_parts(8, "cpu", steps=50) == 1  # too short to repay starting processes
     monkeypatch.setenv("DLOPT_ENGINE_PROCESSES", "1")
     assert cpu_parts(64, "cpu") == 1
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_model_flagged_stackable_is_built_only_of_stackable_layers(name: str) -> None:
+    cfg = _cfg("adam", model={"name": name, "params": {"dropout": 0.2} if name == "mlp" else {}})
+    model = build_model(cfg.model, load_run_data(cfg), 0)
+    assert (layers_of(model) is not None) == MODELS[name].stackable
+    assert (why_not_batched(cfg) is None) == MODELS[name].stackable

@@ -60,6 +60,9 @@ class ModelSpec:
     hyperparams: tuple[HyperParam, ...] = ()
     needs_images: bool = False
     convex: bool = False
+    # Built only from Linear, activation and dropout layers: K runs can train as one stacked
+    # model (dlopt_core.engine.batched).
+    stackable: bool = False
     description: str = ""
 
 
@@ -97,11 +100,11 @@ MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec(
-            "linear", "Linear / logistic regression", _linear, convex=True,
+            "linear", "Linear / logistic regression", _linear, convex=True, stackable=True,
             description="One linear layer: least squares or softmax regression (convex).",
         ),
         ModelSpec(
-            "mlp", "MLP", _mlp,
+            "mlp", "MLP", _mlp, stackable=True,
             hyperparams=(
                 HyperParam("hidden", (64,), 1, 4096, kind="ints", help="hidden widths, e.g. 128/64"),
                 _ACTIVATION,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from dlopt_core.catalog.datasets import Dataset
-from dlopt_core.catalog.models import ACTIVATIONS, SeededDropout, build_model
+from dlopt_core.catalog.models import ACTIVATIONS, SeededDropout, build_model, get_model_spec
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import Budget, get_schedule
 from dlopt_core.config import RunConfig
@@ -52,13 +52,10 @@ def why_not_batched(config: RunConfig) -> str | None:
     if config.precision == "fp16":
         # One loss scaler per run would be needed; a shared one couples the runs' steps.
         return "fp16 loss scaling is per run"
-    if config.model.name not in STACKABLE_MODELS:
+    if not get_model_spec(config.model.name).stackable:
         return f"the {config.model.name} model has no stacked form"
     return None
 
-
-# Models whose registry builder makes only Linear, activation and dropout layers.
-STACKABLE_MODELS = frozenset({"linear", "mlp"})
 
 
 @dataclass
