@@ -252,3 +252,18 @@ def test_a_model_flagged_stackable_is_built_only_of_stackable_layers(name: str) 
     model = build_model(cfg.model, load_run_data(cfg), 0)
     assert (layers_of(model) is not None) == MODELS[name].stackable
     assert (why_not_batched(cfg) is None) == MODELS[name].stackable
+
+
+def test_runs_differing_only_in_seed_share_one_optimizer_and_still_stop_alone() -> None:
+    configs = [_cfg("adam", seed) for seed in (0, 1, 2)] + [_cfg("adafactor", seed) for seed in (0, 1)]
+    data = load_run_data(configs[0])
+    engine = BatchedEngine(configs, data=data)
+    assert [members for _, members in engine._optimizers] == [[0, 1, 2], [3], [4]]  # Adafactor: per matrix
+    got: list[list[Record]] = [[] for _ in configs]
+    for k, rec in engine:
+        got[k].append(rec)
+        if k == 1 and rec.step == 5:
+            engine.stop(1)
+    assert got[1][-1].step == 5
+    for k in (0, 2, 3, 4):
+        assert _worst(run(configs[k], data=data), got[k]) < 1e-4 and got[k][-1].status is Status.FINISHED

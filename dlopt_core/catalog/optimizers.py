@@ -48,6 +48,9 @@ class OptimizerSpec:
     # Whether K runs can share one stacked model, each stepping views of its slice
     # (dlopt_core.engine.batched): true for every optimizer that only needs the gradient.
     batchable: bool = True
+    # Its update treats every element alone, so one optimizer can step a stack of runs'
+    # tensors exactly as it steps each run's (not Muon: orthogonalises whole matrices).
+    elementwise: bool = True
     fused_devices: frozenset[str] = frozenset()
     description: str = ""
     tutorial: str = ""
@@ -368,6 +371,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                 HyperParam("beta2_decay", -0.8, -1.0, 0.0, help="exponent of the beta2 schedule"),
                 _wd(),
             ),
+            elementwise=False,  # row and column statistics of each matrix
             description="Memory-light Adam: second moments stored as row and column factors.",
             tutorial=_ADAM_DOC,
         ),
@@ -383,6 +387,10 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                 HyperParam("adamw_lr", 0.001, 1e-5, 0.1, log=True, help="lr of the AdamW half"),
             ),
             fused_devices=FUSED_ADAM,  # for its AdamW half; torch's Muon has no fused kernel
+            elementwise=False,  # orthogonalises each weight matrix
+            # Exact when batched in float64, but torch's Newton-Schulz runs in bfloat16 and turns
+            # a batched matmul's 1e-7 rounding differences into 1e-3 differences in the curves.
+            batchable=False,
             description=(
                 "Orthogonalised momentum for 2-D weight matrices; torch's Muon only takes "
                 "matrices, so biases and conv kernels are trained by AdamW (adamw_lr)."
@@ -433,6 +441,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             full_batch_only=True,
             needs_closure=True,
             batchable=False,  # its closure re-evaluates one run's loss inside the step
+            elementwise=False,
             description="Quasi-Newton with a strong Wolfe line search; full batch only.",
             tutorial="Gradient descent, SGD and mini-batches",
         ),

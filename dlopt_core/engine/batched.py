@@ -58,6 +58,24 @@ def why_not_batched(config: RunConfig) -> str | None:
 
 
 
+def _groups(configs: Sequence[RunConfig]) -> list[list[int]]:
+    """Contiguous runs that may share one optimizer: the same optimizer config and schedule,
+    an element-wise optimizer, and a schedule that does not follow each run's validation."""
+    groups: list[list[int]] = []
+    for k, c in enumerate(configs):
+        if groups:
+            prev = configs[groups[-1][-1]]
+            shareable = (
+                get_optimizer(c.optimizer.name).elementwise
+                and not get_schedule(c.schedule.name).depends_on_validation
+            )
+            if shareable and (c.optimizer, c.schedule) == (prev.optimizer, prev.schedule):
+                groups[-1].append(k)
+                continue
+        groups.append([k])
+    return groups
+
+
 @dataclass
 class _Run:
     config: RunConfig
@@ -99,6 +117,17 @@ class StackedModel:
                 self.biases.append(b)
             elif isinstance(layer, SeededDropout):
                 self._dropout_p[j] = layer.p
+
+    def slice_parameters(self, model: nn.Module, start: int, stop: int) -> list[tuple[str, nn.Parameter]]:
+        """``model``'s named parameters as views of runs ``start:stop`` of the stacked leaves."""
+        stacked = iter([t for pair in zip(self.weights, self.biases) for t in pair])  # named_parameters' order
+        out = []
+        for name, _ in model.named_parameters():
+            leaf = next(stacked)
+            view = nn.Parameter(torch.empty(0, device=leaf.device, dtype=leaf.dtype))
+            view.data, view.grad = leaf.data[start:stop], leaf.grad[start:stop]  # type: ignore[index]
+            out.append((name, view))
+        return out
 
     @property
     def leaves(self) -> list[torch.Tensor]:
@@ -161,19 +190,32 @@ class BatchedEngine:
         self.stack = StackedModel(models)
         self.runs: list[_Run] = []
         self._failed: dict[int, Exception] = {}
-        for k, (c, model) in enumerate(zip(configs, models)):
+        # (optimizer, its runs): one per run, or one per contiguous group of runs that differ
+        # only in their seed, stepping their slices at once (fewer calls, the same updates).
+        self._optimizers: list[tuple[Any, list[int]]] = []
+        for members in _groups(configs):
+            c = configs[members[0]]
             spec = get_optimizer(c.optimizer.name)
+            named = (
+                list(models[members[0]].named_parameters()) if len(members) == 1
+                else self.stack.slice_parameters(models[members[0]], members[0], members[-1] + 1)
+            )
             try:
-                optimizer = spec.build(list(model.named_parameters()), c.optimizer.lr, c.optimizer.params, self.device)
-            except Exception as exc:  # this run fails alone; its slice is never stepped
+                optimizer = spec.build(named, c.optimizer.lr, c.optimizer.params, self.device)
+            except Exception as exc:  # these runs fail alone; their slices are never stepped
                 traceback.print_exc()
-                self._failed[k], optimizer = exc, None
-            dropout = [m.generator for m in model.modules() if isinstance(m, SeededDropout)]
-            lr_factor = get_schedule(c.schedule.name).make(c.schedule.params, self.budget)
-            self.runs.append(_Run(
-                c, model, optimizer, spec.train_eval_modes, torch.Generator().manual_seed(c.seed),
-                dropout, lr_factor, lr=c.optimizer.lr * lr_factor(0),
-            ))
+                self._failed.update({k: exc for k in members})
+                optimizer = None
+            else:
+                self._optimizers.append((optimizer, members))
+            for k in members:
+                model = models[k]
+                dropout = [m.generator for m in model.modules() if isinstance(m, SeededDropout)]
+                lr_factor = get_schedule(configs[k].schedule.name).make(configs[k].schedule.params, self.budget)
+                self.runs.append(_Run(
+                    configs[k], model, optimizer, spec.train_eval_modes, torch.Generator().manual_seed(configs[k].seed),
+                    dropout, lr_factor, lr=configs[k].optimizer.lr * lr_factor(0),
+                ))
         self._active = set(range(len(self.runs))) - set(self._failed)
         self._iter: Iterator[tuple[int, Record]] | None = None
         self.watch = Stopwatch()
@@ -208,8 +250,9 @@ class BatchedEngine:
     def _set_modes(self, train: bool) -> None:
         for r in self.runs:
             r.model.train(train)
-            if r.train_eval_modes and r.optimizer is not None:
-                r.optimizer.train() if train else r.optimizer.eval()
+        for optimizer, members in self._optimizers:
+            if self.runs[members[0]].train_eval_modes:
+                optimizer.train() if train else optimizer.eval()
 
     @torch.no_grad()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -292,7 +335,7 @@ class BatchedEngine:
         """One optimizer step of every active run; the K losses, not yet read."""
         for r in self.runs:
             factor = r.lr_factor(step)
-            if factor != r.last_factor:  # constant stretches skip the per-group writes
+            if factor != r.last_factor and r.optimizer is not None:  # constant stretches skip the writes
                 for group in r.optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * factor
                 r.lr, r.last_factor = r.config.optimizer.lr * factor, factor
@@ -301,8 +344,12 @@ class BatchedEngine:
         # One backward for all: run k's loss reaches only run k's slice of each leaf.
         losses.sum().backward()
         self._clip()
-        for k in self._active:
-            self.runs[k].optimizer.step()
+        active = self._active
+        for optimizer, members in self._optimizers:
+            # A group steps while any of its runs is active; an ended run's slice moving on
+            # is never reported (element-wise updates keep it apart from the others).
+            if len(members) == 1 and members[0] in active or len(members) > 1 and not active.isdisjoint(members):
+                optimizer.step()
         return losses.detach()
 
     def _train(self) -> Iterator[tuple[int, Record]]:
