@@ -144,7 +144,7 @@ def step_options() -> dict[str, Any]:
             "engine", list(get_args(EngineChoice)), key="engine", required=True,
             help="batched: runs of one model shape train as one stacked model in one pass (the same "
             "curves, several times faster); auto: batched for 2 or more such runs; sequential: one "
-            "run after another. L-BFGS, the CNN and fp16 always train on their own.",
+            "run after another. L-BFGS, Muon, the CNN and fp16 always train on their own.",
         )
     return {
         "device": device, "precision": precision, "grad_clip": clip or None,
