@@ -3,8 +3,9 @@
 ``auto`` batches every group of two or more runs that can share a stacked model and trains
 the rest on their own; ``batched`` batches every run that can be (even alone); and
 ``sequential`` batches nothing. On a CPU with several cores a batched group is split over
-forked processes, one per core (:mod:`dlopt_core.engine.split`). Runs that cannot be batched (L-BFGS, Muon, a CNN, fp16)
-always fall back to the sequential engine, inside the same stream.
+forked processes, one per core (:mod:`dlopt_core.engine.split`). Runs that cannot be
+batched (L-BFGS, Muon, a CNN, fp16) always fall back to the sequential engine, inside the
+same stream.
 """
 
 from __future__ import annotations
