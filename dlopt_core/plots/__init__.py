@@ -7,8 +7,17 @@ from dlopt_core.plots.curves import X_LABELS, CurvesData, curves_data, curves_fi
 from dlopt_core.plots.landscape import landscape_curves_figure, landscape_figure, landscape_surface_figure
 from dlopt_core.plots.reference import reference_figure
 from dlopt_core.plots.schedule import LRCurve, lr_schedule_data, lr_schedule_figure
+from dlopt_core.plots.sensitivity import (
+    SensitivityData,
+    SensitivityLine,
+    initial_val_loss,
+    lr_text,
+    sensitivity_data,
+    sensitivity_figure,
+)
 
 __all__ = [
     "X_LABELS", "CurvesData", "LRCurve", "curves_data", "curves_figure", "landscape_curves_figure",
     "landscape_figure", "landscape_surface_figure", "lr_schedule_data", "lr_schedule_figure", "reference_figure",
+    "SensitivityData", "SensitivityLine", "initial_val_loss", "lr_text", "sensitivity_data", "sensitivity_figure",
 ]
