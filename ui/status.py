@@ -32,6 +32,10 @@ PAGES = (
         "pages/2_Loss_landscapes.py", "Loss landscapes", ":material/landscape:",
         "Optimizer paths on 2-D test functions; the tutorial's algorithms from scratch",
     ),
+    PageInfo(
+        "pages/3_LR_sensitivity.py", "LR sensitivity", ":material/tune:",
+        "Every optimizer over a log grid of learning rates: the best lr and how forgiving it is",
+    ),
 )
 
 

@@ -1,0 +1,241 @@
+"""The LR sensitivity page's form: widgets -> SweepConfig, with the config mirrored in the URL.
+
+The URL carries ``SweepConfig.to_dict()``'s flat keys, except that each optimizer is written
+without a learning rate (the sweep sets it), so a copied link reproduces a sweep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
+from dlopt_core.catalog.models import MODELS
+from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
+from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
+from dlopt_core.config import ConfigError, OptimizerConfig, param_specs
+from dlopt_core.experiments.compare import metric_name
+from dlopt_core.experiments.sweep import SweepConfig
+from dlopt_core.plots import lr_text
+from dlopt_core.plots.sensitivity import SweepMetric
+from ui.compare_form import step_options
+from ui.sweep_view import find_sweep
+from ui.widgets import config_from_url, param_input, seed_state, write_query
+
+PREFIX = "sweep"
+DEFAULT = SweepConfig.make(
+    optimizers=(
+        OptimizerConfig.make(name="sgd"),
+        OptimizerConfig.make(name="momentum"),
+        OptimizerConfig.make(name="adam"),
+    ),
+)
+METRIC_KEY = f"{PREFIX}.view.metric"
+_PARAMS = f"{PREFIX}.optimizer_params"  # hyperparameters a link gave, per optimizer name
+_LAST = f"{PREFIX}._last_job"
+_RESTORE = f"{PREFIX}._restore"
+
+
+def load_from_url() -> None:
+    """Once per browser session: fill every widget's state from the URL (or the defaults)."""
+    loaded = config_from_url(PREFIX, SweepConfig.from_dict, DEFAULT)
+    if loaded is None:
+        return
+    cfg, flat = loaded
+    set_state(cfg)
+    st.session_state[METRIC_KEY] = "metric" if flat.get("show") == "metric" else "loss"
+
+
+def set_state(cfg: SweepConfig) -> None:
+    """Put ``cfg`` into the widgets' session state (before they are drawn)."""
+    s = st.session_state
+    s[f"{PREFIX}.dataset"] = cfg.data.name
+    for k, v in cfg.data.options.items():
+        s[f"{PREFIX}.dataset.{cfg.data.name}.{k}"] = v
+    s[f"{PREFIX}.model"] = cfg.model.name
+    for p in param_specs(cfg.model):
+        value = cfg.model.params[p.name]
+        s[f"{PREFIX}.model.{cfg.model.name}.{p.name}"] = p.text(value) if p.kind == "ints" else value
+    s[f"{PREFIX}.schedule"] = cfg.schedule.name
+    for k, v in cfg.schedule.params.items():
+        s[f"{PREFIX}.schedule.{cfg.schedule.name}.{k}"] = v
+    s[f"{PREFIX}.epochs"] = cfg.epochs
+    s[f"{PREFIX}.full_batch"] = cfg.batch_size is None
+    s[f"{PREFIX}.batch_size"] = cfg.batch_size or 64
+    s[f"{PREFIX}.optimizers"] = [o.name for o in cfg.optimizers]
+    s[_PARAMS] = {o.name: dict(o.params) for o in cfg.optimizers}
+    s[f"{PREFIX}.lr_min"], s[f"{PREFIX}.lr_max"] = cfg.lr_min, cfg.lr_max
+    s[f"{PREFIX}.points"] = cfg.points
+    s[f"{PREFIX}.seeds"] = ",".join(map(str, cfg.seeds))
+    # The step options' widgets are the Compare page's (ui.compare_form.step_options), keys and all.
+    s["device"], s["precision"] = cfg.device, cfg.precision
+    s["grad_clip"], s["deterministic"] = cfg.grad_clip or 0.0, cfg.deterministic
+    s["engine"] = cfg.engine
+
+
+def setup_sidebar() -> dict[str, Any]:
+    """Data, model, schedule and budget widgets; returns the raw values."""
+    with st.sidebar:
+        st.header("Setup")
+        dataset = st.selectbox(
+            "data set", list(DATASETS), key=f"{PREFIX}.dataset",
+            format_func=lambda n: DATASETS[n].label, help="scikit-learn's bundled sets or generated ones",
+        )
+        spec = get_dataset_spec(dataset)
+        st.caption(spec.description)
+        options = {}
+        if spec.hyperparams:
+            with st.expander("data set options"):
+                options = {p.name: param_input(p, f"{PREFIX}.dataset.{dataset}.{p.name}") for p in spec.hyperparams}
+        model = st.selectbox("model", list(MODELS), key=f"{PREFIX}.model", format_func=lambda n: MODELS[n].label)
+        st.caption(MODELS[model].description)
+        model_params = {p.name: param_input(p, f"{PREFIX}.model.{model}.{p.name}") for p in MODELS[model].hyperparams}
+        schedule = st.selectbox(
+            "learning-rate schedule", list(SCHEDULES), key=f"{PREFIX}.schedule",
+            format_func=lambda n: SCHEDULES[n].label,
+            help="applied to every learning rate of the grid (a step decay halves each of them)",
+        )
+        sched_spec = get_schedule(schedule)
+        st.caption(sched_spec.description)
+        sched_params = {
+            p.name: param_input(p, f"{PREFIX}.schedule.{schedule}.{p.name}") for p in sched_spec.hyperparams
+        }
+        st.subheader("Budget")
+        seed_state(f"{PREFIX}.epochs", DEFAULT.epochs)
+        epochs = st.number_input("epochs", min_value=1, max_value=10_000, step=1, key=f"{PREFIX}.epochs")
+        seed_state(f"{PREFIX}.full_batch", False)
+        full = st.checkbox(
+            "full batch (gradient descent)", key=f"{PREFIX}.full_batch",
+            help="every step sees the whole train set: mini-batch SGD becomes full-batch GD",
+        )
+        seed_state(f"{PREFIX}.batch_size", DEFAULT.batch_size)
+        batch = None if full else st.number_input("batch size", min_value=1, step=1, key=f"{PREFIX}.batch_size")
+        step = step_options()
+    return {
+        "data": {"name": dataset, "options": options},
+        "model": {"name": model, "params": model_params},
+        "schedule": {"name": schedule, "params": sched_params},
+        "epochs": epochs,
+        "batch_size": batch,
+        **step,
+    }
+
+
+def _optimizer_label(name: str) -> str:
+    params = st.session_state.get(_PARAMS, {}).get(name)
+    changed = OptimizerConfig.make(name=name, params=params).changed() if params else []
+    return " ".join([OPTIMIZERS[name].label, *changed])
+
+
+def grid_inputs() -> dict[str, Any]:
+    """Which optimizers, the lr range, the number of points and the seeds; returns the raw values."""
+    seed_state(f"{PREFIX}.optimizers", [o.name for o in DEFAULT.optimizers])
+    names = st.multiselect(
+        "optimizers", list(OPTIMIZERS), key=f"{PREFIX}.optimizers", format_func=_optimizer_label,
+        help="each trains at every learning rate of the grid, its other hyperparameters at their defaults",
+    )
+    seed_state(f"{PREFIX}.lr_min", DEFAULT.lr_min)
+    seed_state(f"{PREFIX}.lr_max", DEFAULT.lr_max)
+    seed_state(f"{PREFIX}.points", DEFAULT.points)
+    seed_state(f"{PREFIX}.seeds", ",".join(map(str, DEFAULT.seeds)))
+    cols = st.columns(4)
+    # No widget bounds on the rates: SweepConfig checks them and its message says what is allowed.
+    lr_min = cols[0].number_input(
+        "lowest lr", key=f"{PREFIX}.lr_min", format="%g", step=1e-4,
+        help="the grid's first learning rate; type e.g. 1e-5",
+    )
+    lr_max = cols[1].number_input(
+        "highest lr", key=f"{PREFIX}.lr_max", format="%g", step=0.1,
+        help="the grid's last learning rate; type e.g. 10",
+    )
+    points = cols[2].number_input(
+        "points", min_value=2, max_value=64, step=1, key=f"{PREFIX}.points",
+        help="learning rates, evenly spaced on a log scale, each to 3 significant digits",
+    )
+    seeds = cols[3].text_input(
+        "seeds", key=f"{PREFIX}.seeds", help="comma-separated; each seed is one more run per lr (a band)",
+    )
+    params = st.session_state.get(_PARAMS, {})
+    optimizers = [{"name": n, "params": params.get(n, {})} for n in names]
+    return {"optimizers": optimizers, "lr_min": lr_min, "lr_max": lr_max, "points": points, "seeds": seeds}
+
+
+def build_config(setup: dict[str, Any], grid: dict[str, Any]) -> SweepConfig:
+    """Validate the form; raises :class:`ConfigError` with the field and what is allowed."""
+    if not grid["optimizers"]:
+        raise ConfigError("optimizers: choose at least one optimizer to sweep")
+    cfg = SweepConfig.make(**setup, **grid)
+    # Some checks live on the single run (L-BFGS with fp16, ...). Two lrs and one seed per
+    # optimizer cover them without building every run of the grid on each rerun.
+    cfg.model_copy(update={"points": 2, "seeds": cfg.seeds[:1]}).runs()
+    return cfg
+
+
+def grid_caption(cfg: SweepConfig) -> str:
+    """How many runs, and the learning rates as they will train (3 significant digits)."""
+    lrs = [lr_text(lr) for lr in cfg.lrs()]
+    n_runs = len(cfg.optimizers) * cfg.points * len(cfg.seeds)
+    shown = ", ".join(lrs) if len(lrs) <= 16 else f"{', '.join(lrs[:8])}, …, {', '.join(lrs[-4:])}"
+    return (
+        f"{len(cfg.optimizers)} optimizers × {cfg.points} learning rates × {len(cfg.seeds)} seeds = "
+        f"**{n_runs:,} runs**. Learning rates: {shown}."
+    )
+
+
+def url_dict(cfg: SweepConfig) -> dict[str, Any]:
+    """The config's flat keys, optimizers written without the lr the sweep replaces."""
+    flat = cfg.to_dict()
+    flat["optimizer"] = [f"{o.name}:{','.join(o.changed())}" if o.changed() else o.name for o in cfg.optimizers]
+    return flat
+
+
+def sync_url(cfg: SweepConfig | None, metric: SweepMetric) -> None:
+    """Write the current config and the metric shown to the URL when they changed."""
+    flat: dict[str, Any] = {} if cfg is None else url_dict(cfg)
+    if metric != "loss":
+        flat["show"] = metric
+    write_query(flat)
+
+
+def remember_job(cfg: SweepConfig) -> None:
+    """Note the sweep this browser session started last."""
+    st.session_state[_LAST] = cfg.to_dict()
+
+
+def _restore(flat: dict[str, Any]) -> None:
+    st.session_state[_RESTORE] = flat
+
+
+def apply_restore() -> None:
+    """Put back the settings of a sweep chosen with :func:`offer_previous_job`."""
+    if (flat := st.session_state.pop(_RESTORE, None)) is not None:
+        set_state(SweepConfig.from_dict(flat))
+
+
+def offer_previous_job() -> None:
+    """When the form changed after Run, say where the session's last sweep went."""
+    flat = st.session_state.get(_LAST)
+    if flat is None or (job := find_sweep(SweepConfig.from_dict(flat))) is None:
+        return
+    state = "is still running" if job.active else "finished"
+    st.button(
+        f"Your last sweep ({job.status}) used other settings and {state}: show it",
+        icon=":material/history:", on_click=_restore, args=(flat,),
+    )
+
+
+def metric_toggle(cfg: SweepConfig | None) -> SweepMetric:
+    """Loss or accuracy/R² on the y axis."""
+    seed_state(METRIC_KEY, "loss")
+    labels = {"loss": "validation loss", "metric": metric_name(cfg or DEFAULT)}
+    return st.segmented_control("show", list(labels), key=METRIC_KEY, format_func=labels.get, required=True)
+
+
+def full_batch_note(grid: dict[str, Any]) -> None:
+    """Say which chosen optimizers train on the full batch whatever the batch size."""
+    if st.session_state.get(f"{PREFIX}.full_batch"):
+        return
+    specs = [get_optimizer(o["name"]) for o in grid["optimizers"]]
+    if full := sorted(spec.label for spec in specs if spec.full_batch_only):
+        st.caption(f"{', '.join(full)} {'trains' if len(full) == 1 else 'train'} on the full batch (full-batch only).")
