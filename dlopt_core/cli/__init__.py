@@ -330,7 +330,7 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         metric = metric_name(config)
         rows = [
-            {"optimizer": p.label, "lr": p.lr, "val loss": p.mean_loss, "± sd": p.sd_loss if p.mean_loss else None,
+            {"optimizer": p.label, "lr": p.lr, "val loss": p.mean_loss, "± sd": p.sd_loss if p.mean_loss is not None else None,
              metric: p.mean_metric, "diverged seeds": p.diverged}
             for p in points
         ]

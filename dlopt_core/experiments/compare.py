@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlopt_core.catalog.datasets import get_dataset_spec, split_sizes
-from dlopt_core.config import ComparisonConfig, RunConfig
+from dlopt_core.config import ComparisonConfig, RunConfig, TrainingSetup
 from dlopt_core.engine.loop import load_run_data, steps_per_epoch
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.plan import build_engine
@@ -228,7 +228,7 @@ def summary_rows(comparison: Comparison) -> list[dict[str, Any]]:
     return rows
 
 
-def metric_name(config: ComparisonConfig | RunConfig) -> str:
+def metric_name(config: TrainingSetup) -> str:
     """What ``val_metric`` means for this config's data."""
     return "val R²" if get_dataset_spec(config.data.name).task == "regression" else "val accuracy"
 

@@ -66,11 +66,17 @@ class SweepConfig(TrainingSetup):
                 f"points: {self.points} points between {self.lr_min:g} and {self.lr_max:g} repeat at 3 "
                 "significant digits; widen the range or take fewer points"
             )
+        # The sweep sets every lr: the one a spec carries must not make two equal sweeps differ.
+        object.__setattr__(self, "optimizers", tuple(
+            o.model_copy(update={"lr": get_optimizer(o.name).default_lr}) for o in self.optimizers
+        ))
         names = [o.name for o in self.optimizers]
         if len(set(names)) != len(names):
             raise ValueError("optimizers: each optimizer once (the sweep sets its lr)")
         if (n := len(self.optimizers) * self.points * len(self.seeds)) > MAX_SWEEP_RUNS:
             raise ValueError(f"points: {n} runs is more than {MAX_SWEEP_RUNS}; take fewer points, seeds or optimizers")
+        for opt in self.optimizers:  # what a run checks (e.g. L-BFGS with fp16), said before any run starts
+            self._run(opt, grid[0], self.seeds[0])
         return self
 
     def lrs(self) -> list[float]:
@@ -78,15 +84,12 @@ class SweepConfig(TrainingSetup):
 
     def runs(self) -> list[RunConfig]:
         """One run per optimizer, lr and seed, in that order."""
+        return [self._run(opt, lr, seed) for opt in self.optimizers for lr in self.lrs() for seed in self.seeds]
+
+    def _run(self, opt: OptimizerConfig, lr: float, seed: int) -> RunConfig:
         shared = self.model_dump(exclude={"optimizers", "seeds", "target_loss", "engine", "lr_min", "lr_max", "points"})
-        out = []
-        for opt in self.optimizers:
-            batch = None if get_optimizer(opt.name).full_batch_only else self.batch_size
-            for lr in self.lrs():
-                at = opt.model_copy(update={"lr": lr})
-                for seed in self.seeds:
-                    out.append(RunConfig.make(**{**shared, "batch_size": batch}, optimizer=at, seed=seed))
-        return out
+        batch = None if get_optimizer(opt.name).full_batch_only else self.batch_size
+        return RunConfig.make(**{**shared, "batch_size": batch}, optimizer=opt.model_copy(update={"lr": lr}), seed=seed)
 
     def key(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -140,13 +143,14 @@ def sweep_points(comparison: Comparison) -> list[SweepPoint]:
         opt = runs[0].config.optimizer
         label = " ".join([get_optimizer(name).label, *opt.changed()])
         latest = [next((rec for rec in reversed(r.records) if rec.is_eval), None) for r in runs]
-        ok = [rec for r, rec in zip(runs, latest) if rec is not None and r.status is not Status.DIVERGED
-              and math.isfinite(rec.val_loss)]
+        # A diverged seed has no final value, and a failed one's last value is from mid-training.
+        live = [(r, rec) for r, rec in zip(runs, latest) if r.status not in (Status.DIVERGED, Status.FAILED)]
+        ok = [rec for _, rec in live if rec is not None and math.isfinite(rec.val_loss)]
         points.append(SweepPoint(
             name, label, lr,
             tuple(rec.val_loss for rec in ok), tuple(rec.val_metric for rec in ok),
             sum(r.status is Status.DIVERGED for r in runs),
-            min((rec.epoch if rec is not None else 0.0) for rec in latest),
+            min((rec.epoch if rec is not None else 0.0 for _, rec in live), default=0.0),
             all(r.status.ended for r in runs),
         ))
     return points
