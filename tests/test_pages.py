@@ -226,3 +226,20 @@ def test_a_link_over_the_data_size_limit_says_so() -> None:
                    "dataset.n_features": "100"})
     assert not at.exception
     assert any("2,000,000" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("engine, expected", [
+    ("auto", "4 runs trained together as one stacked model (batched engine); trained on their own: L-BFGS"),
+    ("sequential", "every run trained on its own: Adam lr=0.001, L-BFGS lr=1.0, SGD lr=0.1"),
+])
+def test_the_engine_choice_travels_in_the_link_and_the_page_says_how_runs_trained(engine: str, expected: str) -> None:
+    cfg = ComparisonConfig.make(
+        optimizers=[{"name": "sgd", "lr": 0.1}, {"name": "adam"}, {"name": "lbfgs"}],
+        data={"name": "wine"}, epochs=2, seeds=(0, 1), engine=engine,
+    )
+    at = _compare({k: v if isinstance(v, list) else str(v) for k, v in cfg.to_dict().items()})
+    assert at.sidebar.segmented_control(key="engine").value == engine
+    next(b for b in at.button if b.label == "Run").click().run()
+    _wait_for_job(at)
+    assert not at.exception
+    assert any(c.value.startswith(f"Engine: {expected}") for c in at.caption), [c.value for c in at.caption]
