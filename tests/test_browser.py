@@ -80,3 +80,20 @@ def test_clicking_the_contour_moves_the_start_point(app_server: str, browser) ->
     y = float(page.locator("input[aria-label='start y']").input_value())
     assert abs(x - 1.0) < 0.2 and abs(y - 1.8) < 0.2
     page.close()
+
+
+def test_seed_bands_are_drawn_without_markers(app_server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    url = compare_url(app_server, ["sgd:lr=0.1", "adam:lr=0.001"], epochs=4, seeds="0,1", dataset="wine")
+    run_and_time_first_point(page, url)
+    page.get_by_text("finished: 100%").wait_for(timeout=120_000)
+    # What plotly resolved and drew, not what the figure asked for.
+    modes = page.wait_for_function("""
+() => {
+  const d = Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .find(d => (d.layout?.annotations || []).some(a => a.text === 'train loss'));
+  const bands = (d?._fullData || []).filter(t => t.fill === 'toself');
+  return bands.length === 6 ? bands.map(t => t.mode) : null;
+}""", timeout=60_000).json_value()
+    assert modes == ["lines"] * 6
+    page.close()

@@ -107,6 +107,9 @@ def curves_figure(data: CurvesData, *, log_y: bool = False, title: str | None = 
                         x=b.x + b.x[::-1],
                         y=b.high + b.low[::-1],
                         fill="toself",
+                        # Explicit: plotly's default for under 20 points adds markers, drawn
+                        # in its own colours (not the legend's) at every polygon corner.
+                        mode="lines",
                         fillcolor=rgba(b.color, 0.18),
                         line={"width": 0},
                         hoverinfo="skip",
