@@ -46,9 +46,29 @@ def find_job(config: ComparisonConfig) -> Job | None:
     return registry().get(config.key())
 
 
+def number_text(value: float | None) -> str:
+    """4 significant digits (0.0001234 stays visible; 0.9749 and 0.9751 stay apart); n/a for none."""
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}"
+
+
 def results_frame(comparison: Comparison) -> pd.DataFrame:
-    """The results table as a DataFrame (numbers rounded for reading)."""
-    return pd.DataFrame(summary_rows(comparison)).round(4)
+    """The results table for reading: significant figures, mean ± sd over seeds, n/a for no value."""
+    rows = []
+    for row in summary_rows(comparison):
+        shown: dict[str, object] = {}
+        for key, value in row.items():
+            if key.endswith(" sd"):
+                continue
+            if isinstance(value, float) or value is None:
+                text = number_text(value)
+                if value is not None and (sd := row.get(f"{key} sd")) is not None:
+                    text += f" ± {sd:.2g}"
+                value = text
+            shown[key] = value
+        rows.append(shown)
+    return pd.DataFrame(rows)
 
 
 def _stop_optimizer(job: Job, indices: list[int]) -> None:
@@ -115,7 +135,10 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
                 "Dashed line: the lowest train loss a linear model can reach here "
                 "(closed form / scikit-learn, no regularisation)."
             )
-        st.dataframe(results_frame(comparison), hide_index=True, width="stretch")
+        st.dataframe(
+            results_frame(comparison), hide_index=True, width="stretch",
+            column_config={"status": st.column_config.TextColumn(width="large")},
+        )
         if note := engine_note(comparison):
             st.caption(note)
         if resolve_device(comparison.config.device).type == "cuda":

@@ -207,15 +207,12 @@ def summary_rows(comparison: Comparison) -> list[dict[str, Any]]:
         # A diverged run has no final value: its last finite point says nothing about the end.
         finals = [e[-1].val_metric for r, e in zip(runs, evals) if e and r.status is not Status.DIVERGED]
         bests = [max(rec.val_metric for rec in e) for e in evals if e]
-        row: dict[str, Any] = {
-            "optimizer": label,
-            "seeds": len(runs),
-            f"final {metric}": _mean(finals),
-            f"best {metric}": _mean(bests),
-            "final train loss": _mean(
-                [e[-1].train_loss for r, e in zip(runs, evals) if e and r.status is not Status.DIVERGED]
-            ),
-        }
+        train = [e[-1].train_loss for r, e in zip(runs, evals) if e and r.status is not Status.DIVERGED]
+        row: dict[str, Any] = {"optimizer": label, "seeds": len(runs)}
+        for name, values in ((f"final {metric}", finals), (f"best {metric}", bests), ("final train loss", train)):
+            row[name] = _mean(values)
+            if len(runs) > 1:  # the spread over seeds says whether a difference means anything
+                row[f"{name} sd"] = statistics.stdev(values) if len(values) > 1 else None
         if target is not None:
             hits = [steps_to_target(r.records, target) for r in runs]
             reached = [h for h in hits if h is not None]
