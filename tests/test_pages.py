@@ -93,10 +93,16 @@ def test_stop_cancels_a_running_comparison() -> None:
     next(b for b in at.button if b.label == "Run").click().run()
     job = registry().jobs()[-1]
     assert job.active
+    # The sidebar counts this tab's own job at once.
+    assert any("**Jobs:** 1 running" in c.value for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
     next(b for b in at.button if b.label == "Stop").click().run()
     assert job.wait(5) and job.status == "cancelled"
     at.run()
     assert all(s.startswith("cancelled at step") for s in at.dataframe[0].value["status"])
+    # The bar says how far it got, not 100 % (issue 11, item 8).
+    progress = next(p for p in at.get("progress"))
+    done = job.work.comparison.progress
+    assert 0 < done < 1 and f"cancelled: {done:.0%}" in progress.proto.text
 
 
 def test_one_optimizer_can_be_stopped_while_the_others_train() -> None:
