@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import math
 from collections.abc import Iterable, Sequence
 
@@ -17,7 +19,7 @@ from dlopt_core.engine.loop import load_run_data, run
 from dlopt_core.engine.plan import build_engine, plan
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.split import SplitEngine, cpu_parts
-from dlopt_core.experiments.compare import Comparison
+from dlopt_core.experiments.compare import Comparison, RunObserver
 
 BATCHABLE = [n for n, s in OPTIMIZERS.items() if s.batchable]
 FIELDS = ("batch_loss", "train_loss", "val_loss", "val_metric", "lr")
@@ -267,3 +269,56 @@ def test_runs_differing_only_in_seed_share_one_optimizer_and_still_stop_alone() 
     assert got[1][-1].step == 5
     for k in (0, 2, 3, 4):
         assert _worst(run(configs[k], data=data), got[k]) < 1e-4 and got[k][-1].status is Status.FINISHED
+
+
+def test_an_interrupt_while_runs_are_announced_ends_every_run_and_leaves_no_process(monkeypatch) -> None:
+    class Interrupted(BaseException):  # as the worker's SIGTERM handler raises
+        pass
+
+    monkeypatch.setenv("DLOPT_ENGINE_PROCESSES", "2")
+    config = ComparisonConfig.make(
+        data={"name": "wine"}, optimizers=({"name": "sgd"}, {"name": "adam"}), seeds=(0, 1), epochs=300,
+    )
+    events: list[tuple[str, int]] = []
+
+    class Observer(RunObserver):
+        def run_started(self, run):
+            if run.index == 2:
+                raise Interrupted()
+            events.append(("started", run.index))
+
+        def run_ended(self, run):
+            events.append(("ended", run.index))
+
+    closed: list[SplitEngine] = []
+    real_close = SplitEngine.close
+
+    def close(self):
+        real_close(self)
+        closed.append(self)
+
+    monkeypatch.setattr(SplitEngine, "close", close)
+    comparison = Comparison(config)
+    with pytest.raises(Interrupted):
+        comparison.execute(observers=[Observer()])
+    assert [r.status for r in comparison.runs] == [Status.CANCELLED] * 4
+    # Ended exactly the runs the observer was told about (run 2 was being announced).
+    assert sorted(events) == [("ended", 0), ("ended", 1), ("ended", 2), ("started", 0), ("started", 1)]
+    assert [e._pids for e in closed] == [[]]  # the forked processes were killed and reaped
+
+
+def test_a_split_works_when_the_caller_uses_several_torch_threads() -> None:
+    # An OpenMP thread team does not survive fork(): a child must not wait for it. In a fresh
+    # process, so a regression shows as a timeout instead of hanging the suite.
+    script = (
+        "import torch; torch.set_num_threads(2); torch.randn(256, 256) @ torch.randn(256, 256)\n"
+        "from dlopt_core.config import RunConfig\n"
+        "from dlopt_core.engine.loop import load_run_data\n"
+        "from dlopt_core.engine.split import SplitEngine\n"
+        "cfgs = [RunConfig.make(optimizer={'name': n}, epochs=2) for n in ('sgd', 'adam', 'rmsprop', 'adamw')]\n"
+        "ends = [r.status for _, r in SplitEngine(cfgs, data=load_run_data(cfgs[0]), parts=2) if r.status.ended]\n"
+        "print(sorted(ends))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(sorted([Status.FINISHED] * 4))

@@ -57,6 +57,27 @@ def test_a_signal_stops_the_cli_and_its_runs_end_as_killed(tmp_path: Path, sig: 
     assert '"status": "cancelled"' in out
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_process_group_cancels_every_run_of_a_batched_split(tmp_path: Path, sig: signal.Signals) -> None:
+    # As timeout, systemd and docker do: the forked training processes get the signal too.
+    home = tmp_path / "home"
+    optimizers = [a for name in ("sgd", "adam", "rmsprop", "adamw") for a in ("--optimizer", name)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlopt_core", "compare", "--dataset", "digits", *optimizers,
+         "--epochs", "10000", "--json"],
+        env={**os.environ, "DLOPT_HOME": str(home), "DLOPT_ENGINE_PROCESSES": "2"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    _wait_for_runs(home, 4, proc)
+    os.killpg(proc.pid, sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert out.count('"status": "cancelled"') == 4 and '"engine": "batched"' in out, out
+    assert {r.info.status for r in _runs(home)} == {"KILLED"}
+    with pytest.raises(ProcessLookupError):  # nothing of the group is left
+        os.killpg(proc.pid, 0)
+
+
 @pytest.mark.browser
 def test_sigterm_ends_the_server_running_runs_killed_and_queued_work_never_starts(tmp_path: Path, browser) -> None:
     home = tmp_path / "server"

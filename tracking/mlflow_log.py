@@ -174,7 +174,7 @@ class MlflowObserver:
     def comparison_ended(self, comparison: Comparison) -> None:
         if self.figure_html:
             self._submit(lambda: self._log_figure(comparison))
-        if self.parent is not None:
+        if self.parent is not None and (_PARENT in self.run_ids or _PARENT in self._spools):
             cancelled = any(r.status.value == "cancelled" for r in comparison.runs)
             ops: list[Op] = [
                 {"op": "metrics", "metrics": [["elapsed_s", comparison.elapsed_s, _now_ms(), 0]]},

@@ -94,18 +94,21 @@ def per_optimizer_stops(job: Job, comparison: Comparison, *, per_row: int = 4) -
 
 
 def engine_note(comparison: Comparison) -> str | None:
-    """Which runs trained together in one stacked model, and which on their own."""
+    """Which runs trained batched (stacked with others), and which on their own."""
     batched = [r for r in comparison.runs if r.engine == "batched"]
     alone = sorted({r.label for r in comparison.runs if r.engine == "sequential"})
     if not batched and not alone:
         return None  # not planned yet
     parts = []
     if batched:
-        parts.append(f"{len(batched)} runs trained together as one stacked model (batched engine)")
+        parts.append(
+            f"{len(batched)} runs trained batched (stacked models: several runs per forward and "
+            "backward pass, split over the CPU cores for long runs)"
+        )
     if alone:
         parts.append(f"{'trained on their own' if batched else 'every run trained on its own'}: {', '.join(alone)}")
     if batched:
-        parts.append("a batched run's time is the whole pass's")
+        parts.append("a batched run's time is its whole pass's")
     return "Engine: " + "; ".join(parts) + "."
 
 

@@ -28,17 +28,12 @@ WHAT_TO_LOOK_FOR = (
 )
 
 
-def parent_name(config: SweepConfig) -> str:
-    """The MLflow parent run's name, as the CLI's ``sweep`` writes it."""
-    return f"{config.key()} ({len(config.optimizers)} optimizers x {config.points} lrs)"
-
-
 def start_sweep(config: SweepConfig) -> Job:
     """Submit ``config`` (or attach to the same sweep already running)."""
     existing = registry().get(config.key())
     if existing is not None and existing.active:
         return existing
-    work = ComparisonWork(config, experiment="dlopt-sweep", parent=parent_name(config))
+    work = ComparisonWork(config, experiment="dlopt-sweep", parent=config.parent_name())
     return registry().submit(work)
 
 
@@ -172,7 +167,9 @@ def compare_button(job: Job) -> None:
         help="open the Compare page with each optimizer at its best lr: the full training curves",
     )
     if missing and best:
-        st.caption(f"Left out (no lr trained without diverging): {', '.join(missing)}.")
+        st.caption(
+            f"Left out (no learning rate reached the end of the budget with every seed): {', '.join(missing)}."
+        )
     if pressed:
         cfg = comparison_at_best(config, best)
         query = {k: v if isinstance(v, list) else str(v) for k, v in cfg.to_dict().items()}

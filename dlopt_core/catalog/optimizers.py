@@ -49,8 +49,9 @@ class OptimizerSpec:
     # (dlopt_core.engine.batched): true for every optimizer that only needs the gradient.
     batchable: bool = True
     # Its update treats every element alone, so one optimizer can step a stack of runs'
-    # tensors exactly as it steps each run's (not Muon: orthogonalises whole matrices).
-    elementwise: bool = True
+    # tensors exactly as it steps each run's. Off unless an entry says so: a new optimizer
+    # that mixes elements (LAMB's per-tensor trust ratio, Shampoo) must not be shared.
+    elementwise: bool = False
     fused_devices: frozenset[str] = frozenset()
     description: str = ""
     tutorial: str = ""
@@ -240,6 +241,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "sgd",
             "SGD",
             _sgd,
+            elementwise=True,
             default_lr=0.1,
             lr_range=(1e-4, 1.0),
             hyperparams=_sgd_params(0.0, False),
@@ -251,6 +253,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "momentum",
             "SGD + momentum",
             _sgd,
+            elementwise=True,
             default_lr=0.05,
             lr_range=(1e-4, 1.0),
             hyperparams=_sgd_params(0.9, False),
@@ -262,6 +265,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "nesterov",
             "SGD + Nesterov",
             _sgd,
+            elementwise=True,
             default_lr=0.05,
             lr_range=(1e-4, 1.0),
             hyperparams=_sgd_params(0.9, True),
@@ -273,6 +277,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "adagrad",
             "Adagrad",
             _adagrad,
+            elementwise=True,
             default_lr=0.05,
             lr_range=(1e-4, 1.0),
             hyperparams=(_eps(1e-10), _wd()),
@@ -284,6 +289,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "adadelta",
             "Adadelta",
             _adadelta,
+            elementwise=True,
             default_lr=1.0,
             lr_range=(1e-2, 10.0),
             hyperparams=(
@@ -298,6 +304,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "rmsprop",
             "RMSprop",
             _rmsprop,
+            elementwise=True,
             default_lr=0.001,
             lr_range=(1e-5, 0.1),
             hyperparams=(
@@ -313,6 +320,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "adam",
             "Adam",
             _adam_like(torch.optim.Adam),
+            elementwise=True,
             default_lr=0.001,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd()),
@@ -324,6 +332,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "adamw",
             "AdamW",
             _adam_like(torch.optim.AdamW),
+            elementwise=True,
             default_lr=0.001,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd(0.01)),
@@ -335,6 +344,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "adamax",
             "Adamax",
             _adam_like(torch.optim.Adamax),
+            elementwise=True,
             default_lr=0.002,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd()),
@@ -345,6 +355,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "nadam",
             "NAdam",
             _adam_like(torch.optim.NAdam),
+            elementwise=True,
             default_lr=0.002,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd()),
@@ -355,6 +366,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "radam",
             "RAdam",
             _adam_like(torch.optim.RAdam),
+            elementwise=True,
             default_lr=0.001,
             lr_range=(1e-5, 0.1),
             hyperparams=(*_BETAS, _eps(), _wd()),
@@ -371,7 +383,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                 HyperParam("beta2_decay", -0.8, -1.0, 0.0, help="exponent of the beta2 schedule"),
                 _wd(),
             ),
-            elementwise=False,  # row and column statistics of each matrix
+            # not element-wise: row and column statistics of each matrix
             description="Memory-light Adam: second moments stored as row and column factors.",
             tutorial=_ADAM_DOC,
         ),
@@ -387,7 +399,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                 HyperParam("adamw_lr", 0.001, 1e-5, 0.1, log=True, help="lr of the AdamW half"),
             ),
             fused_devices=FUSED_ADAM,  # for its AdamW half; torch's Muon has no fused kernel
-            elementwise=False,  # orthogonalises each weight matrix
+            # not element-wise: orthogonalises each weight matrix
             # Exact when batched in float64, but torch's Newton-Schulz runs in bfloat16 and turns
             # a batched matmul's 1e-7 rounding differences into 1e-3 differences in the curves.
             batchable=False,
@@ -401,6 +413,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "asgd",
             "ASGD",
             _asgd,
+            elementwise=True,
             default_lr=0.05,
             lr_range=(1e-4, 1.0),
             hyperparams=(
@@ -415,6 +428,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "rprop",
             "Rprop",
             _rprop,
+            elementwise=True,
             default_lr=0.01,
             lr_range=(1e-5, 0.5),
             hyperparams=(
@@ -441,7 +455,6 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             full_batch_only=True,
             needs_closure=True,
             batchable=False,  # its closure re-evaluates one run's loss inside the step
-            elementwise=False,
             description="Quasi-Newton with a strong Wolfe line search; full batch only.",
             tutorial="Gradient descent, SGD and mini-batches",
         ),
@@ -449,6 +462,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "schedulefree_adamw",
             "Schedule-free AdamW",
             _schedulefree,
+            elementwise=True,
             default_lr=0.0025,
             lr_range=(1e-5, 0.1),
             hyperparams=(

@@ -301,7 +301,7 @@ def _sweep(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"lr-range: write LOW:HIGH, e.g. 1e-4:1 (got {args.lr_range!r})") from None
     config = SweepConfig.make(**_setup_values(args), lr_min=lr_min, lr_max=lr_max, points=args.points)
-    done = _execute(config, args, parent=f"{config.key()} ({len(config.optimizers)} optimizers x {config.points} lrs)")
+    done = _execute(config, args, parent=config.parent_name())
     comparison = done.comparison
     points = sweep_points(comparison)
     best = best_lrs(points, config.lrs())

@@ -6,7 +6,7 @@ of them, and this process merges their records into one stream. Forked, not spaw
 child starts in milliseconds with torch, the data and the registry already in memory.
 
 A child talks only through its pipe: records (in batches) up, run stops down. It never
-touches tracking or any lock another thread of this process may hold, ignores Ctrl-C (this
+touches tracking or any lock another thread of this process may hold, ignores Ctrl-C and SIGTERM (this
 process decides how runs end) and exits when the pipe closes.
 """
 
@@ -17,9 +17,12 @@ import os
 import signal
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
+
+import torch
 
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import RunConfig
@@ -40,16 +43,30 @@ def cpu_parts(runs: int, device_type: str, steps: int = MIN_STEPS) -> int:
     """
     if device_type != "cpu" or not hasattr(os, "fork") or steps < MIN_STEPS:
         return 1
-    wanted = os.environ.get("DLOPT_ENGINE_PROCESSES")
-    cores = int(wanted) if wanted else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, runs // MIN_RUNS_PER_PART))
+    return max(1, min(_processes(), runs // MIN_RUNS_PER_PART))
 
 
-def _child(conn: Connection, configs: Sequence[RunConfig], data: Dataset) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _processes() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    wanted = os.environ.get("DLOPT_ENGINE_PROCESSES", "")
+    if not wanted:
+        return cores
     try:
-        engine = BatchedEngine(configs, data=data)
+        return max(1, int(wanted))
+    except ValueError:
+        warnings.warn(f"DLOPT_ENGINE_PROCESSES={wanted!r} is not a number; using {cores}", stacklevel=2)
+        return cores
+
+
+def _child(conn: Connection, engine: BatchedEngine) -> None:
+    # Ctrl-C and a SIGTERM to the whole group are for the parent, which ends the runs as
+    # cancelled and then kills this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # An OpenMP thread team does not survive fork(): with more than one thread the first
+    # matmul would wait forever for workers this process does not have.
+    torch.set_num_threads(1)
+    try:
         batch: list[tuple[int, Record]] = []
         last = time.monotonic()
         for item in engine:
@@ -59,8 +76,7 @@ def _child(conn: Connection, configs: Sequence[RunConfig], data: Dataset) -> Non
                 conn.send(("records", batch))
                 batch, last = [], now
                 while conn.poll():
-                    message = conn.recv()
-                    engine.stop(message)
+                    engine.stop(conn.recv())
         conn.send(("records", batch))
         conn.send(("done", None))
     except (BrokenPipeError, EOFError):
@@ -84,7 +100,10 @@ class SplitEngine:
         self.members = [list(range(p, len(configs), parts)) for p in range(parts)]
         self._conns: list[Connection] = []
         self._pids: list[int] = []
-        for members in self.members:
+        # Built here, before forking: a child never takes a lock (model initialisation's)
+        # that another thread of this process might have held at the fork.
+        engines = [BatchedEngine([configs[i] for i in members], data=data) for members in self.members]
+        for members, engine in zip(self.members, engines):
             mine, theirs = Pipe()
             # os.fork, not multiprocessing.Process: a job's worker is a daemon process, which
             # multiprocessing forbids to have children.
@@ -94,7 +113,7 @@ class SplitEngine:
                 try:
                     for conn in (*self._conns, mine):  # so a parent's end closing reads as EOF
                         conn.close()
-                    _child(theirs, [configs[i] for i in members], data)
+                    _child(theirs, engine)
                     status = 0
                 finally:
                     os._exit(status)

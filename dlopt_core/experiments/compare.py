@@ -13,13 +13,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from dlopt_core.catalog.datasets import get_dataset_spec, split_sizes
 from dlopt_core.config import ComparisonConfig, RunConfig, TrainingSetup
 from dlopt_core.engine.loop import load_run_data, steps_per_epoch
 from dlopt_core.engine.records import Record, Status
-from dlopt_core.engine.plan import build_engine
+from dlopt_core.engine.plan import MergedEngine, build_engine
 
 __all__ = ["Comparison", "RunObserver", "RunResult", "Status", "metric_name", "summary_rows"]
 
@@ -93,10 +93,22 @@ class RunObserver:
         """Once, after every run has ended."""
 
 
+class RunsPlan(Protocol):
+    """What a comparison needs of its config: a sweep is one too."""
+
+    data: Any
+    engine: str
+    target_loss: float | None
+
+    def runs(self) -> list[RunConfig]: ...
+
+    def key(self) -> str: ...
+
+
 class Comparison:
     """The runs of a :class:`ComparisonConfig` and their live results."""
 
-    def __init__(self, config: ComparisonConfig, *, comparison_id: str | None = None) -> None:
+    def __init__(self, config: ComparisonConfig | RunsPlan, *, comparison_id: str | None = None) -> None:
         self.config = config
         self.id = comparison_id or uuid.uuid4().hex[:12]
         configs = config.runs()
@@ -147,15 +159,20 @@ class Comparison:
     ) -> Comparison:
         """Train every run to the end, or until ``should_stop()`` turns true."""
         started = time.perf_counter()
-        engine = build_engine(
-            [r.config for r in self.runs], data=load_run_data(self.runs[0].config), choice=self.config.engine
-        )
-        for r in self.runs:
-            r.status = Status.RUNNING
-            r.engine = engine.engine_of[r.index]
-            _each(observers, "run_started", r)
+        engine: MergedEngine | None = None
+        announced: list[RunResult] = []  # runs the observers were told about
         on_record = [o.record for o in observers]
         try:
+            # Inside the try: building forks processes, and announcing a run creates it in
+            # MLflow (thousands in a sweep); a stop or SIGTERM meanwhile still ends them all.
+            engine = build_engine(
+                [r.config for r in self.runs], data=load_run_data(self.runs[0].config), choice=self.config.engine
+            )
+            for r in self.runs:
+                r.status = Status.RUNNING
+                r.engine = engine.engine_of[r.index]
+                announced.append(r)
+                _each(observers, "run_started", r)
             for index, rec in engine:
                 r = self.runs[index]
                 r.apply(rec)
@@ -173,12 +190,16 @@ class Comparison:
         finally:
             # Reached on Stop, and on an interrupt (SIGTERM, Ctrl-C): every unfinished run
             # ends as cancelled, so no run stays "running" in MLflow.
+            told = {r.index for r in announced}
             for r in self.runs:
                 if not r.status.ended:
-                    engine.stop(r.index)
+                    if engine is not None:
+                        engine.stop(r.index)
                     r.end(Status.CANCELLED)
-                    _each(observers, "run_ended", r)
-            engine.close()
+                    if r.index in told:
+                        _each(observers, "run_ended", r)
+            if engine is not None:
+                engine.close()
             self.elapsed_s = time.perf_counter() - started
             _each(observers, "comparison_ended", self)
         return self
@@ -273,7 +294,7 @@ class ComparisonWork:
     mirrored here from the events it sends, so pages read :attr:`comparison` live."""
 
     def __init__(
-        self, config: Any, *, track: bool = True, experiment: str = "dlopt-compare",
+        self, config: ComparisonConfig | RunsPlan, *, track: bool = True, experiment: str = "dlopt-compare",
         extra: dict[str, Any] | None = None, parent: str | None = None,
     ) -> None:
         self.config = config  # a ComparisonConfig, or anything with its runs() and key() (a sweep)

@@ -95,6 +95,10 @@ class SweepConfig(TrainingSetup):
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return "sweep-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
 
+    def parent_name(self) -> str:
+        """The name of the MLflow run that holds the sweep's runs (the CLI's and the page's)."""
+        return f"{self.key()} ({len(self.optimizers)} optimizers x {self.points} lrs)"
+
     def to_dict(self) -> dict[str, Any]:
         return flatten(self)
 
