@@ -92,58 +92,58 @@ class _Run:
 
 
 class StackedModel:
-    """K models of one shape, each parameter one ``(K, ...)`` leaf; input and output ``(K, features, batch)``."""
+    """K models of one shape in one ``(K, P)`` leaf: row k holds run k's P parameters end to end.
+
+    Each layer's weight and bias are ``(K, ...)`` views of it. Input and output are laid out
+    ``(K, features, batch)``. An element-wise optimizer steps a run's whole row as one tensor
+    (one kernel instead of one per parameter: the optimizer was most of a batched step).
+    """
 
     def __init__(self, models: Sequence[nn.Module]) -> None:
         stacks = [layers_of(m) for m in models]
         if any(s is None for s in stacks):
             raise ValueError("only Linear, activation and dropout layers can be stacked")
         self.layers: list[nn.Module] = stacks[0]  # type: ignore[assignment]
-        self.weights: list[torch.Tensor] = []
-        self.biases: list[torch.Tensor] = []
-        self._dropout_p: dict[int, float] = {}
-        for j, layer in enumerate(self.layers):
-            if isinstance(layer, nn.Linear):
-                parts = [s[j] for s in stacks]  # type: ignore[index]
-                w = torch.stack([p.weight.detach() for p in parts]).requires_grad_()
-                b = torch.stack([p.bias.detach() for p in parts]).requires_grad_()
-                w.grad, b.grad = torch.zeros_like(w), torch.zeros_like(b)
-                for k, p in enumerate(parts):
-                    # The run's own parameters become views of its slice: its optimizer
-                    # steps the stacked storage in place, and reads the stacked grad.
-                    p.weight.data, p.bias.data = w.data[k], b.data[k]
-                    p.weight.grad, p.bias.grad = w.grad[k], b.grad[k]
-                self.weights.append(w)
-                self.biases.append(b)
-            elif isinstance(layer, SeededDropout):
-                self._dropout_p[j] = layer.p
+        self._dropout_p = {j: m.p for j, m in enumerate(self.layers) if isinstance(m, SeededDropout)}
+        per_run = [[p for _, p in m.named_parameters()] for m in models]
+        self.shapes = [tuple(p.shape) for p in per_run[0]]
+        sizes = [p.numel() for p in per_run[0]]
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        self.flat = torch.stack([torch.cat([p.detach().flatten() for p in ps]) for ps in per_run])
+        self.flat.requires_grad_()
+        self.flat.grad = torch.zeros_like(self.flat)
+        for k, params in enumerate(per_run):
+            for p, (a, b), shape in zip(params, zip(self.offsets, self.offsets[1:]), self.shapes):
+                # The run's own parameters become views of its row: an optimizer stepping them
+                # moves the stacked storage in place, and reads the stacked grad.
+                p.data, p.grad = self.flat.data[k, a:b].view(shape), self.flat.grad[k, a:b].view(shape)
 
-    def slice_parameters(self, model: nn.Module, start: int, stop: int) -> list[tuple[str, nn.Parameter]]:
-        """``model``'s named parameters as views of runs ``start:stop`` of the stacked leaves."""
-        stacked = iter([t for pair in zip(self.weights, self.biases) for t in pair])  # named_parameters' order
-        out = []
-        for name, _ in model.named_parameters():
-            leaf = next(stacked)
-            view = nn.Parameter(torch.empty(0, device=leaf.device, dtype=leaf.dtype))
-            view.data, view.grad = leaf.data[start:stop], leaf.grad[start:stop]  # type: ignore[index]
-            out.append((name, view))
-        return out
+    def flat_parameter(self, start: int, stop: int) -> nn.Parameter:
+        """Runs ``start:stop``'s parameters as one tensor (1-D for one run), for element-wise optimizers."""
+        view = nn.Parameter(torch.empty(0, device=self.flat.device, dtype=self.flat.dtype))
+        rows = slice(start, stop) if stop - start > 1 else start
+        view.data, view.grad = self.flat.data[rows], self.flat.grad[rows]  # type: ignore[index]
+        return view
 
     @property
     def leaves(self) -> list[torch.Tensor]:
-        return [*self.weights, *self.biases]
+        return [self.flat]
 
     def zero_grad(self) -> None:
-        # In place: the runs' parameters hold views of these grads.
-        for t in self.leaves:
-            t.grad.zero_()  # type: ignore[union-attr]
+        # In place: the runs' parameters hold views of this grad.
+        self.flat.grad.zero_()  # type: ignore[union-attr]
+
+    def _tensors(self) -> list[torch.Tensor]:
+        """Each parameter as a ``(K, ...)`` view of the leaf (made per pass, so autograd sees it)."""
+        k = self.flat.shape[0]
+        return [self.flat[:, a:b].view(k, *shape) for (a, b), shape in zip(zip(self.offsets, self.offsets[1:]), self.shapes)]
 
     def forward(self, x: torch.Tensor, masks: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
         """``x``: ``(K, in, B)``, or ``(in, B)`` shared by every run."""
-        h, linear = x, 0
+        h, linear, tensors = x, 0, self._tensors()
         for j, layer in enumerate(self.layers):
             if isinstance(layer, nn.Linear):
-                w, b = self.weights[linear], self.biases[linear]
+                w, b = tensors[2 * linear], tensors[2 * linear + 1]  # named_parameters' order
                 h = torch.baddbmm(b.unsqueeze(-1), w, h) if h.dim() == 3 else torch.matmul(w, h) + b.unsqueeze(-1)
                 linear += 1
             elif isinstance(layer, SeededDropout):
@@ -197,8 +197,8 @@ class BatchedEngine:
             c = configs[members[0]]
             spec = get_optimizer(c.optimizer.name)
             named = (
-                list(models[members[0]].named_parameters()) if len(members) == 1
-                else self.stack.slice_parameters(models[members[0]], members[0], members[-1] + 1)
+                [("flat", self.stack.flat_parameter(members[0], members[-1] + 1))] if spec.elementwise
+                else list(models[members[0]].named_parameters())
             )
             try:
                 optimizer = spec.build(named, c.optimizer.lr, c.optimizer.params, self.device)
@@ -313,12 +313,11 @@ class BatchedEngine:
     def _clip(self) -> None:
         if self.grad_clip is None:
             return
-        grads = [t.grad for t in self.stack.leaves]
-        norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # type: ignore[union-attr]
-        # torch.nn.utils.clip_grad_norm_'s rule, per run.
+        grad = self.stack.flat.grad
+        norms = grad.pow(2).sum(1).sqrt()  # type: ignore[union-attr]
+        # torch.nn.utils.clip_grad_norm_'s rule, per run (a row is all of a run's gradient).
         coef = (self.grad_clip / (norms + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))  # type: ignore[union-attr]
+        grad.mul_(coef.unsqueeze(1))  # type: ignore[union-attr]
 
     def _widths(self) -> dict[int, int]:
         widths, width = {}, self.data.n_features
