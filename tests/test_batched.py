@@ -231,12 +231,13 @@ def test_a_crashing_child_process_fails_its_runs_only(monkeypatch) -> None:
 
     monkeypatch.setattr(BatchedEngine, "_step", step)  # the forked children inherit it
     data = load_run_data(good[0])
-    engine = SplitEngine([good[0], bad, good[1], bad], data=data, parts=2)
+    engine = SplitEngine([good[0], good[1], bad, bad], data=data, parts=2)
+    assert engine.members == [[0, 1], [2, 3]]
     ends = {}
     for k, rec in engine:
         if rec.status.ended:
             ends[k] = rec.status
-    assert ends == {0: Status.FINISHED, 2: Status.FINISHED, 1: Status.FAILED, 3: Status.FAILED}
+    assert ends == {0: Status.FINISHED, 1: Status.FINISHED, 2: Status.FAILED, 3: Status.FAILED}
     assert engine._pids == []  # every child was reaped
 
 

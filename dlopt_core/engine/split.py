@@ -96,8 +96,10 @@ class SplitEngine:
         from dlopt_core.catalog.optimizers import warm_up
 
         warm_up()  # torch.optim's first use costs ~1 s: pay it once here, not in every child
-        # Round-robin: each part gets a mix of optimizers, so the parts take about as long.
-        self.members = [list(range(p, len(configs), parts)) for p in range(parts)]
+        # Contiguous, equal-sized parts: runs that differ only in seed sit side by side and
+        # keep sharing one optimizer within a part.
+        bounds = [round(p * len(configs) / parts) for p in range(parts + 1)]
+        self.members = [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
         self._conns: list[Connection] = []
         self._pids: list[int] = []
         # Built here, before forking: a child never takes a lock (model initialisation's)
