@@ -69,54 +69,65 @@ def _set_state(cfg: ComparisonConfig) -> None:
     set_slots(PREFIX, cfg.optimizers)
 
 
+def setup_widgets(prefix: str = "", *, epochs: int = 10, batch_size: int = 64, schedule_help: str | None = None) -> dict[str, Any]:
+    """Data, model, schedule and budget widgets (keys under ``prefix``); returns the raw values.
+
+    Shared by every page that trains: each page keeps its own keys, so its settings stay its own.
+    """
+    def key(name: str) -> str:
+        return f"{prefix}{name}"
+
+    st.header("Setup")
+    dataset = st.selectbox(
+        "data set", list(DATASETS), key=key("dataset"),
+        format_func=lambda n: DATASETS[n].label, help="scikit-learn's bundled sets or generated ones",
+    )
+    spec = get_dataset_spec(dataset)
+    st.caption(spec.description)
+    options = {}
+    if spec.hyperparams:
+        with st.expander("data set options"):
+            options = {p.name: param_input(p, key(f"dataset.{dataset}.{p.name}")) for p in spec.hyperparams}
+    model = st.selectbox("model", list(MODELS), key=key("model"), format_func=lambda n: MODELS[n].label)
+    st.caption(MODELS[model].description)
+    model_params = {p.name: param_input(p, key(f"model.{model}.{p.name}")) for p in MODELS[model].hyperparams}
+    schedule = st.selectbox(
+        "learning-rate schedule", list(SCHEDULES), key=key("schedule"),
+        format_func=lambda n: SCHEDULES[n].label, help=schedule_help,
+    )
+    sched_spec = get_schedule(schedule)
+    st.caption(sched_spec.description)
+    sched_params = {p.name: param_input(p, key(f"schedule.{schedule}.{p.name}")) for p in sched_spec.hyperparams}
+    st.subheader("Budget")
+    seed_state(key("epochs"), epochs)
+    n_epochs = st.number_input("epochs", min_value=1, max_value=10_000, step=1, key=key("epochs"))
+    seed_state(key("full_batch"), False)
+    full = st.checkbox(
+        "full batch (gradient descent)", key=key("full_batch"),
+        help="every step sees the whole train set: mini-batch SGD becomes full-batch GD",
+    )
+    seed_state(key("batch_size"), batch_size)
+    batch = None if full else st.number_input("batch size", min_value=1, step=1, key=key("batch_size"))
+    return {
+        "data": {"name": dataset, "options": options},
+        "model": {"name": model, "params": model_params},
+        "schedule": {"name": schedule, "params": sched_params},
+        "epochs": n_epochs,
+        "batch_size": batch,
+    }
+
+
 def setup_sidebar() -> dict[str, Any]:
-    """Data, model, schedule and budget widgets; returns the raw values."""
+    """The Compare page's sidebar: the shared setup, seeds, a target loss and the step options."""
     with st.sidebar:
-        st.header("Setup")
-        dataset = st.selectbox(
-            "data set", list(DATASETS), key="dataset",
-            format_func=lambda n: DATASETS[n].label, help="scikit-learn's bundled sets or generated ones",
-        )
-        spec = get_dataset_spec(dataset)
-        st.caption(spec.description)
-        options = {}
-        if spec.hyperparams:
-            with st.expander("data set options"):
-                options = {p.name: param_input(p, f"dataset.{dataset}.{p.name}") for p in spec.hyperparams}
-        model = st.selectbox("model", list(MODELS), key="model", format_func=lambda n: MODELS[n].label)
-        st.caption(MODELS[model].description)
-        model_params = {p.name: param_input(p, f"model.{model}.{p.name}") for p in MODELS[model].hyperparams}
-        schedule = st.selectbox(
-            "learning-rate schedule", list(SCHEDULES), key="schedule",
-            format_func=lambda n: SCHEDULES[n].label,
-        )
-        sched_spec = get_schedule(schedule)
-        st.caption(sched_spec.description)
-        sched_params = {p.name: param_input(p, f"schedule.{schedule}.{p.name}") for p in sched_spec.hyperparams}
-        st.subheader("Budget")
-        seed_state("epochs", 10)
-        epochs = st.number_input("epochs", min_value=1, max_value=10_000, step=1, key="epochs")
-        full = st.checkbox(
-            "full batch (gradient descent)", key="full_batch",
-            help="every step sees the whole train set: mini-batch SGD becomes full-batch GD",
-        )
-        batch = None if full else st.number_input("batch size", min_value=1, step=1, key="batch_size")
+        setup = setup_widgets()
         seeds = st.text_input("seeds", key="seeds", help="comma-separated; several seeds draw a band")
         target = st.number_input(
             "target train loss", min_value=0.0, key="target_loss", format="%g",
             help="the results table reports the first step at or below it",
         )
         step = step_options()
-    return {
-        "data": {"name": dataset, "options": options},
-        "model": {"name": model, "params": model_params},
-        "schedule": {"name": schedule, "params": sched_params},
-        "epochs": epochs,
-        "batch_size": batch,
-        "seeds": seeds,
-        "target_loss": target or None,
-        **step,
-    }
+    return {**setup, "seeds": seeds, "target_loss": target or None, **step}
 
 
 def step_options() -> dict[str, Any]:

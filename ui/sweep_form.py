@@ -10,18 +10,15 @@ from typing import Any
 
 import streamlit as st
 
-from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
-from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
-from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
 from dlopt_core.config import ConfigError, OptimizerConfig, param_specs
 from dlopt_core.experiments.compare import metric_name
 from dlopt_core.experiments.sweep import SweepConfig
 from dlopt_core.plots import lr_text
 from dlopt_core.plots.sensitivity import SweepMetric
-from ui.compare_form import step_options
+from ui.compare_form import setup_widgets, step_options
 from ui.sweep_view import find_sweep
-from ui.widgets import config_from_url, param_input, seed_state, write_query
+from ui.widgets import config_from_url, seed_state, write_query
 
 PREFIX = "sweep"
 DEFAULT = SweepConfig.make(
@@ -75,51 +72,14 @@ def set_state(cfg: SweepConfig) -> None:
 
 
 def setup_sidebar() -> dict[str, Any]:
-    """Data, model, schedule and budget widgets; returns the raw values."""
+    """Data, model, schedule, budget and step options; returns the raw values."""
     with st.sidebar:
-        st.header("Setup")
-        dataset = st.selectbox(
-            "data set", list(DATASETS), key=f"{PREFIX}.dataset",
-            format_func=lambda n: DATASETS[n].label, help="scikit-learn's bundled sets or generated ones",
+        setup = setup_widgets(
+            f"{PREFIX}.", epochs=DEFAULT.epochs, batch_size=DEFAULT.batch_size or 64,
+            schedule_help="applied to every learning rate of the grid (a step decay halves each of them)",
         )
-        spec = get_dataset_spec(dataset)
-        st.caption(spec.description)
-        options = {}
-        if spec.hyperparams:
-            with st.expander("data set options"):
-                options = {p.name: param_input(p, f"{PREFIX}.dataset.{dataset}.{p.name}") for p in spec.hyperparams}
-        model = st.selectbox("model", list(MODELS), key=f"{PREFIX}.model", format_func=lambda n: MODELS[n].label)
-        st.caption(MODELS[model].description)
-        model_params = {p.name: param_input(p, f"{PREFIX}.model.{model}.{p.name}") for p in MODELS[model].hyperparams}
-        schedule = st.selectbox(
-            "learning-rate schedule", list(SCHEDULES), key=f"{PREFIX}.schedule",
-            format_func=lambda n: SCHEDULES[n].label,
-            help="applied to every learning rate of the grid (a step decay halves each of them)",
-        )
-        sched_spec = get_schedule(schedule)
-        st.caption(sched_spec.description)
-        sched_params = {
-            p.name: param_input(p, f"{PREFIX}.schedule.{schedule}.{p.name}") for p in sched_spec.hyperparams
-        }
-        st.subheader("Budget")
-        seed_state(f"{PREFIX}.epochs", DEFAULT.epochs)
-        epochs = st.number_input("epochs", min_value=1, max_value=10_000, step=1, key=f"{PREFIX}.epochs")
-        seed_state(f"{PREFIX}.full_batch", False)
-        full = st.checkbox(
-            "full batch (gradient descent)", key=f"{PREFIX}.full_batch",
-            help="every step sees the whole train set: mini-batch SGD becomes full-batch GD",
-        )
-        seed_state(f"{PREFIX}.batch_size", DEFAULT.batch_size)
-        batch = None if full else st.number_input("batch size", min_value=1, step=1, key=f"{PREFIX}.batch_size")
         step = step_options()
-    return {
-        "data": {"name": dataset, "options": options},
-        "model": {"name": model, "params": model_params},
-        "schedule": {"name": schedule, "params": sched_params},
-        "epochs": epochs,
-        "batch_size": batch,
-        **step,
-    }
+    return {**setup, **step}
 
 
 def _optimizer_label(name: str) -> str:
