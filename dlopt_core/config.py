@@ -225,10 +225,13 @@ class TrainingSetup(Frozen):
                 f"model: {self.model.name!r} needs image data; {self.data.name!r} has none "
                 f"(image sets: {', '.join(image_sets)})"
             )
-        spec = get_schedule(self.schedule.name)
-        if spec.fits and (msg := spec.fits(self.schedule.params, Budget(self.epochs, 1))):
-            raise ValueError(msg)
         return self
+
+    @property
+    def schedule_note(self) -> str | None:
+        """A non-blocking remark when the schedule's settings cannot act within this budget."""
+        spec = get_schedule(self.schedule.name)
+        return spec.note(self.schedule.params, Budget(self.epochs, 1)) if spec.note else None
 
 
 class RunConfig(TrainingSetup):

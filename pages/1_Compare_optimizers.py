@@ -31,6 +31,8 @@ try:
     config = form.build_config(setup, optimizers)
 except ConfigError as err:
     st.error(f"Fix this before running: {err}")
+if config is not None and (schedule_note := config.schedule_note):
+    st.warning(f"Schedule: {schedule_note}", icon=":material/info:")
 
 view_cols = st.columns([2, 1, 1])
 x_axis = view_cols[0].segmented_control(

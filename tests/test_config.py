@@ -1,8 +1,10 @@
 """Configs validate with messages that name the field, and round-trip through flat dicts."""
 
+import numpy as np
 import pytest
 
-from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig, RunConfig
+from dlopt_core.catalog.schedules import SCHEDULES
+from dlopt_core.config import MAX_EPOCHS, ComparisonConfig, ConfigError, OptimizerConfig, RunConfig
 
 
 @pytest.mark.parametrize(
@@ -19,8 +21,9 @@ from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig, Ru
         ({"batch_size": 0}, "batch_size"),
         ({"epochs": 0}, "epochs"),
         ({"epochs": 10**7}, "epochs"),
-        ({"schedule": {"name": "step", "params": {"step_epochs": 50}}, "epochs": 5}, "schedule.step_epochs"),
-        ({"schedule": {"name": "warmup_cosine", "params": {"warmup_epochs": 5}}, "epochs": 5}, "warmup_epochs"),
+        ({"schedule": {"name": "step", "params": {"step_epochs": 2}}}, "schedule.step_epochs: unknown"),
+        ({"schedule": {"name": "step", "params": {"drops": 0}}}, "schedule.drops"),
+        ({"schedule": {"name": "warmup_cosine", "params": {"warmup": 1}}}, "schedule.warmup"),
         ({"optimizer": {"name": "lbfgs"}, "batch_size": 32}, "full batches only"),
         ({"model": {"name": "cnn"}, "data": {"name": "wine"}}, "needs image data"),
         ({"model": {"name": "mlp", "params": {"hidden": "64/x"}}}, "model.hidden"),
@@ -68,3 +71,25 @@ def test_comparison_expands_runs_and_gives_full_batch_only_optimizers_the_full_b
         ComparisonConfig.make(optimizers=(OptimizerConfig.parse("sgd"),), seeds="0,0")
     with pytest.raises(ConfigError, match="'SGD lr=0.1' appears twice"):
         ComparisonConfig.make(optimizers=(OptimizerConfig.parse("sgd:lr=0.1"), OptimizerConfig.parse("sgd:lr=0.1")))
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+@pytest.mark.parametrize("epochs", [1, 2, 3, 10, MAX_EPOCHS])
+def test_every_schedule_default_fits_every_budget(schedule: str, epochs: int) -> None:
+    cfg = RunConfig.make(schedule={"name": schedule}, epochs=epochs)
+    assert cfg.schedule.name == schedule
+
+
+def test_step_decay_defaults_drop_within_a_one_epoch_budget() -> None:
+    from dlopt_core.catalog.schedules import Budget, lr_curve
+
+    cfg = RunConfig.make(schedule={"name": "step"}, epochs=1)
+    curve = lr_curve("step", cfg.schedule.params, 0.1, Budget(1, 40))
+    assert curve[0] == 0.1 and np.isclose(curve[-1], 0.1 * 0.1**3)
+
+
+def test_a_plateau_that_cannot_act_gets_a_note_not_an_error() -> None:
+    short = RunConfig.make(schedule={"name": "plateau", "params": {"patience": 2}}, epochs=3)
+    assert "cannot drop" in short.schedule_note
+    assert RunConfig.make(schedule={"name": "plateau", "params": {"patience": 2}}, epochs=4).schedule_note is None
+    assert RunConfig.make(schedule={"name": "cosine"}, epochs=1).schedule_note is None

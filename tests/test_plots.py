@@ -51,7 +51,7 @@ def test_regression_uses_r2_and_draws_the_convex_optimum() -> None:
 def test_lr_schedule_is_drawn_before_training() -> None:
     cfg = ComparisonConfig.make(
         optimizers=(OptimizerConfig.parse("sgd:lr=0.1"), OptimizerConfig.parse("adam:lr=0.01")),
-        schedule={"name": "step", "params": {"step_epochs": 2, "gamma": 0.5}},
+        schedule={"name": "step", "params": {"drops": 1, "gamma": 0.5}},
         epochs=4,
     )
     curves = lr_schedule_data(cfg, n_train=640)

@@ -73,15 +73,6 @@ def test_each_optimizer_steps_at_both_ends_of_its_lr_range(name: str, key: str, 
     _two_steps(spec, lr, check_params(spec.hyperparams, {}, prefix="optimizer"))
 
 
-def _fitting_budgets(spec: object, params: dict[str, Value]) -> list[Budget]:
-    # Small budgets, or else one just longer than the longest value (an end in epochs).
-    def fit(budgets: list[Budget]) -> list[Budget]:
-        return [b for b in budgets if spec.fits is None or spec.fits(params, b) is None]
-
-    longest = max((float(v) for v in params.values()), default=0.0)
-    return fit([Budget(1, 1), Budget(1, 3), Budget(10, 5)]) or fit([Budget(math.floor(longest) + 1, 2)])
-
-
 SCHEDULE_CASES = end_cases(SCHEDULES)
 
 
@@ -89,9 +80,8 @@ SCHEDULE_CASES = end_cases(SCHEDULES)
 def test_each_schedule_gives_finite_non_negative_factors_at_each_end(name: str, key: str, value: Value) -> None:
     spec = SCHEDULES[name]
     params = check_params(spec.hyperparams, {key: value}, prefix="schedule")
-    budgets = _fitting_budgets(spec, params)
-    assert budgets, "no budget fits"
-    for budget in budgets:
+    # Lengths are shares of the budget, so the shortest budgets must work too.
+    for budget in (Budget(1, 1), Budget(1, 3), Budget(2, 1), Budget(10, 5)):
         factor = spec.make(params, budget)
         for step in range(budget.total_steps):
             if step % budget.steps_per_epoch == 0:

@@ -57,13 +57,14 @@ def test_each_schedule_covers_the_budget_with_positive_rates(name: str) -> None:
 
 def test_schedule_shapes() -> None:
     assert np.all(_curve("constant") == 0.1)
-    step = _curve("step", step_epochs=4, gamma=0.5)
-    assert step[0] == 0.1 and step[19] == 0.1 and step[20] == 0.05 and step[40] == 0.025
+    step = _curve("step", drops=3, gamma=0.5)  # 50 steps: drops at 12.5 -> 12, 25, 37.5 -> 38
+    assert step[11] == 0.1 and step[12] == 0.05 and step[24] == 0.05 and step[25] == 0.025
+    assert step[37] == 0.025 and step[38] == 0.0125 and step[-1] == 0.0125
     expo = _curve("exponential", gamma=0.5)
     assert np.all(np.diff(expo) < 0) and math.isclose(expo[5], 0.05)
     cos = _curve("cosine", min_factor=0.1)
     assert cos[0] == 0.1 and np.all(np.diff(cos) <= 0) and cos[-1] > 0.01
-    warm = _curve("warmup_cosine", warmup_epochs=2, min_factor=0.0)
+    warm = _curve("warmup_cosine", warmup=0.2, min_factor=0.0)
     assert np.all(np.diff(warm[:10]) > 0) and warm.argmax() == 9 and np.all(np.diff(warm[10:]) < 0)
     cycle = _curve("one_cycle", pct_start=0.3, div_factor=25, final_div_factor=1e4)
     peak = cycle.argmax()

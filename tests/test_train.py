@@ -56,7 +56,7 @@ def test_full_batch_is_gradient_descent_one_step_per_epoch() -> None:
 
 
 def test_schedule_sets_the_learning_rate_each_step() -> None:
-    records = [r for r in run(_cfg(schedule={"name": "step", "params": {"step_epochs": 1, "gamma": 0.5}},
+    records = [r for r in run(_cfg(schedule={"name": "step", "params": {"drops": 2, "gamma": 0.5}},
                                    optimizer={"name": "sgd", "lr": 0.2})) if not r.is_eval]
     assert records[0].lr == 0.2 and records[23].lr == 0.1 and records[-1].lr == 0.05
 

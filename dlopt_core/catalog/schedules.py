@@ -64,18 +64,19 @@ class PlateauFactor(LRFactor):
 
 
 Maker = Callable[[dict[str, Any], Budget], LRFactor]
-FitCheck = Callable[[dict[str, Any], Budget], str | None]
+# A non-blocking remark on a setting that is valid but will not do what a user expects.
+Note = Callable[[dict[str, Any], Budget], str | None]
 
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """A named schedule with its hyperparameters and a check that it fits the budget."""
+    """A named schedule with its hyperparameters; defaults fit every budget (lengths are shares of it)."""
 
     name: str
     label: str
     make: Maker
     hyperparams: tuple[HyperParam, ...] = ()
-    fits: FitCheck | None = None
+    note: Note | None = None
     description: str = ""
     depends_on_validation: bool = False
 
@@ -84,9 +85,18 @@ def _cosine(progress: float, low: float) -> float:
     return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
+def drop_steps(drops: int, total_steps: int) -> list[int]:
+    """The steps where step decay multiplies the lr by gamma: ``drops`` evenly over the budget.
+
+    In fractions of the budget, so every budget fits (a one-epoch run still decays); drops
+    that fall on the same step of a very short run stack there.
+    """
+    return [max(1, round(total_steps * k / (drops + 1))) for k in range(1, drops + 1)]
+
+
 def _step(p: dict[str, Any], b: Budget) -> LRFactor:
-    every = p["step_epochs"] * b.steps_per_epoch
-    return LRFactor(lambda s: p["gamma"] ** (s // every))
+    at = np.asarray(drop_steps(p["drops"], b.total_steps))
+    return LRFactor(lambda s: p["gamma"] ** int(np.searchsorted(at, s, side="right")))
 
 
 def _exponential(p: dict[str, Any], b: Budget) -> LRFactor:
@@ -98,7 +108,7 @@ def _cosine_schedule(p: dict[str, Any], b: Budget) -> LRFactor:
 
 
 def _warmup_cosine(p: dict[str, Any], b: Budget) -> LRFactor:
-    warm = max(1, round(p["warmup_epochs"] * b.steps_per_epoch))
+    warm = max(1, round(p["warmup"] * b.total_steps))
     rest = max(1, b.total_steps - warm)
 
     def factor(s: int) -> float:
@@ -137,13 +147,15 @@ def _plateau(p: dict[str, Any], b: Budget) -> LRFactor:
     return PlateauFactor(p["factor"], p["patience"], p["min_factor"])
 
 
-def _fits_epochs(key: str) -> FitCheck:
-    def check(p: dict[str, Any], b: Budget) -> str | None:
-        if p[key] >= b.epochs:
-            return f"schedule.{key}: {p[key]:g} epochs does not fit a budget of {b.epochs} epochs"
-        return None
-
-    return check
+def _plateau_note(p: dict[str, Any], b: Budget) -> str | None:
+    # Not an error: the run is still a fair constant-lr run, but the user should know why.
+    if p["patience"] + 1 >= b.epochs:
+        return (
+            f"patience {p['patience']} waits for {p['patience'] + 1} evaluations without improvement; "
+            f"a budget of {b.epochs} epoch{'s' if b.epochs != 1 else ''} evaluates {b.epochs} "
+            "time(s) after the start, so the lr cannot drop. Lower the patience or train longer."
+        )
+    return None
 
 
 _MIN = HyperParam("min_factor", 0.0, 0.0, 1.0, help="final lr as a fraction of the base lr")
@@ -160,11 +172,10 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "Step decay",
             _step,
             (
-                HyperParam("step_epochs", 10, 1, 10000, kind="int", help="epochs between drops"),
+                HyperParam("drops", 3, 1, 100, kind="int", help="how many times the lr drops, spread evenly over the budget"),
                 HyperParam("gamma", 0.1, 0.0, 1.0, low_inclusive=False, help="multiplier per drop"),
             ),
-            fits=_fits_epochs("step_epochs"),
-            description="Multiply the lr by gamma every step_epochs epochs.",
+            description="Multiply the lr by gamma at `drops` evenly spaced points of the budget.",
         ),
         ScheduleSpec(
             "exponential",
@@ -185,11 +196,13 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "Linear warmup + cosine",
             _warmup_cosine,
             (
-                HyperParam("warmup_epochs", 1.0, 0.0, 10000.0, low_inclusive=False),
+                HyperParam(
+                    "warmup", 0.1, 0.0, 1.0, low_inclusive=False, high_inclusive=False,
+                    help="share of the budget spent ramping up",
+                ),
                 _MIN,
             ),
-            fits=_fits_epochs("warmup_epochs"),
-            description="Ramp up linearly for warmup_epochs, then cosine decay.",
+            description="Ramp up linearly for the first `warmup` share of the budget, then cosine decay.",
         ),
         ScheduleSpec(
             "one_cycle",
@@ -217,7 +230,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
                 HyperParam("patience", 2, 0, 1000, kind="int", help="evaluations to wait"),
                 HyperParam("min_factor", 1e-4, 0.0, 1.0),
             ),
-            fits=_fits_epochs("patience"),
+            note=_plateau_note,
             description="Cut the lr when the validation loss stops improving (known only while training).",
             depends_on_validation=True,
         ),

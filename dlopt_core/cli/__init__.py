@@ -261,6 +261,8 @@ def _execute(config: Any, args: argparse.Namespace, *, parent: str | None = None
     """Train ``config``'s runs with a progress line, signals that cancel, and tracking."""
     resolve_device(config.device)
     use_one_thread()
+    if note := getattr(config, "schedule_note", None):
+        print(f"note: schedule: {note}", file=sys.stderr)
     # MLflow prints "View run ..." lines to stdout for a tracking server; stdout is kept for
     # the results (valid JSON with --json), everything else goes to stderr.
     with contextlib.redirect_stdout(sys.stderr), _stop_on_signals() as stop:
