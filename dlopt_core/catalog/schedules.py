@@ -79,6 +79,10 @@ class ScheduleSpec:
     note: Note | None = None
     description: str = ""
     depends_on_validation: bool = False
+    # The lr at step t of T, eta_0 the optimizer's lr: one LaTeX equation per line (KaTeX in
+    # the app; every line also parses as matplotlib mathtext, which a test checks).
+    formula: tuple[str, ...] = ()
+    shines: str = ""  # one line: when to pick it
 
 
 def _cosine(progress: float, low: float) -> float:
@@ -166,6 +170,8 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "constant", "Constant", lambda p, b: LRFactor(lambda s: 1.0),
             description="The same learning rate throughout.",
+            formula=(r"\eta_t = \eta_0",),
+            shines="Baselines and schedule-free optimizers: differences between runs come from the optimizer alone.",
         ),
         ScheduleSpec(
             "step",
@@ -176,6 +182,11 @@ SCHEDULES: dict[str, ScheduleSpec] = {
                 HyperParam("gamma", 0.1, 0.0, 1.0, low_inclusive=False, help="multiplier per drop"),
             ),
             description="Multiply the lr by gamma at `drops` evenly spaced points of the budget.",
+            formula=(
+                r"\eta_t = \eta_0\, \gamma^{k_t}, \quad k_t = \#\{k \leq n : t \geq t_k\}",
+                r"t_k = \max\left(1,\ \mathrm{round}(k\, T / (n+1))\right) \quad (n \text{ drops over } T \text{ steps})",
+            ),
+            shines="Classic image-classification recipes: fast progress at the high rate, then a sharp fall in loss after each drop.",
         ),
         ScheduleSpec(
             "exponential",
@@ -183,6 +194,8 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             _exponential,
             (HyperParam("gamma", 0.9, 0.0, 1.0, low_inclusive=False, help="multiplier per epoch"),),
             description="Smooth decay by gamma per epoch.",
+            formula=(r"\eta_t = \eta_0\, \gamma^{t/S} \quad (S \text{ steps per epoch})",),
+            shines="A steady decay for an open-ended budget; gamma sets how fast, whatever the length of the run.",
         ),
         ScheduleSpec(
             "cosine",
@@ -190,6 +203,10 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             _cosine_schedule,
             (_MIN,),
             description="Half a cosine from the base lr down to min_factor x base lr.",
+            formula=(
+                r"\eta_t = \eta_0 \left(m + (1-m)\, \frac{1 + \cos(\pi t / T)}{2}\right) \quad (m = \text{min\_factor})",
+            ),
+            shines="A known budget: a long phase at a high lr, then a gentle landing; a strong default.",
         ),
         ScheduleSpec(
             "warmup_cosine",
@@ -203,6 +220,11 @@ SCHEDULES: dict[str, ScheduleSpec] = {
                 _MIN,
             ),
             description="Ramp up linearly for the first `warmup` share of the budget, then cosine decay.",
+            formula=(
+                r"\eta_t = \eta_0\, (t+1) / W \quad \text{for } t < W = \max(1,\ \mathrm{round}(w\, T)) \quad (w = \text{warmup})",
+                r"\eta_t = \eta_0 \left(m + (1-m)\, \frac{1 + \cos(\pi (t-W) / (T-W))}{2}\right) \quad \text{after}",
+            ),
+            shines="Adam-family optimizers and large lrs: small first steps while the moment estimates settle avoid early blow-ups.",
         ),
         ScheduleSpec(
             "one_cycle",
@@ -220,6 +242,12 @@ SCHEDULES: dict[str, ScheduleSpec] = {
                 "Rise to the base lr (the peak), then anneal far below the start; "
                 "torch's OneCycleLR step for step."
             ),
+            formula=(
+                r"a(x, y, p) = y + \frac{x - y}{2}\, (1 + \cos \pi p), \quad P = p_s T - 1 \quad (p_s = \text{pct\_start})",
+                r"\eta_t = \eta_0\, a(1/d,\ 1,\ t/P) \quad \text{for } t \leq P \quad (d = \text{div\_factor})",
+                r"\eta_t = \eta_0\, a\left(1,\ \frac{1}{d f},\ \frac{t-P}{T-1-P}\right) \quad \text{after} \quad (f = \text{final\_div\_factor})",
+            ),
+            shines="Fast training on a fixed budget: the high middle rate explores, the long low tail fine-tunes.",
         ),
         ScheduleSpec(
             "plateau",
@@ -233,6 +261,11 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             note=_plateau_note,
             description="Cut the lr when the validation loss stops improving (known only while training).",
             depends_on_validation=True,
+            formula=(
+                r"\eta \leftarrow \max(f \eta,\ m\, \eta_0) \text{ after } p + 1 \text{ evaluations without a new best}",
+                r"\text{new best: } L_{\mathrm{val}} < (1 - 10^{-4})\, L_{\mathrm{best}} \quad (f = \text{factor},\ p = \text{patience},\ m = \text{min\_factor})",
+            ),
+            shines="Unknown training length: the lr drops only when validation progress stalls.",
         ),
     )
 }
