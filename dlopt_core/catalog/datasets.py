@@ -48,6 +48,7 @@ class DatasetSpec:
     image_shape: tuple[int, int, int] | None = None
     standardize: bool = True
     description: str = ""
+    shows: str = ""  # one line: what comparing optimizers on it shows
 
 
 @dataclass(frozen=True)
@@ -139,19 +140,23 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "digits", "Digits (8x8 images)", _sk(skd.load_digits), "classification",
             n_samples=1797, image_shape=(1, 8, 8), description="1,797 handwritten digits, 10 classes.",
+            shows="Small images, the one set for the CNN: a quick, realistic benchmark where schedules and adaptive methods matter.",
         ),
         DatasetSpec(
             "breast_cancer", "Breast cancer", _sk(skd.load_breast_cancer), "classification",
             n_samples=569, description="569 tumours, 30 features, 2 classes.",
+            shows="Nearly linearly separable: almost every optimizer gets there, so differences show in speed and stability.",
         ),
         DatasetSpec(
             "wine", "Wine", _sk(skd.load_wine), "classification",
             n_samples=178, description="178 wines, 13 features, 3 classes.",
+            shows="Tiny (178 samples): full-batch methods (L-BFGS, Rprop) are cheap here, and mini-batch noise is easy to see.",
         ),
         DatasetSpec(
             "moons", "Two moons",
             lambda p: skd.make_moons(p["n_samples"], noise=p["noise"], random_state=p["seed"]),
             "classification", (_N, _NOISE, _SEED), description="Two interleaved half circles.",
+            shows="A curved boundary: a linear model cannot fit it, a small MLP can; watch how fast each optimizer bends it.",
         ),
         DatasetSpec(
             "circles", "Circles",
@@ -159,16 +164,19 @@ DATASETS: dict[str, DatasetSpec] = {
                 p["n_samples"], noise=p["noise"] / 2, factor=0.5, random_state=p["seed"]
             ),
             "classification", (_N, _NOISE, _SEED), description="A ring around a disc.",
+            shows="A ring-shaped boundary: linear models stay at chance, and a hidden layer must first learn a radius.",
         ),
         DatasetSpec(
             "spirals", "Two spirals", _spirals, "classification", (_N, _NOISE, _SEED),
             description="Two interleaved spiral arms: hard for linear models.",
+            shows="A hard non-convex fit for an MLP: long plateaus separate slow optimizers from fast ones.",
         ),
         DatasetSpec(
             "linear", "Linear regression", _linear, "regression",
             (_N, _FEATURES, HyperParam("noise", 0.5, 0.0, 100.0), _SEED),
             check=_within_max_values,
             description="The tutorial's y = X theta + noise.",
+            shows="Convex least squares with a known optimum: every optimizer's gap to the best possible loss is measurable.",
         ),
         DatasetSpec(
             "ill_conditioned", "Ill-conditioned regression", _ill_conditioned, "regression",
@@ -180,6 +188,7 @@ DATASETS: dict[str, DatasetSpec] = {
             check=_ill_conditioned_check,
             standardize=False,
             description="Least squares whose Hessian has a chosen condition number.",
+            shows="Ill-conditioned: plain SGD crawls along the flat directions, momentum and L-BFGS do not; raise the condition number to widen the gap.",
         ),
     )
 }
