@@ -1,6 +1,7 @@
 """Every registry entry works: optimizers train, schedules have the right shape, data is sound."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -129,3 +130,55 @@ def test_convex_optimum_is_below_what_training_reaches() -> None:
     optimum = convex_optimum(load_run_data(cfg))
     assert optimum <= evals[-1].train_loss + 1e-6
     assert evals[-1].train_loss < optimum * 1.05  # full-batch GD converges on least squares
+
+
+def _balanced(latex: str) -> bool:
+    """Braces (not the escaped ``\\{ \\}``) and ``\\left``/``\\right`` pairs close in order."""
+    depth = 0
+    for i, ch in enumerate(latex):
+        if ch in "{}" and i and latex[i - 1] == "\\":
+            continue
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    # \left( opens a pair, \leftarrow does not
+    return depth == 0 and len(re.findall(r"\\left(?![a-z])", latex)) == len(re.findall(r"\\right(?![a-z])", latex))
+
+
+_EXPLAINED = [
+    *((f"optimizer {n}", s.update_rule, s.shines) for n, s in OPTIMIZERS.items()),
+    *((f"schedule {n}", s.formula, s.shines) for n, s in SCHEDULES.items()),
+]
+
+
+@pytest.mark.parametrize(("entry", "lines", "shines"), _EXPLAINED, ids=[e[0] for e in _EXPLAINED])
+def test_each_optimizer_and_schedule_explains_itself_in_latex_that_parses(
+    entry: str, lines: tuple[str, ...], shines: str
+) -> None:
+    # matplotlib (installed with mlflow) has a LaTeX subset parser: a line it reads uses only
+    # common commands, which KaTeX in the browser reads too.
+    from matplotlib.mathtext import MathTextParser
+
+    parser = MathTextParser("path")
+    assert lines and shines.strip() and "\n" not in shines
+    for line in lines:
+        assert line.strip() and _balanced(line), line
+        # The page stacks the lines itself: a line holds one equation, no $, & or \\ breaks.
+        assert not any(mark in line for mark in ("$", "&", "\\\\")), line
+        parser.parse(f"${line}$")
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_each_dataset_says_what_it_shows(name: str) -> None:
+    shows = DATASETS[name].shows
+    assert shows.strip() and "\n" not in shows and shows != DATASETS[name].description
+
+
+def test_the_latex_check_catches_unbalanced_and_unknown_commands() -> None:
+    from matplotlib.mathtext import MathTextParser
+
+    assert _balanced(r"\left(\frac{a}{b}\right) \{x\}")
+    assert _balanced(r"x \leftarrow y \rightarrow z")
+    assert not _balanced(r"\frac{a}{b") and not _balanced(r"a}{") and not _balanced(r"\left( a")
+    with pytest.raises(ValueError):
+        MathTextParser("path").parse(r"$\notacommand{x}$")

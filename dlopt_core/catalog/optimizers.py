@@ -55,6 +55,10 @@ class OptimizerSpec:
     fused_devices: frozenset[str] = frozenset()
     description: str = ""
     tutorial: str = ""
+    # The update as torch computes it with this entry's factory, one LaTeX equation per line
+    # (KaTeX in the app; every line also parses as matplotlib mathtext, which a test checks).
+    update_rule: tuple[str, ...] = ()
+    shines: str = ""  # one line: the problems where it does well
 
     def fused_on(self, device_type: str) -> bool:
         """Whether the registry asks torch for the fused kernel on ``device_type`` ("cuda", ...)."""
@@ -234,6 +238,15 @@ _BETAS = (
 
 _ADAM_DOC = "Adaptive methods"
 
+# Lines shared by several update rules. eta is the lr, lambda the weight decay; torch adds
+# it to the gradient (L2) except where a rule says it decays the weights directly.
+_GRAD = r"g_t = \nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1}"
+_M = r"m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t"
+_V = r"v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2"
+_HATS = r"\hat m_t = \frac{m_t}{1-\beta_1^t}, \quad \hat v_t = \frac{v_t}{1-\beta_2^t}"
+_ADAM_STEP = r"\theta_t = \theta_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}"
+_SGD_MOMENTUM = r"b_t = \mu\, b_{t-1} + g_t \quad (b_1 = g_1)"
+
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     spec.name: spec
     for spec in (
@@ -248,6 +261,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             check=_nesterov_needs_momentum,
             description="(Stochastic) gradient descent; full batch makes it plain gradient descent.",
             tutorial="Gradient descent, SGD and mini-batches",
+            update_rule=(_GRAD, r"\theta_t = \theta_{t-1} - \eta\, g_t"),
+            shines="The baseline: cheap and predictable; slow where the curvature differs a lot between directions.",
         ),
         OptimizerSpec(
             "momentum",
@@ -260,6 +275,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             check=_nesterov_needs_momentum,
             description="Heavy-ball momentum: a velocity that averages past gradients.",
             tutorial="Momentum",
+            update_rule=(_GRAD, _SGD_MOMENTUM, r"\theta_t = \theta_{t-1} - \eta\, b_t"),
+            shines="Long narrow valleys and ill-conditioned problems: speed builds along the valley, the zig-zag across it averages out.",
         ),
         OptimizerSpec(
             "nesterov",
@@ -272,6 +289,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             check=_nesterov_needs_momentum,
             description="Nesterov momentum: the gradient is taken at the look-ahead point.",
             tutorial="Momentum",
+            update_rule=(_GRAD, _SGD_MOMENTUM, r"\theta_t = \theta_{t-1} - \eta\,(g_t + \mu\, b_t)"),
+            shines="Where momentum works, with less overshoot: the look-ahead term brakes before a turn.",
         ),
         OptimizerSpec(
             "adagrad",
@@ -284,6 +303,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             fused_devices=FUSED_CPU,
             description="Per-parameter steps shrink with the sum of all past squared gradients.",
             tutorial=_ADAM_DOC,
+            update_rule=(
+                _GRAD,
+                r"s_t = s_{t-1} + g_t^2",
+                r"\theta_t = \theta_{t-1} - \eta\, \frac{g_t}{\sqrt{s_t} + \epsilon}",
+            ),
+            shines="Sparse or rarely active features keep large steps; on long runs every step keeps shrinking.",
         ),
         OptimizerSpec(
             "adadelta",
@@ -299,6 +324,14 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             ),
             description="Adagrad with decaying averages and unit-corrected steps (lr ~ 1).",
             tutorial=_ADAM_DOC,
+            update_rule=(
+                _GRAD,
+                r"v_t = \rho\, v_{t-1} + (1-\rho)\, g_t^2",
+                r"\Delta_t = \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}}\, g_t",
+                r"u_t = \rho\, u_{t-1} + (1-\rho)\, \Delta_t^2",
+                r"\theta_t = \theta_{t-1} - \eta\, \Delta_t",
+            ),
+            shines="Little lr tuning: steps carry the units of the parameters, so lr = 1 usually works.",
         ),
         OptimizerSpec(
             "rmsprop",
@@ -315,6 +348,13 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             ),
             description="Divides each step by a running RMS of recent gradients.",
             tutorial=_ADAM_DOC,
+            update_rule=(
+                _GRAD,
+                r"v_t = \alpha\, v_{t-1} + (1-\alpha)\, g_t^2",
+                r"b_t = \mu\, b_{t-1} + \frac{g_t}{\sqrt{v_t} + \epsilon} \quad (\mu = 0\text{: no momentum})",
+                r"\theta_t = \theta_{t-1} - \eta\, b_t",
+            ),
+            shines="Non-stationary problems (RNNs, reinforcement learning): per-parameter scaling that forgets old gradients.",
         ),
         OptimizerSpec(
             "adam",
@@ -327,6 +367,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             fused_devices=FUSED_ADAM,
             description="Momentum plus RMSprop scaling, with bias correction.",
             tutorial=_ADAM_DOC,
+            update_rule=(_GRAD, _M, _V, _HATS, _ADAM_STEP),
+            shines="A robust default for networks: good results over a wide lr range with little tuning.",
         ),
         OptimizerSpec(
             "adamw",
@@ -339,6 +381,14 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             fused_devices=FUSED_ADAM,
             description="Adam with weight decay decoupled from the gradient.",
             tutorial=_ADAM_DOC,
+            update_rule=(
+                r"g_t = \nabla f(\theta_{t-1})",
+                _M,
+                _V,
+                _HATS,
+                r"\theta_t = (1 - \eta\lambda)\,\theta_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}",
+            ),
+            shines="Networks trained with weight decay: the decay shrinks the weights directly, not through Adam's scaling.",
         ),
         OptimizerSpec(
             "adamax",
@@ -350,6 +400,13 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             hyperparams=(*_BETAS, _eps(), _wd()),
             description="Adam with the infinity norm in place of the RMS.",
             tutorial=_ADAM_DOC,
+            update_rule=(
+                _GRAD,
+                _M,
+                r"u_t = \max(\beta_2\, u_{t-1},\ |g_t| + \epsilon)",
+                r"\theta_t = \theta_{t-1} - \frac{\eta}{1-\beta_1^t}\, \frac{m_t}{u_t}",
+            ),
+            shines="Gradients with rare large spikes: the max norm forgets a spike more steadily than a squared average.",
         ),
         OptimizerSpec(
             "nadam",
@@ -361,6 +418,15 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             hyperparams=(*_BETAS, _eps(), _wd()),
             description="Adam with Nesterov momentum.",
             tutorial=_ADAM_DOC,
+            update_rule=(
+                _GRAD,
+                r"\mu_t = \beta_1 \left(1 - \frac{1}{2}\, 0.96^{\,0.004\, t}\right)",
+                _M,
+                _V,
+                r"\hat m_t = \frac{\mu_{t+1}\, m_t}{1 - \prod_{i=1}^{t+1} \mu_i} + \frac{(1-\mu_t)\, g_t}{1 - \prod_{i=1}^{t} \mu_i}",
+                r"\theta_t = \theta_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}",
+            ),
+            shines="Where Adam works, often a little faster early on: the momentum term looks one step ahead.",
         ),
         OptimizerSpec(
             "radam",
@@ -372,6 +438,16 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             hyperparams=(*_BETAS, _eps(), _wd()),
             description="Adam that rectifies the variance of its early adaptive steps.",
             tutorial=_ADAM_DOC,
+            update_rule=(
+                _GRAD,
+                _M,
+                _V,
+                r"\rho_\infty = \frac{2}{1-\beta_2} - 1, \quad \rho_t = \rho_\infty - \frac{2t\,\beta_2^t}{1-\beta_2^t}, \quad \hat m_t = \frac{m_t}{1-\beta_1^t}",
+                r"r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\,\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\,\rho_t}}",
+                r"\theta_t = \theta_{t-1} - \eta\, \hat m_t\, r_t\, \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon} \quad \text{if } \rho_t > 5",
+                r"\theta_t = \theta_{t-1} - \eta\, \hat m_t \quad \text{otherwise (the first steps: momentum SGD)}",
+            ),
+            shines="Adam without a warmup schedule: the first, unreliable adaptive steps are damped automatically.",
         ),
         OptimizerSpec(
             "adafactor",
@@ -386,6 +462,15 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             # not element-wise: row and column statistics of each matrix
             description="Memory-light Adam: second moments stored as row and column factors.",
             tutorial=_ADAM_DOC,
+            update_rule=(
+                r"\hat\beta_t = 1 - t^{\delta}, \quad \rho_t = \min(\eta,\ 1/\sqrt{t}) \quad (\delta = \text{beta2\_decay})",
+                r"r_{t,i} = \hat\beta_t\, r_{t-1,i} + (1-\hat\beta_t)\, \mathrm{mean}_j\, G_{t,ij}^2 \quad \text{(one number per row)}",
+                r"c_{t,j} = \hat\beta_t\, c_{t-1,j} + (1-\hat\beta_t)\, \mathrm{mean}_i\, G_{t,ij}^2 \quad \text{(one per column)}",
+                r"\hat V_{t,ij} = r_{t,i}\, c_{t,j} / \mathrm{mean}_i\, r_{t,i}, \quad U_t = G_t / \sqrt{\hat V_t} \quad \text{(a vector keeps a full } \hat V_t)",
+                r"\alpha_t = \rho_t \max(10^{-3},\ \mathrm{RMS}(\theta_{t-1}))",
+                r"\theta_t = (1-\eta\lambda)\,\theta_{t-1} - \alpha_t\, U_t / \max(1,\ \mathrm{RMS}(U_t))",
+            ),
+            shines="Large weight matrices on little memory: a row and a column statistic replace Adam's full second moment.",
         ),
         OptimizerSpec(
             "muon",
@@ -408,6 +493,14 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                 "matrices, so biases and conv kernels are trained by AdamW (adamw_lr)."
             ),
             tutorial=_ADAM_DOC,
+            update_rule=(
+                r"B_t = \mu\, B_{t-1} + (1-\mu)\, G_t, \quad U_t = (1-\mu)\, G_t + \mu\, B_t \quad \text{(Nesterov)}",
+                r"X_0 = U_t / \|U_t\|_F, \quad X_{k+1} = a X_k + (b A_k + c A_k^2)\, X_k, \quad A_k = X_k X_k^\top",
+                r"(a, b, c) = (3.4445,\ -4.775,\ 2.0315), \quad O_t = X_5 \approx \text{orthogonalised } U_t",
+                r"\theta_t = (1-\eta\lambda)\,\theta_{t-1} - 0.2\,\eta \sqrt{\max(m, n)}\; O_t \quad (m \times n \text{ matrix})",
+                r"\text{biases and other non-matrix tensors: AdamW at adamw\_lr}",
+            ),
+            shines="Hidden weight matrices of networks: every direction of a matrix moves alike, so rare directions learn too.",
         ),
         OptimizerSpec(
             "asgd",
@@ -423,6 +516,14 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             ),
             description="SGD that keeps a running average of its iterates.",
             tutorial="Gradient descent, SGD and mini-batches",
+            update_rule=(
+                r"g_t = \nabla f(\theta_{t-1}) + \omega\,\theta_{t-1} \quad (\omega = \text{weight\_decay},\ \lambda = \text{lambd})",
+                r"\theta_t = (1 - \lambda\eta_{t-1})\,\theta_{t-1} - \eta_{t-1}\, g_t",
+                r"\eta_t = \eta\, /\, (1 + \lambda\eta\, t)^{0.75}, \quad \eta_0 = \eta",
+                r"\bar\theta_t = \bar\theta_{t-1} + \mu_{t-1} (\theta_t - \bar\theta_{t-1}), \quad \mu_t = 1 / \max(1,\ t - t_0)",
+                r"\text{torch keeps } \bar\theta \text{ in its state; the model is evaluated at } \theta_t",
+            ),
+            shines="Convex, noisy problems: the averaged iterate (after step t0) cancels much of SGD's noise.",
         ),
         OptimizerSpec(
             "rprop",
@@ -441,6 +542,14 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             full_batch_only=True,
             description="Uses only the sign of the gradient; needs full batches to be meaningful.",
             tutorial="Adaptive methods",
+            update_rule=(
+                r"s_t = \mathrm{sign}(g_t\, g_{t-1})",
+                r"\Delta_t = \eta_+ \Delta_{t-1} \text{ if } s_t > 0, \quad \eta_- \Delta_{t-1} \text{ if } s_t < 0, \quad \Delta_{t-1} \text{ if } s_t = 0",
+                r"\Delta_t \leftarrow \mathrm{clip}(\Delta_t,\ 10^{-6},\ 50), \quad \Delta_0 = \eta",
+                r"g_t \leftarrow 0 \text{ where } s_t < 0 \quad \text{(no move there, and no sign test next step)}",
+                r"\theta_t = \theta_{t-1} - \Delta_t\, \mathrm{sign}(g_t)",
+            ),
+            shines="Full-batch problems with badly scaled gradients: only signs count, so gradient size does not matter.",
         ),
         OptimizerSpec(
             "lbfgs",
@@ -457,6 +566,15 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             batchable=False,  # its closure re-evaluates one run's loss inside the step
             description="Quasi-Newton with a strong Wolfe line search; full batch only.",
             tutorial="Gradient descent, SGD and mini-batches",
+            update_rule=(
+                r"s_i = \theta_{i+1} - \theta_i, \quad y_i = g_{i+1} - g_i, \quad \rho_i = 1 / (y_i^\top s_i) \quad \text{(last } m \text{ pairs)}",
+                r"q \leftarrow g_k; \quad i = k-1, \ldots, k-m\colon\ \alpha_i = \rho_i\, s_i^\top q, \quad q \leftarrow q - \alpha_i y_i",
+                r"r \leftarrow \gamma q, \quad \gamma = \frac{s_{k-1}^\top y_{k-1}}{y_{k-1}^\top y_{k-1}}",
+                r"i = k-m, \ldots, k-1\colon\ r \leftarrow r + s_i\, (\alpha_i - \rho_i\, y_i^\top r)",
+                r"\theta_{k+1} = \theta_k - t_k\, r \quad (t_k\text{: strong Wolfe line search from } t = \eta)",
+                r"\text{first iteration: } r = g_1,\ t = \eta \min(1,\ 1/\|g_1\|_1); \text{ max\_iter iterations per step}",
+            ),
+            shines="Small, smooth, deterministic problems (full batch): curvature from past gradients gives very fast convergence.",
         ),
         OptimizerSpec(
             "schedulefree_adamw",
@@ -479,6 +597,15 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                 "averaged point (optimizer.eval()). Best with the constant schedule."
             ),
             tutorial="Learning-rate decay and selection",
+            update_rule=(
+                r"y_t = (1-\beta_1)\, z_t + \beta_1\, x_t, \quad g_t = \nabla f(y_t) \quad \text{(gradients at } y_t)",
+                r"v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2",
+                r"z_{t+1} = z_t - \gamma_t \left(\frac{g_t}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon} + \lambda\, y_t\right)",
+                r"x_{t+1} = (1-c_{t+1})\, x_t + c_{t+1}\, z_{t+1}, \quad c_{t+1} = w_t \,/\, \sum_{i=1}^{t} w_i",
+                r"\gamma_t = \eta \min(1,\ t/W), \quad w_t = (\max_{i \leq t} \gamma_i)^2 \quad (W = \text{warmup\_steps};\ 0\text{: none})",
+                r"\text{evaluated at the average } x_t \text{ (optimizer.eval())}",
+            ),
+            shines="Runs of unknown length: no decay schedule to set, the running average does the annealing.",
         ),
     )
 }
