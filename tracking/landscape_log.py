@@ -17,14 +17,16 @@ EXPERIMENT = "dlopt-landscape"
 def log_landscape(result: LandscapeResult, *, store: StoreSettings | None = None, experiment: str = EXPERIMENT) -> list[str]:
     """Params (config + optimizer), ``value``/``distance``/``x``/``y`` per step, tags, the figure.
 
-    Returns the MLflow run ids, in the order of the trajectories.
+    The figure (``landscape.html``, plotly.js inside: it draws offline and in MLflow's
+    artifact viewer) is 4.8 MB, so only the first run holds it; the others name that run
+    in their ``figure`` tag. Returns the MLflow run ids, in the order of the trajectories.
     """
     store = store or settings()
     c = client(store)
     exp = experiment_id(experiment, store)
     cfg = result.config
     flat = {k: v for k, v in cfg.to_dict().items() if k != "optimizer"}
-    html = landscape_figure(result).to_html(include_plotlyjs="cdn", full_html=True)
+    html = landscape_figure(result).to_html(include_plotlyjs=True, full_html=True)
     minima = cfg.test_function.minima
     run_ids = []
     for opt, path in zip(cfg.optimizers, result.trajectories):
@@ -46,9 +48,12 @@ def log_landscape(result: LandscapeResult, *, store: StoreSettings | None = None
         for start in range(0, len(metrics), 1000):
             c.log_batch(run_id, metrics=metrics[start : start + 1000])
         tags = [] if path.stopped_at is None else [RunTag("stopped_step", str(path.stopped_at))]
+        if run_ids:
+            tags.append(RunTag("figure", f"runs:/{run_ids[0]}/landscape.html"))
+        else:
+            c.log_text(run_id, html, "landscape.html")
         if tags:
             c.log_batch(run_id, tags=tags)
-        c.log_text(run_id, html, "landscape.html")
         c.set_terminated(run_id, "FINISHED" if path.status == "finished" else "FAILED")
         run_ids.append(run_id)
     return run_ids
