@@ -60,12 +60,10 @@ if config is not None:
     note = None
     if get_schedule(config.schedule.name).depends_on_validation:
         note = "learning-rate schedule (drops happen when validation loss stalls)"
-    schedule_fig = lr_schedule_figure(lr_schedule_data(config, n_train), note=note)
+    planned = lr_schedule_data(config, n_train)
     if job is None:
-        st.plotly_chart(schedule_fig, width="stretch", key="lr_schedule_chart")
+        st.plotly_chart(lr_schedule_figure(planned, note=note), width="stretch", key="lr_schedule_chart")
         st.info("Press **Run** to train. The planned learning rates are drawn above.")
         form.offer_previous_job()
     else:
-        live_view(job, x=x_axis, log_y=log_y, band=band)
-        with st.expander("learning-rate schedule"):
-            st.plotly_chart(schedule_fig, width="stretch", key="lr_schedule_chart")
+        live_view(job, x=x_axis, log_y=log_y, band=band, planned_lr=planned)

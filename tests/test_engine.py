@@ -38,7 +38,7 @@ def test_a_batch_transform_changes_the_run_and_is_reproducible() -> None:
     assert noisy == _curve(run(cfg, hooks=StepHooks(batch_transform=noise)))
 
 
-def test_the_epoch_train_loss_is_weighted_by_batch_size() -> None:
+def test_the_running_batch_loss_is_weighted_by_batch_size() -> None:
     # Wine: 142 training samples in batches of 64, 64 and 14.
     records = list(run(_cfg(epochs=1)))
     steps = [r for r in records if not r.is_eval]
@@ -47,8 +47,32 @@ def test_the_epoch_train_loss_is_weighted_by_batch_size() -> None:
     assert [b - a for a, b in zip([0, *seen], seen)] == sizes
     weighted = sum(s.batch_loss * n for s, n in zip(steps, sizes)) / sum(sizes)
     unweighted = sum(s.batch_loss for s in steps) / len(steps)
-    assert records[-1].train_loss == pytest.approx(weighted, rel=1e-12)
-    assert records[-1].train_loss != pytest.approx(unweighted, rel=1e-6)
+    assert records[-1].running_loss == pytest.approx(weighted, rel=1e-12)
+    assert records[-1].running_loss != pytest.approx(unweighted, rel=1e-6)
+
+
+def test_the_train_loss_is_measured_on_the_whole_train_set_like_the_validation_loss() -> None:
+    from dlopt_core.catalog.models import build_model
+    from dlopt_core.engine.loop import evaluate, load_run_data
+
+    cfg = _cfg(epochs=1, model={"name": "mlp", "params": {"dropout": 0.5}})
+    records = list(run(cfg))
+    first, last = records[0], records[-1]
+    assert first.running_loss is None and first.wall_time == 0.0
+    data = load_run_data(cfg)
+    model = build_model(cfg.model, data, cfg.seed).eval()
+    assert first.train_loss == evaluate(model, data, data.x_train, data.y_train)[0]
+    # Dropout is on while training, off when measuring: the two differ.
+    assert last.running_loss is not None and last.train_loss != pytest.approx(last.running_loss, rel=1e-3)
+
+
+def test_lbfgs_counts_every_gradient_evaluation_of_its_steps() -> None:
+    records = list(run(_cfg(optimizer={"name": "lbfgs", "lr": 1.0}, batch_size=None, epochs=3)))
+    steps = [r for r in records if not r.is_eval]
+    assert all(r.grad_evals is not None and r.grad_evals >= r.step for r in steps)
+    assert steps[-1].grad_evals > steps[-1].step  # several evaluations per L-BFGS step
+    assert [r.grad_evals for r in records if r.is_eval][0] == 0
+    assert all(r.grad_evals is None for r in run(_cfg(epochs=1)))
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

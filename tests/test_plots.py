@@ -2,7 +2,7 @@
 
 import math
 
-from dlopt_core.experiments.compare import Comparison
+from dlopt_core.experiments.compare import Comparison, summary_rows
 from dlopt_core.config import ComparisonConfig, OptimizerConfig
 from dlopt_core.plots import curves_data, curves_figure, lr_schedule_data, lr_schedule_figure
 
@@ -32,9 +32,12 @@ def test_bands_aggregate_seeds_per_optimizer() -> None:
 
 def test_comparison_figure_has_three_panels_with_one_line_and_band_per_optimizer() -> None:
     fig = curves_figure(curves_data(_done(), x="epoch"), log_y=True)
-    lines = [t for t in fig.data if t.fill is None]
+    lines = [t for t in fig.data if t.fill is None and "running" not in t.name]
+    running = [t for t in fig.data if "running" in t.name]
     fills = [t for t in fig.data if t.fill == "toself"]
     assert len(lines) == 6 and len(fills) == 6
+    assert len(running) == 3 and all(t.line.dash == "dot" for t in running)  # one per optimizer + legend
+    assert all(t.xaxis == "x" for t in running if t.x[0] is not None)  # on the train-loss panel
     assert {t.name for t in lines if t.showlegend} == {"SGD lr=0.1", "Adam lr=0.001"}
     assert [a.text for a in fig.layout.annotations][:3] == ["train loss", "validation loss", "val accuracy"]
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis3.type != "log"
@@ -112,3 +115,56 @@ def test_a_diverged_optimizer_says_so_in_the_legend() -> None:
     fig = curves_figure(curves_data(Comparison(cfg).execute()))
     names = {t.name for t in fig.data if t.showlegend}
     assert names == {"SGD lr=1000000.0 (diverged at step 5)", "Adam lr=0.001"}
+
+
+def _synthetic(losses: dict[str, list[float]], diverged_at: dict[str, int] | None = None) -> Comparison:
+    """A comparison fed hand-made records: one run per optimizer, an evaluation per epoch."""
+    from dlopt_core.engine.records import Record, Status
+
+    names = list(losses)
+    cfg = ComparisonConfig.make(optimizers=[OptimizerConfig.parse(n) for n in names], epochs=5, batch_size=None)
+    cmp = Comparison(cfg)
+    for run, name in zip(cmp.runs, names):
+        for epoch, loss in enumerate(losses[name]):
+            run.apply(Record(epoch, float(epoch), epoch, 0.1 * epoch, 0.1, None, loss, loss, 0.5))
+        if diverged_at and name in diverged_at:
+            step = diverged_at[name]
+            run.apply(Record(step, float(step), step, 0.1 * step, 0.1, math.inf, status=Status.DIVERGED))
+        else:
+            run.end(Status.FINISHED)
+    return cmp
+
+
+def test_a_huge_finite_loss_is_clipped_and_labelled_so_the_other_curves_stay_readable() -> None:
+    cmp = _synthetic({"sgd": [2.0, 1.0, 1.8e11, 3e11], "adam": [2.0, 1.0, 0.5, 0.25]}, {"sgd": 4})
+    fig = curves_figure(curves_data(cmp))
+    sgd = next(t for t in fig.data if t.name and t.name.startswith("SGD") and t.showlegend)
+    assert max(sgd.y) == 20.0  # 10x the largest starting loss
+    marks = [t for t in fig.data if t.name and t.name.endswith("off the scale") and t.xaxis == "x"]
+    assert len(marks) == 1 and list(marks[0].text) == ["1.8e+11", "3e+11"]
+    cross = [t for t in fig.data if t.marker.symbol == "x" and t.xaxis == "x"]
+    assert len(cross) == 1 and cross[0].x == (4.0,) and cross[0].y == (20.0,)
+    assert "diverged at step 4" in cross[0].hovertemplate
+
+
+def test_a_run_that_diverges_before_its_first_evaluation_is_still_drawn() -> None:
+    cmp = _synthetic({"sgd": [2.0], "adam": [2.0, 1.0, 0.5]}, {"sgd": 3})
+    fig = curves_figure(curves_data(cmp, x="step"))
+    cross = [t for t in fig.data if t.marker.symbol == "x" and t.xaxis == "x2"]
+    assert len(cross) == 1 and cross[0].x == (3.0,) and cross[0].y == (2.0,)
+    rows = summary_rows(cmp)
+    assert rows[0]["best val accuracy"] is None and rows[0]["final val accuracy"] is None
+    assert rows[1]["best val accuracy"] == 0.5
+
+
+def test_gradient_evaluations_axis_counts_lbfgs_closure_calls() -> None:
+    cfg = ComparisonConfig.make(
+        optimizers=(OptimizerConfig.parse("lbfgs:lr=1"), OptimizerConfig.parse("sgd:lr=0.1")),
+        epochs=2, batch_size=None, data={"name": "wine"}, seeds="0",
+    )
+    cmp = Comparison(cfg).execute()
+    data = curves_data(cmp, x="grad_evals")
+    lbfgs, sgd = data.bands["val_loss"]
+    assert sgd.x == [0, 1, 2]  # one evaluation per step
+    assert lbfgs.x[0] == 0 and lbfgs.x[-1] > 2
+    assert curves_figure(data).layout.xaxis.title.text == "gradient evaluations"

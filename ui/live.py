@@ -7,23 +7,14 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dlopt_core.catalog.models import convex_optimum, get_model_spec
 from dlopt_core.config import ComparisonConfig
 from dlopt_core.device import resolve_device
-from dlopt_core.engine.loop import load_run_data
 from dlopt_core.engine.records import Status
 from dlopt_core.experiments.compare import Comparison, ComparisonWork, summary_rows
-from dlopt_core.plots import curves_data, curves_figure
+from dlopt_core.plots import LRCurve, actual_lr_data, curves_data, curves_figure, lr_schedule_figure
 from dlopt_core.runner.jobs import Job, registry
 
 POLL_SECONDS = 0.3
-
-
-def optimum_for(config: ComparisonConfig) -> float | None:
-    """The convex optimum of the train loss, for linear models; ``None`` otherwise."""
-    if not get_model_spec(config.model.name).convex:
-        return None
-    return convex_optimum(load_run_data(config.runs()[0]))
 
 
 def start_comparison(config: ComparisonConfig) -> Job:
@@ -31,7 +22,7 @@ def start_comparison(config: ComparisonConfig) -> Job:
     existing = registry().get(config.key())
     if existing is not None and existing.active:
         return existing
-    work = ComparisonWork(config, extra={"optimum": optimum_for(config)})
+    work = ComparisonWork(config)
     job = registry().submit(work)
     # The first evaluation lands within milliseconds of a warm worker starting; waiting for
     # it here draws it in this rerun instead of one polling interval later.
@@ -61,7 +52,9 @@ def results_frame(comparison: Comparison) -> pd.DataFrame:
         for key, value in row.items():
             if key.endswith(" sd"):
                 continue
-            if isinstance(value, float) or value is None:
+            if key.startswith("steps to") and value is None:
+                value = "not reached"  # by every seed: a median of the ones that did would flatter
+            elif isinstance(value, float) or value is None:
                 text = number_text(value)
                 if value is not None and (sd := row.get(f"{key} sd")) is not None:
                     text += f" ± {sd:.2g}"
@@ -112,15 +105,29 @@ def engine_note(comparison: Comparison) -> str | None:
     return "Engine: " + "; ".join(parts) + "."
 
 
-def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
-    """Progress, curves and results; refreshes itself while the job runs."""
+CURVES_NOTE = (
+    "**What to look for:** solid lines are losses measured on the whole train and validation sets "
+    "at each evaluation (same model state, dropout off), so they compare directly; the dotted "
+    "line is the mean mini-batch loss while training (weights moving, dropout on). A validation "
+    "loss that turns up while the train loss keeps falling is overfitting. A band is the spread "
+    "over seeds: curves whose bands overlap are not reliably different."
+)
+LR_NOTE = (
+    "**What to look for:** the dashed line is the plan; the solid line is the rate each run really "
+    "used. They part where the schedule reacts to training (reduce-on-plateau cuts the rate when "
+    "the validation loss stalls), and a drop in the rate often shows as a drop in the loss just after."
+)
+
+
+def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCurve] | None = None) -> None:
+    """Progress, curves, the learning rate used and results; refreshes itself while the job runs."""
     polling = job.active
 
     @st.fragment(run_every=POLL_SECONDS if polling else None)
     def view() -> None:
         work: ComparisonWork = job.work  # type: ignore[assignment]
         comparison = work.comparison
-        optimum = work.extra.get("optimum")
+        optimum = comparison.optimum
         done = comparison.progress
         state = {Status.PENDING: "waiting for a free worker", Status.RUNNING: "training"}.get(job.status, str(job.status))
         st.progress(min(done, 1.0), text=f"{state}: {done:.0%} of {comparison.total_steps:,} steps")
@@ -128,6 +135,7 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
             per_optimizer_stops(job, comparison)
         data = curves_data(comparison, x=x, band=band, optimum=optimum)  # type: ignore[arg-type]
         st.plotly_chart(curves_figure(data, log_y=log_y), key="curves", width="stretch")
+        st.caption(CURVES_NOTE)
         if optimum is not None and optimum < 1e-6:
             st.caption(
                 "The classes are linearly separable: the train loss of this linear model can "
@@ -144,6 +152,11 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str) -> None:
         )
         if note := engine_note(comparison):
             st.caption(note)
+        if planned_lr is not None:
+            st.plotly_chart(
+                lr_schedule_figure(planned_lr, actual=actual_lr_data(comparison)), key="lr_used", width="stretch"
+            )
+            st.caption(LR_NOTE)
         if resolve_device(comparison.config.device).type == "cuda":
             st.caption(
                 "GPU kernels: deterministic (the same seed gives the same curves)"

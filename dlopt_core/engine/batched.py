@@ -31,7 +31,7 @@ from dlopt_core.engine.loop import steps_per_epoch
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.sequential import failed_record
 from dlopt_core.engine.step import AUTOCAST
-from dlopt_core.engine.stopwatch import Stopwatch
+from dlopt_core.engine.stopwatch import Stopwatch, training_clock
 
 _RUNNING, _DIVERGED = Status.RUNNING, Status.DIVERGED
 _ACTIVATION_TYPES = tuple({type(make()) for make in ACTIVATIONS.values()})
@@ -268,20 +268,25 @@ class BatchedEngine:
             metric = 1 - ((pred - y) ** 2).sum(1) / torch.sum((y - y.mean()) ** 2)
         return loss.tolist(), metric.tolist()
 
-    def _eval_records(self, step: int, samples: int, train_losses: list[float], final: bool) -> list[tuple[int, Record]]:
+    def _eval_records(
+        self, step: int, samples: int, running: list[float] | None, final: bool
+    ) -> list[tuple[int, Record]]:
+        seconds = self.watch.stop()  # evaluation is not training time
         self._set_modes(False)
+        train_loss, _ = self._evaluate(self.data.x_train, self.data.y_train)
         val_loss, val_metric = self._evaluate(self.data.x_val, self.data.y_val)
         self._set_modes(True)
         out = []
         for k in self.active:
             r = self.runs[k]
-            ok = math.isfinite(val_loss[k]) and math.isfinite(train_losses[k])
+            ok = math.isfinite(val_loss[k]) and math.isfinite(train_loss[k])
             status = Status.RUNNING if ok else Status.DIVERGED
             if status is Status.RUNNING and final:
                 status = Status.FINISHED
             out.append((k, Record(
-                step, step / self.budget.steps_per_epoch, samples, self.watch.stop(), r.lr, None,
-                train_losses[k], val_loss[k], val_metric[k], status,
+                step, step / self.budget.steps_per_epoch, samples, seconds, r.lr, None,
+                train_loss[k], val_loss[k], val_metric[k], status,
+                running_loss=running[k] if running is not None else None,
             )))
         return out
 
@@ -357,14 +362,12 @@ class BatchedEngine:
         data, runs, K = self.data, self.runs, len(self.runs)
         spe, batch = self.budget.steps_per_epoch, self.batch
         widths = self._widths()
-        self.watch.start()
-        self._set_modes(False)
-        initial, _ = self._evaluate(data.x_train, data.y_train)
-        self._set_modes(True)
-        for k, rec in self._eval_records(0, 0, initial, final=False):
+        # Chosen here, not when built: a forked part reads its clock in the child.
+        self.watch = Stopwatch(training_clock(self.device))
+        for k, rec in self._eval_records(0, 0, None, final=False):
             yield k, rec
         step = samples = 0
-        elapsed = self.watch.stop()
+        elapsed = 0.0
         x_all = data.x_train
         self.watch.start()
         for epoch in range(self.epochs):

@@ -14,8 +14,8 @@ from dlopt_core.catalog.schedules import Budget, get_schedule
 from dlopt_core.config import RunConfig
 from dlopt_core.device import resolve_device, use_determinism
 from dlopt_core.engine.records import Record, Status
-from dlopt_core.engine.step import StepHooks, build_step
-from dlopt_core.engine.stopwatch import Stopwatch
+from dlopt_core.engine.step import GradEvals, StepHooks, build_step
+from dlopt_core.engine.stopwatch import Stopwatch, training_clock
 
 # Module-level names: an enum member lookup costs ~0.1 us, and these are read every step.
 _RUNNING, _DIVERGED = Status.RUNNING, Status.DIVERGED
@@ -56,20 +56,22 @@ def evaluate(model: torch.nn.Module, data: Dataset, x: torch.Tensor, y: torch.Te
 def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = StepHooks()) -> Iterator[Record]:
     """Train ``config``, yielding a record after every step and after every evaluation.
 
-    Evaluation happens before the first step and after every epoch. A non-finite loss ends
-    the run with a ``diverged`` record at that step.
+    Evaluation (train and validation sets) happens before the first step and after every
+    epoch. A non-finite loss ends the run with a ``diverged`` record at that step. Records'
+    ``wall_time`` counts the steps only: not the set-up, not the evaluations.
     """
-    watch = Stopwatch()
-    watch.start()
     data = data if data is not None else load_run_data(config)
     spec = get_optimizer(config.optimizer.name)
     model = build_model(config.model, data, config.seed)
     device = data.x_train.device
+    watch = Stopwatch(training_clock(device))
+    counted = GradEvals() if spec.needs_closure else None
     use_determinism(device, config.deterministic)
     optimizer = spec.build(list(model.named_parameters()), config.optimizer.lr, config.optimizer.params, device)
     step_fn = build_step(
         model, optimizer, loss_fn(data), needs_closure=spec.needs_closure, hooks=hooks,
         precision=config.precision, grad_clip=config.grad_clip, device_type=device.type, seed=config.seed,
+        grad_evals=counted,
     )
     n_train = len(data.x_train)
     batch = min(config.batch_size or n_train, n_train)
@@ -82,22 +84,25 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
         if spec.train_eval_modes:  # schedule-free keeps two points: train at one, eval at the other
             optimizer.train() if train else optimizer.eval()
 
-    def eval_record(step: int, samples: int, lr: float, train_loss: float) -> Record:
+    def eval_record(step: int, samples: int, lr: float, running_loss: float | None) -> Record:
+        seconds = watch.stop()
         set_mode(False)
+        # The train loss measured as the validation loss is (eval mode, one point in time),
+        # so the two curves can be compared; the running batch loss is a curve of its own.
+        train_loss, _ = evaluate(model, data, data.x_train, data.y_train)
         val_loss, val_metric = evaluate(model, data, data.x_val, data.y_val)
         set_mode(True)
         ok = math.isfinite(val_loss) and math.isfinite(train_loss)
         return Record(
-            step, step / budget.steps_per_epoch, samples, watch.stop(), lr, None,
+            step, step / budget.steps_per_epoch, samples, seconds, lr, None,
             train_loss, val_loss, val_metric, Status.RUNNING if ok else Status.DIVERGED,
+            running_loss=running_loss, grad_evals=counted.n if counted is not None else None,
         )
 
     step = samples = 0
     last_factor = 1.0  # every group starts at its initial lr
     lr = config.optimizer.lr * lr_factor(0)
-    set_mode(False)
-    initial_train_loss, _ = evaluate(model, data, data.x_train, data.y_train)
-    yield eval_record(0, 0, lr, initial_train_loss)
+    yield eval_record(0, 0, lr, None)
     watch.start()
 
     for epoch in range(config.epochs):
@@ -125,7 +130,14 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
             # Weighted by batch size: a short last batch must not count as much as a full one.
             loss_sum += value * n
             status = _RUNNING if math.isfinite(value) else _DIVERGED
-            yield Record(step, step / budget.steps_per_epoch, samples, watch.stop(), lr, value, status=status)
+            if counted is None:
+                rec = Record(step, step / budget.steps_per_epoch, samples, watch.stop(), lr, value, status=status)
+            else:
+                rec = Record(
+                    step, step / budget.steps_per_epoch, samples, watch.stop(), lr, value, status=status,
+                    grad_evals=counted.n,
+                )
+            yield rec
             if status is _DIVERGED:
                 return
             watch.start()

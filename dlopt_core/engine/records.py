@@ -35,9 +35,14 @@ _COMPLETED = frozenset({Status.FINISHED, Status.DIVERGED})
 class Record(NamedTuple):
     """One point of a run. Evaluation records also carry train/validation metrics.
 
-    ``train_loss`` is the sample-weighted mean mini-batch loss since the previous evaluation
-    (at step 0, the loss on the whole train set); ``val_metric`` is accuracy or R^2. A
-    NamedTuple because one is made every step: several times cheaper than a dataclass.
+    ``train_loss`` is the loss on the whole train set, measured like ``val_loss`` (eval mode,
+    at the evaluation's step); ``running_loss`` is the sample-weighted mean mini-batch loss
+    since the previous evaluation, while the weights moved (train mode: dropout on); at
+    step 0 there is none. ``val_metric`` is accuracy or R^2. ``grad_evals`` counts loss and
+    gradient evaluations so far where an optimizer takes more than one per step (L-BFGS);
+    otherwise it is ``None`` (one per step). ``wall_time`` is the run's own training time:
+    evaluation excluded. A NamedTuple because one is made every step: several times cheaper
+    than a dataclass.
     """
 
     step: int
@@ -51,6 +56,8 @@ class Record(NamedTuple):
     val_metric: float | None = None
     status: Status = Status.RUNNING
     error: str | None = None
+    running_loss: float | None = None
+    grad_evals: int | None = None
 
     @property
     def is_eval(self) -> bool:

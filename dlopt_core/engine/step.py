@@ -22,6 +22,13 @@ StepFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 AUTOCAST: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@dataclass
+class GradEvals:
+    """Loss-and-gradient evaluations so far: an L-BFGS step makes several."""
+
+    n: int = 0
+
+
 @dataclass(frozen=True)
 class StepHooks:
     """What techniques plug into a step; every hook is optional.
@@ -45,8 +52,12 @@ def build_step(
     grad_clip: float | None = None,
     device_type: str = "cpu",
     seed: int = 0,
+    grad_evals: GradEvals | None = None,
 ) -> StepFn:
-    """``step(x, y) -> loss`` (detached) for one batch; the optimizer has stepped afterwards."""
+    """``step(x, y) -> loss`` (detached) for one batch; the optimizer has stepped afterwards.
+
+    With a closure, ``grad_evals`` (if given) counts every evaluation the optimizer asks for.
+    """
     autocast_dtype = AUTOCAST[precision]
     # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
     scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
@@ -82,6 +93,8 @@ def build_step(
                 x, y = transform(x, y, transform_gen)
 
             def closure() -> torch.Tensor:
+                if grad_evals is not None:
+                    grad_evals.n += 1
                 optimizer.zero_grad()
                 loss = loss_of(x, y)
                 loss.backward()

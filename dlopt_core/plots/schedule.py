@@ -1,4 +1,4 @@
-"""The learning-rate schedule figure, drawn from the plan before anything trains."""
+"""The learning-rate figure: the plan before anything trains, and what each run used."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 
 from dlopt_core.catalog.schedules import Budget, lr_curve
 from dlopt_core.config import ComparisonConfig
+from dlopt_core.experiments.compare import Comparison
 from dlopt_core.plots.style import PALETTE, stride
 
 
@@ -38,15 +39,47 @@ def lr_schedule_data(config: ComparisonConfig, n_train: int) -> list[LRCurve]:
     return curves
 
 
-def lr_schedule_figure(curves: list[LRCurve], *, log_y: bool = True, note: str | None = None) -> go.Figure:
-    """The lr schedule of every optimizer against epochs."""
+def actual_lr_data(comparison: Comparison) -> list[LRCurve]:
+    """The lr every run used, from its records (one curve per run, its optimizer's colour)."""
+    colors: dict[str, str] = {}
+    curves = []
+    several = len(comparison.config.seeds) > 1 if hasattr(comparison.config, "seeds") else False
+    for r in comparison.runs:
+        color = colors.setdefault(r.label, PALETTE[len(colors) % len(PALETTE)])
+        if r.lr_points:
+            label = f"{r.label} seed {r.config.seed}" if several else r.label
+            curves.append(LRCurve(label, color, [e for e, _ in r.lr_points], [lr for _, lr in r.lr_points]))
+    return curves
+
+
+def lr_schedule_figure(
+    curves: list[LRCurve], *, log_y: bool = True, note: str | None = None, actual: list[LRCurve] | None = None
+) -> go.Figure:
+    """The planned lr of every optimizer against epochs; with ``actual``, what each run used beside it."""
     fig = go.Figure()
     for c in curves:
-        fig.add_trace(go.Scatter(x=c.epoch, y=c.lr, name=c.label, line={"color": c.color, "shape": "hv"}))
+        fig.add_trace(go.Scatter(
+            x=c.epoch, y=c.lr, name=f"{c.label} (plan)" if actual else c.label,
+            line={"color": c.color, "shape": "hv", "dash": "dash" if actual else "solid", "width": 1 if actual else 2},
+            legendgroup=c.label,
+        ))
+    seen: set[str] = set()
+    for c in actual or []:
+        group = c.label.split(" seed ")[0]
+        fig.add_trace(go.Scatter(
+            x=c.epoch, y=c.lr, name=f"{group} (used)", mode="lines", legendgroup=group,
+            line={"color": c.color, "shape": "hv", "width": 2}, showlegend=group not in seen,
+            hovertemplate=f"{c.label}: lr %{{y:.3g}} at epoch %{{x:.3g}}<extra></extra>",
+        ))
+        seen.add(group)
+    if actual:
+        title = "learning rate: planned (dashed) and used by each run (solid)"
+    else:
+        title = note or "learning-rate schedule"
     fig.update_layout(
-        height=260,
+        height=300 if actual else 260,
         margin={"l": 40, "r": 20, "t": 40, "b": 40},
-        title=note or "learning-rate schedule",
+        title=title,
         xaxis_title="epoch",
         yaxis_title="learning rate",
         yaxis_type="log" if log_y else "linear",
