@@ -16,7 +16,7 @@ from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
 from ui.live import find_job
-from ui.optimizer_slots import optimizer_slots, set_slots
+from ui.optimizer_slots import optimizer_slots, set_slots, stacked_latex
 from ui.widgets import config_from_url, param_input, seed_state, write_query
 
 DEFAULT = ComparisonConfig.make(
@@ -83,7 +83,7 @@ def setup_widgets(prefix: str = "", *, epochs: int = 10, batch_size: int = 64, s
         format_func=lambda n: DATASETS[n].label, help="scikit-learn's bundled sets or generated ones",
     )
     spec = get_dataset_spec(dataset)
-    st.caption(spec.description)
+    st.caption(f"{spec.description}  \n**What it shows:** {spec.shows}")
     options = {}
     if spec.hyperparams:
         with st.expander("data set options"):
@@ -96,7 +96,10 @@ def setup_widgets(prefix: str = "", *, epochs: int = 10, batch_size: int = 64, s
         format_func=lambda n: SCHEDULES[n].label, help=schedule_help,
     )
     sched_spec = get_schedule(schedule)
-    st.caption(sched_spec.description)
+    st.caption(f"{sched_spec.description}  \n**When it shines:** {sched_spec.shines}")
+    with st.popover("lr formula", use_container_width=True):  # wider than the sidebar
+        st.latex(stacked_latex(sched_spec.formula))
+        st.caption("η₀: each optimizer's lr; t: the optimizer step; T: the steps in the budget.")
     sched_params = {p.name: param_input(p, key(f"schedule.{schedule}.{p.name}")) for p in sched_spec.hyperparams}
     st.subheader("Budget")
     seed_state(key("epochs"), epochs)

@@ -13,10 +13,39 @@ from typing import Any
 import streamlit as st
 
 from dlopt_core.config import OptimizerConfig
-from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
+from dlopt_core.catalog.optimizers import OPTIMIZERS, OptimizerSpec, get_optimizer
+from dlopt_core.plots.sensitivity import lr_text
 from ui.widgets import lr_input, param_input
 
 _uids = itertools.count()
+# A registry's lr range is where tuning searches, so its ends are already unusual values; an
+# lr more than this factor past an end is far outside it.
+FAR_OUTSIDE = 2.0
+
+
+def stacked_latex(lines: Iterable[str]) -> str:
+    """Registry equations (one per line) as one LaTeX block, left-aligned for ``st.latex``."""
+    return r"\begin{aligned}" + r" \\ ".join(f"&{line}" for line in lines) + r"\end{aligned}"
+
+
+def lr_note(spec: OptimizerSpec, lr: float) -> str | None:
+    """A warning when ``lr`` is far outside the optimizer's usual range (3 significant digits)."""
+    low, high = spec.lr_range
+    usual = f"{spec.label}'s usual range {lr_text(low)} – {lr_text(high)}"
+    if lr > FAR_OUTSIDE * high:
+        return f"{lr_text(lr)} is {lr_text(lr / high)}x above {usual}; it may diverge"
+    if 0 < lr < low / FAR_OUTSIDE:
+        return f"{lr_text(lr)} is {lr_text(low / lr)}x below {usual}; it may barely move"
+    return None
+
+
+def explain_optimizer(spec: OptimizerSpec) -> None:
+    """The update rule as torch computes it, and when the optimizer shines, folded away."""
+    # A popover, not an expander: its panel may be wider than a narrow box, so long rules
+    # (L-BFGS, Muon) stay readable at 820 px with three boxes a row.
+    with st.popover("update rule", use_container_width=True):
+        st.latex(stacked_latex(spec.update_rule))
+        st.caption(f"η: the learning rate at this step. **When it shines:** {spec.shines}")
 
 
 def lr_key(prefix: str, uid: int, name: str) -> str:
@@ -71,6 +100,9 @@ def optimizer_slots(prefix: str, *, per_row: int = 3) -> list[dict[str, Any]]:
             spec = get_optimizer(name)
             st.caption(spec.description + (" **Full batch only.**" if spec.full_batch_only else ""))
             lr = lr_input(lr_key(prefix, uid, name), spec.default_lr, spec.lr_range)
+            if note := lr_note(spec, lr):
+                st.caption(f":orange[{note}]")
+            explain_optimizer(spec)
             params = {}
             if spec.hyperparams:
                 with st.expander("hyperparameters"):
