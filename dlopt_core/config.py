@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal, Self, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
-from dlopt_core.catalog.hyperparams import HyperParam, Value, check_params, int_list, parse_spec
+from dlopt_core.catalog.hyperparams import HyperParam, Value, check_params, int_list, parse_spec, shown
 from dlopt_core.catalog.models import get_model_spec
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import Budget, get_schedule
@@ -28,6 +28,7 @@ Precision = Literal["fp32", "bf16", "fp16"]
 EngineChoice = Literal["auto", "batched", "sequential"]
 Scalar = float | int | bool
 MAX_EPOCHS = 10_000
+MAX_SEED = 2**31 - 1  # what torch.manual_seed and NumPy take on every platform
 
 
 class ConfigError(ValueError):
@@ -41,7 +42,7 @@ def _format(err: ValidationError, prefix: str) -> str:
         loc = ".".join(str(p) for p in e["loc"])
         where = ".".join(p for p in (prefix, loc) if p)
         if where and not msg.startswith(f"{where}:") and ":" not in msg.split(" ")[0]:
-            msg = f"{where}: {msg} (got {e.get('input')!r})"
+            msg = f"{where}: {msg} (got {shown(e.get('input'))})"
         lines.append(msg)
     return "; ".join(lines)
 
@@ -171,7 +172,7 @@ class DataConfig(NamedWithParams):
 
     kind: ClassVar[str] = "dataset"
     name: str = "digits"
-    val_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    val_fraction: float = Field(0.2, gt=0.0, lt=0.9, allow_inf_nan=False)
     split_seed: int = Field(0, ge=0)
 
     @classmethod
@@ -203,7 +204,9 @@ class TrainingSetup(Frozen):
     batch_size: int | None = Field(64, ge=1, le=1_000_000, description="None: full batch")
     device: Device = "auto"
     precision: Precision = "fp32"
-    grad_clip: float | None = Field(None, gt=0.0, le=1e6, description="max gradient norm; None: no clipping")
+    grad_clip: float | None = Field(
+        None, gt=0.0, le=1e6, allow_inf_nan=False, description="max gradient norm; None: no clipping"
+    )
     deterministic: bool = Field(True, description="on CUDA: reproducible kernels rather than the fastest")
 
     @field_validator("batch_size", mode="before")
@@ -238,21 +241,11 @@ class RunConfig(TrainingSetup):
     """One training run: a setup, one optimizer and one seed."""
 
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig.make(name="adam"))
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @model_validator(mode="after")
     def _optimizer_fits(self) -> Self:
-        spec = get_optimizer(self.optimizer.name)
-        if spec.full_batch_only and self.batch_size is not None:
-            raise ValueError(
-                f"batch_size: optimizer {self.optimizer.name!r} works on full batches only "
-                f"(got {self.batch_size}; use 'full')"
-            )
-        if spec.needs_closure and self.precision == "fp16":
-            raise ValueError(
-                f"precision: fp16 needs loss scaling, which {self.optimizer.name!r} (a closure "
-                "optimizer) cannot use; choose bf16 or fp32"
-            )
+        check_optimizer_fits(self.optimizer, batch_size=self.batch_size, precision=self.precision)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,7 +263,7 @@ class ComparisonConfig(TrainingSetup):
 
     optimizers: tuple[OptimizerConfig, ...] = Field(min_length=1, max_length=20)
     seeds: tuple[int, ...] = Field((0,), min_length=1, max_length=20)
-    target_loss: float | None = Field(None, gt=0.0)
+    target_loss: float | None = Field(None, gt=0.0, allow_inf_nan=False)
     engine: EngineChoice = Field("auto", description="auto: batched where it applies")
 
     @field_validator("seeds", mode="before")
@@ -279,8 +272,11 @@ class ComparisonConfig(TrainingSetup):
         return check_seeds(value)
 
     @model_validator(mode="after")
-    def _distinct(self) -> Self:
+    def _optimizers_fit(self) -> Self:
         check_distinct(self.optimizers)
+        for opt in self.optimizers:  # what each run checks, said before any run starts
+            batch = None if get_optimizer(opt.name).full_batch_only else self.batch_size
+            check_optimizer_fits(opt, batch_size=batch, precision=self.precision)
         return self
 
     def runs(self) -> list[RunConfig]:
@@ -311,13 +307,27 @@ class ComparisonConfig(TrainingSetup):
 
 
 def check_seeds(value: Any) -> Any:
-    """A list of distinct seeds >= 0, from a list or ``"0,1,2"``."""
+    """A list of distinct seeds in [0, MAX_SEED], from a list or ``"0,1,2"``."""
     value = int_list(value, field="seeds", example="0,1,2")
     if len(set(value)) != len(value):
-        raise ValueError(f"seeds: repeated seed in {value!r}")
-    if any(int(s) < 0 for s in value):
-        raise ValueError(f"seeds: must be >= 0, got {value!r}")
+        raise ValueError(f"seeds: repeated seed in {shown(value)}")
+    if any(not 0 <= int(s) <= MAX_SEED for s in value):
+        raise ValueError(f"seeds: each must be in [0, {MAX_SEED}], got {shown(value)}")
     return value
+
+
+def check_optimizer_fits(opt: OptimizerConfig, *, batch_size: int | None, precision: Precision) -> None:
+    """Raise ``ValueError`` when ``opt`` cannot train with this batch size or precision."""
+    spec = get_optimizer(opt.name)
+    if spec.full_batch_only and batch_size is not None:
+        raise ValueError(
+            f"batch_size: optimizer {opt.name!r} works on full batches only (got {batch_size}; use 'full')"
+        )
+    if spec.needs_closure and precision == "fp16":
+        raise ValueError(
+            f"precision: fp16 needs loss scaling, which {opt.name!r} (a closure "
+            "optimizer) cannot use; choose bf16 or fp32"
+        )
 
 
 def check_distinct(optimizers: tuple[OptimizerConfig, ...]) -> None:

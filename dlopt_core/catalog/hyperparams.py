@@ -36,7 +36,7 @@ class HyperParam:
         """
         if self.kind == "choice":
             if value not in self.choices:
-                raise ValueError(f"{field}: unknown {value!r} (allowed: {', '.join(self.choices)})")
+                raise ValueError(f"{field}: unknown {shown(value)} (allowed: {', '.join(self.choices)})")
             return str(value)
         if self.kind == "ints":
             return self._ints(value, field=field)
@@ -47,16 +47,16 @@ class HyperParam:
                 return value.lower() in {"true", "1"}
             if isinstance(value, (int, float)) and value in (0, 1):
                 return bool(value)
-            raise ValueError(f"{field}: expected true or false, got {value!r}")
+            raise ValueError(f"{field}: expected true or false, got {shown(value)}")
         try:
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise ValueError(f"{field}: expected a number, got {value!r}") from None
+            raise ValueError(f"{field}: expected a number, got {shown(value)}") from None
         if self.kind == "int":
             if not number.is_integer():
-                raise ValueError(f"{field}: expected an integer, got {value!r}")
+                raise ValueError(f"{field}: expected an integer, got {shown(value)}")
         if not math.isfinite(number) or not self.in_range(number):
-            raise ValueError(f"{field}: {value!r} is outside the allowed range {self.range_text}")
+            raise ValueError(f"{field}: {shown(value)} is outside the allowed range {self.range_text}")
         return int(number) if self.kind == "int" else number
 
     def in_range(self, number: float) -> bool:
@@ -82,11 +82,11 @@ class HyperParam:
         try:
             numbers = tuple(int(str(v)) for v in parts)
         except ValueError:
-            raise ValueError(f"{field}: expected integers like {example}, got {value!r}") from None
+            raise ValueError(f"{field}: expected integers like {example}, got {shown(value)}") from None
         if not 1 <= len(numbers) <= self.max_items or not all(self.in_range(n) for n in numbers):
             raise ValueError(
                 f"{field}: expected 1 to {self.max_items} integers in {self.range_text} like {example}, "
-                f"got {value!r}"
+                f"got {shown(value)}"
             )
         return numbers
 
@@ -121,7 +121,7 @@ def lookup(entries: Mapping[str, T], name: str, *, kind: str) -> T:
     try:
         return entries[name]
     except KeyError:
-        raise ValueError(f"{kind}: unknown name {name!r} (allowed: {', '.join(entries)})") from None
+        raise ValueError(f"{kind}: unknown name {shown(name)} (allowed: {', '.join(entries)})") from None
 
 
 def int_list(value: object, *, field: str, example: str) -> object:
@@ -131,16 +131,27 @@ def int_list(value: object, *, field: str, example: str) -> object:
     try:
         return tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError:
-        raise ValueError(f"{field}: expected integers like {example}, got {value!r}") from None
+        raise ValueError(f"{field}: expected integers like {example}, got {shown(value)}") from None
 
 
 def parse_spec(text: str) -> tuple[str, dict[str, str]]:
-    """Read ``name:key=value,key=value`` (the CLI and URL form of registry entries)."""
+    """Read ``name:key=value,key=value`` (the CLI and URL form of registry entries).
+
+    Each key once: with ``lr=0.1,lr=0.2`` it is not clear which value was meant.
+    """
     name, _, rest = text.strip().partition(":")
     values = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"expected key=value in {text!r}, got {item!r}")
-        values[key.strip()] = value.strip()
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or not key:
+            raise ValueError(f"expected key=value in {shown(text)}, got {shown(item)}")
+        if key in values:
+            raise ValueError(f"{key} given twice in {shown(text)}")
+        values[key] = value
     return name.strip(), values
+
+
+def shown(value: object, *, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters (a link may hold a page)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
