@@ -6,6 +6,7 @@ from dlopt_core.config import ConfigError
 from ui import sweep_form as form
 from ui.status import page_frame
 from ui.sweep_view import compare_button, find_sweep, start_sweep, sweep_view
+from ui.widgets import code_span
 
 page_frame("LR sensitivity · dlopt")
 st.title("Learning-rate sensitivity")
@@ -29,7 +30,7 @@ config = None
 try:
     config = form.build_config(setup, grid)
 except ConfigError as err:
-    st.error(f"Fix this before running: {err}")
+    st.error(f"Fix this before running: {code_span(str(err))}")
 
 metric = form.metric_toggle(config)
 form.sync_url(config, metric)

@@ -1,17 +1,24 @@
-"""What every page shares: page set-up, the navigation, and the device/jobs/store status."""
+"""What every page shares: page set-up, the navigation, the device/jobs/store status, and
+what a visitor sees when a page fails."""
 
 from __future__ import annotations
 
+import logging
+import secrets
 import threading
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dlopt_core.device import describe_device, resolve_device, use_one_thread
 from dlopt_core.runner.jobs import registry
 from dlopt_core.runner.warm import warm_up_process
 from tracking import recover
 from tracking.store import experiment_id, settings
+from ui.widgets import code_span
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,8 +67,39 @@ def device_text() -> str:
     return describe_device(resolve_device("auto"))
 
 
+def report_error(exc: Exception) -> bool:
+    """Show a short message with an error id; the traceback goes to the server log under it.
+
+    Returns True: Streamlit shows nothing more.
+    """
+    error_id = secrets.token_hex(4)
+    log.error("error id %s: %s", error_id, type(exc).__name__, exc_info=exc)
+    st.error(
+        f"Something went wrong (error id {error_id}). The details are in the server log under "
+        "this id; change a setting or reload the page to go on."
+    )
+    return True
+
+
+def report_errors() -> None:
+    """For the rest of this script run, show any exception nothing catches as :func:`report_error`.
+
+    ``st.rerun`` and ``st.stop`` are not errors and pass. :func:`page_frame` calls it; a
+    fragment's own rerun is a new run, so a fragment calls it first to get the same.
+    """
+    # Streamlit's hook for uncaught exceptions, which st.App(on_script_error=...) sets for a
+    # whole server; under `streamlit run` it lives on each run's context. One hook serves the
+    # whole page, where a try around each page body would also need the page re-indented.
+    if (ctx := get_script_run_ctx()) is not None:
+        ctx.on_script_error = report_error
+
+
 def page_frame(title: str) -> None:
-    """Page config, the sidebar navigation and the status block; call first on every page."""
+    """Page config, the sidebar navigation and the status block; call first on every page.
+
+    From here on, an exception the page does not catch shows as :func:`report_error`.
+    """
+    report_errors()
     st.set_page_config(page_title=title, page_icon="📉", layout="wide")
     # OpenMP thread counts are per calling thread, and each script run may get a new one;
     # idle workers of a 2-thread team spin and starve the training jobs on 2 cores.
@@ -79,4 +117,4 @@ def page_frame(title: str) -> None:
     status.caption(f"**Jobs:** {reg.running} running{queued} · at most {reg.max_workers} at once")
     status.caption(f"**Runs stored in:** `{store.mlflow_uri}`")
     if problem:
-        status.error(f"The run store is not reachable: {problem}")
+        status.error(f"The run store is not reachable: {code_span(problem)}")

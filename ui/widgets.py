@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -65,6 +66,21 @@ def lr_input(key: str, default: float, lr_range: tuple[float, float]) -> float:
     )
 
 
+def code_span(text: str) -> str:
+    """``text`` as one Markdown code span: shown as typed, never as a link, image, formula or colour.
+
+    For text a visitor controls (a link's values, an error message that echoes them) wherever
+    Streamlit renders Markdown: ``st.warning``, ``st.error``, ``st.caption``, ``st.markdown``.
+    """
+    # One line: a blank line would end the span and let the rest be read as Markdown.
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" else ""  # the parser drops one space each side
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def query_dict() -> dict[str, Any]:
     """The URL's query parameters; ``optimizer`` may repeat, so it is always a list."""
     qp = st.query_params
@@ -84,7 +100,8 @@ def config_from_url(
     """Once per browser session and page: the config the URL describes (or ``default``).
 
     Returns it with the raw query, or ``None`` after the first call. A link that does not
-    validate leaves a message under ``f"{page}._url_error"`` and gives the default.
+    validate leaves a message under ``f"{page}._url_error"`` and gives the default; the
+    message shows the link's text as code, so a link cannot put Markdown on the page.
     """
     if st.session_state.get(f"{page}._loaded"):
         return None
@@ -93,7 +110,12 @@ def config_from_url(
     if not flat.get("optimizer"):
         return default, flat
     try:
+        qp = st.query_params
+        if twice := next((k for k in qp if k != "optimizer" and len(qp.get_all(k)) > 1), None):
+            raise ConfigError(f"{twice[:60]}: given more than once; give it once")
         return parse(flat), flat
     except ConfigError as err:
-        st.session_state[f"{page}._url_error"] = f"The link's settings were not valid ({err}); showing defaults."
+        st.session_state[f"{page}._url_error"] = (
+            f"The link's settings were not valid ({code_span(str(err))}); showing defaults."
+        )
         return default, flat
