@@ -6,7 +6,7 @@ Options after a name go to that benchmark (``python -m bench concurrency --epoch
 
 import sys
 
-from bench import batched, concurrency, first_point, landscape, throughput
+from bench import app_times, batched, concurrency, first_point, landscape, throughput
 
 # name -> (main, takes options)
 BENCHES = {
@@ -15,6 +15,7 @@ BENCHES = {
     "first_point": (first_point.main, False),
     "landscape": (landscape.main, False),
     "batched": (batched.main, True),
+    "app_times": (app_times.main, True),
 }
 
 runs: list[tuple[str, list[str]]] = []
