@@ -29,3 +29,17 @@ def test_a_plateau_that_cannot_drop_in_the_budget_says_so_and_still_runs() -> No
     assert not at.error
     assert any("cannot drop" in w.value for w in at.warning)
     assert any(b.label == "Run" for b in at.button)
+
+
+def test_two_dimensional_data_shows_each_optimizers_decision_boundary() -> None:
+    from dlopt_core.runner.jobs import registry
+
+    at = _compare({"optimizer": ["sgd:lr=0.1", "adam:lr=0.01"], "dataset": "moons", "epochs": "3"})
+    next(b for b in at.button if b.label == "Run").click().run()
+    job = next(j for j in reversed(registry().jobs()))
+    assert job.wait(120)
+    at.run()
+    assert not at.exception
+    charts = {c.proto.id for c in at.get("plotly_chart")}
+    assert any("boundary" in key for key in charts), charts
+    assert any("decision boundary" in c.value for c in at.caption)

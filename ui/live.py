@@ -7,11 +7,14 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dlopt_core.config import ComparisonConfig
+from dlopt_core.catalog.datasets import Dataset
+from dlopt_core.config import ComparisonConfig, RunConfig
+from dlopt_core.engine.loop import load_run_data
 from dlopt_core.device import resolve_device
 from dlopt_core.engine.records import Status
 from dlopt_core.experiments.compare import Comparison, ComparisonWork, summary_rows
 from dlopt_core.plots import LRCurve, actual_lr_data, curves_data, curves_figure, lr_schedule_figure
+from dlopt_core.plots.boundary import boundary_data, boundary_figure
 from dlopt_core.runner.jobs import Job, registry
 
 POLL_SECONDS = 0.3
@@ -112,11 +115,23 @@ CURVES_NOTE = (
     "loss that turns up while the train loss keeps falling is overfitting. A band is the spread "
     "over seeds: curves whose bands overlap are not reliably different."
 )
+BOUNDARY_NOTE = (
+    "**What to look for:** each panel is one optimizer's model (its first seed) over the plane: "
+    "the colour is the class it predicts and how sure it is, the black line its decision "
+    "boundary, the dots the validation points. Early on the boundaries are straight; watch which "
+    "optimizer bends its boundary around the data first, and whether one overfits into islands."
+)
 LR_NOTE = (
     "**What to look for:** the dashed line is the plan; the solid line is the rate each run really "
     "used. They part where the schedule reacts to training (reduce-on-plateau cuts the rate when "
     "the validation loss stalls), and a drop in the rate often shows as a drop in the loss just after."
 )
+
+
+@st.cache_resource(max_entries=4, show_spinner=False, hash_funcs={RunConfig: lambda c: c.data.model_dump_json()})
+def _run_data(config: RunConfig) -> Dataset:
+    # The same points the runs trained on (the split is seeded), for the boundary figure.
+    return load_run_data(config)
 
 
 def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCurve] | None = None) -> None:
@@ -152,6 +167,10 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCu
         )
         if note := engine_note(comparison):
             st.caption(note)
+        if any(r.weights is not None for r in comparison.runs):
+            data = _run_data(comparison.runs[0].config)
+            st.plotly_chart(boundary_figure(boundary_data(comparison, data)), key="boundary", width="stretch")
+            st.caption(BOUNDARY_NOTE)
         if planned_lr is not None:
             st.plotly_chart(
                 lr_schedule_figure(planned_lr, actual=actual_lr_data(comparison)), key="lr_used", width="stretch"

@@ -27,7 +27,7 @@ from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import Budget, get_schedule
 from dlopt_core.config import RunConfig
 from dlopt_core.device import use_determinism
-from dlopt_core.engine.loop import steps_per_epoch
+from dlopt_core.engine.loop import steps_per_epoch, wants_weights, weights_of
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.sequential import failed_record
 from dlopt_core.engine.step import AUTOCAST
@@ -180,6 +180,7 @@ class BatchedEngine:
             raise ValueError("batched runs must share model, batch size, epochs, precision and clipping")
         self.data = data
         self.device = data.x_train.device
+        self.boundary = wants_weights(data)
         self.block = block or (32 if self.device.type == "cuda" else 1)
         self.n_train = len(data.x_train)
         self.batch = min(first.batch_size or self.n_train, self.n_train)
@@ -287,6 +288,7 @@ class BatchedEngine:
                 step, step / self.budget.steps_per_epoch, samples, seconds, r.lr, None,
                 train_loss[k], val_loss[k], val_metric[k], status,
                 running_loss=running[k] if running is not None else None,
+                weights=weights_of(r.model) if self.boundary else None,
             )))
         return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -32,6 +33,16 @@ def load_run_data(config: RunConfig) -> Dataset:
         split_seed=config.data.split_seed,
         device=resolve_device(config.device),
     )
+
+
+def wants_weights(data: Dataset) -> bool:
+    """Whether evaluation records carry the weights: 2-D classification, where a boundary can be drawn."""
+    return data.task == "classification" and data.n_features == 2 and data.image_shape is None
+
+
+def weights_of(model: torch.nn.Module) -> dict[str, Any]:
+    """A copy of the model's state as numpy arrays (it travels between processes)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
 
 def steps_per_epoch(config: RunConfig, n_train: int) -> int:
@@ -66,6 +77,7 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
     device = data.x_train.device
     watch = Stopwatch(training_clock(device))
     counted = GradEvals() if spec.needs_closure else None
+    boundary = wants_weights(data)
     use_determinism(device, config.deterministic)
     optimizer = spec.build(list(model.named_parameters()), config.optimizer.lr, config.optimizer.params, device)
     step_fn = build_step(
@@ -97,6 +109,7 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
             step, step / budget.steps_per_epoch, samples, seconds, lr, None,
             train_loss, val_loss, val_metric, Status.RUNNING if ok else Status.DIVERGED,
             running_loss=running_loss, grad_evals=counted.n if counted is not None else None,
+            weights=weights_of(model) if boundary else None,
         )
 
     step = samples = 0

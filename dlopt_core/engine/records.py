@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Status(StrEnum):
@@ -58,6 +58,9 @@ class Record(NamedTuple):
     error: str | None = None
     running_loss: float | None = None
     grad_evals: int | None = None
+    # At evaluations of a 2-D classification run: the model's weights (name -> numpy array),
+    # so a page can draw its decision boundary live. Tiny for such models; None elsewhere.
+    weights: dict[str, Any] | None = None
 
     @property
     def is_eval(self) -> bool:

@@ -50,6 +50,8 @@ class RunResult:
     # The lr the run actually used, (epoch, lr) each time it moved by more than 1 %: a
     # plateau schedule's drops are only known here, never in the plan.
     lr_points: list[tuple[float, float]] = field(default_factory=list)
+    # The latest weights a 2-D classification run reported (records keep none: memory).
+    weights: dict[str, Any] | None = None
     _window: deque[float] = field(default_factory=deque, repr=False)
 
     @property
@@ -98,6 +100,9 @@ class RunResult:
         if rec.status is Status.FAILED:
             self.end(Status.FAILED, error=rec.error)
             return
+        if rec.weights is not None:
+            self.weights = rec.weights
+            rec = rec._replace(weights=None)
         self.steps, self.wall_time = rec.step, rec.wall_time
         self._track_loss(rec)
         points = self.lr_points
