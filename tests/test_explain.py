@@ -2,6 +2,7 @@
 
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -115,3 +116,47 @@ def test_lr_note_says_how_far_outside_with_three_significant_digits(name: str, l
 
 def test_stacked_latex_keeps_each_registry_line_on_its_own_left_aligned_row() -> None:
     assert stacked_latex(["a = b", "c = d"]) == r"\begin{aligned}&a = b \\ &c = d\end{aligned}"
+
+
+# KaTeX marks a command it does not know in red (Streamlit renders errors instead of raising).
+_KATEX_ERRORS = ".katex-error, .katex [mathcolor='#cc0000']"
+_OPEN_FORMULA = "[data-testid=stPopoverBody] .katex-display"
+
+
+def _open_and_read(page, button) -> tuple[str, int]:
+    """Open a popover; return the TeX it rendered and how many error marks KaTeX drew."""
+    button.scroll_into_view_if_needed()
+    button.click()
+    shown = page.locator(_OPEN_FORMULA)
+    shown.wait_for(timeout=30_000)
+    tex = shown.locator("annotation").text_content().strip()
+    errors = shown.locator(_KATEX_ERRORS).count()
+    page.keyboard.press("Escape")
+    shown.wait_for(state="detached", timeout=30_000)
+    return tex, errors
+
+
+@pytest.mark.browser
+def test_katex_renders_every_update_rule_and_schedule_formula(app_server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    names = list(OPTIMIZERS)
+    rendered = {}
+    for group in (names[:12], names[12:]):  # a comparison holds at most 12 optimizers
+        page.goto(f"{app_server}/Compare_optimizers?{urlencode([('optimizer', n) for n in group])}")
+        buttons = page.locator("button", has_text="update rule")
+        buttons.nth(len(group) - 1).wait_for(timeout=90_000)
+        assert buttons.count() == len(group)
+        for i in range(len(group)):
+            tex, errors = _open_and_read(page, buttons.nth(i))
+            rendered[tex] = errors
+    for name in SCHEDULES:
+        page.goto(f"{app_server}/Compare_optimizers?optimizer=sgd&schedule={name}")
+        button = page.locator("button", has_text="lr formula")
+        button.wait_for(timeout=90_000)
+        tex, errors = _open_and_read(page, button)
+        rendered[tex] = errors
+    page.close()
+    expected = [stacked_latex(s.update_rule) for s in OPTIMIZERS.values()]
+    expected += [stacked_latex(s.formula) for s in SCHEDULES.values()]
+    assert sorted(rendered) == sorted(expected)
+    assert {tex: n for tex, n in rendered.items() if n} == {}
