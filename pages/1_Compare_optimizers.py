@@ -34,10 +34,9 @@ except ConfigError as err:
 if config is not None and (schedule_note := config.schedule_note):
     st.warning(f"Schedule: {schedule_note}", icon=":material/info:")
 
-view_cols = st.columns([2, 1, 1])
-x_axis = view_cols[0].segmented_control(
-    "x-axis", list(X_LABELS), key="view.x", format_func=X_LABELS.get, required=True
-)
+view_cols = st.columns([2, 1, 1.4], vertical_alignment="bottom")
+# A selectbox, not a segmented control: five options do not fit a narrow window side by side.
+x_axis = view_cols[0].selectbox("x-axis", list(X_LABELS), key="view.x", format_func=X_LABELS.get)
 log_y = view_cols[1].toggle("log-scale loss", key="view.log_y")
 band = view_cols[2].segmented_control(
     "band over seeds", ["minmax", "sd"], key="view.band", required=True,

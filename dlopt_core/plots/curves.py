@@ -28,7 +28,7 @@ METRICS = ("train_loss", "val_loss", "val_metric")
 LOSSES = ("train_loss", "val_loss")
 # A loss this many times the largest starting loss is off the scale: clipped and labelled,
 # so one diverging run does not flatten every other curve.
-OFF_SCALE = 10.0
+OFF_SCALE = 3.0
 
 
 @dataclass(frozen=True)
