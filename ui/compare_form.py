@@ -26,10 +26,9 @@ DEFAULT = ComparisonConfig.make(
         OptimizerConfig.make(name="adam"),
     ),
     epochs=10,
-    target_loss=0.1,
 )
 VIEW_DEFAULTS = {"x": "epoch", "log_y": "false", "band": "minmax"}
-VIEW_CHOICES = {"x": ("epoch", "step", "samples", "wall_time"), "band": ("minmax", "sd")}
+VIEW_CHOICES = {"x": ("epoch", "step", "grad_evals", "samples", "wall_time"), "band": ("minmax", "sd")}
 PREFIX = "compare"
 
 
@@ -126,8 +125,11 @@ def setup_sidebar() -> dict[str, Any]:
         setup = setup_widgets()
         seeds = st.text_input("seeds", key="seeds", help="comma-separated; several seeds draw a band")
         target = st.number_input(
-            "target train loss", min_value=0.0, key="target_loss", format="%g",
-            help="the results table reports the first step at or below it",
+            "target train loss", min_value=0.0, key="target_loss", format="%g", placeholder="auto",
+            help=(
+                "the results table reports the steps each optimizer takes to reach it. Empty: 90 % of "
+                "the way from the start to the optimum (linear models), else 10 % of the initial loss"
+            ),
         )
         step = step_options()
     return {**setup, "seeds": seeds, "target_loss": target or None, **step}
