@@ -43,3 +43,25 @@ def test_two_dimensional_data_shows_each_optimizers_decision_boundary() -> None:
     charts = {c.proto.id for c in at.get("plotly_chart")}
     assert any("boundary" in key for key in charts), charts
     assert any("decision boundary" in c.value for c in at.caption)
+
+
+def test_the_lr_panel_draws_what_each_run_used_beside_the_plan() -> None:
+    import json
+
+    from dlopt_core.runner.jobs import registry
+
+    at = _compare({
+        "optimizer": ["sgd:lr=2"], "dataset": "moons", "epochs": "12", "schedule": "plateau",
+        "schedule.patience": "0", "schedule.factor": "0.1",
+    })
+    next(b for b in at.button if b.label == "Run").click().run()
+    job = next(j for j in reversed(registry().jobs()))
+    assert job.wait(120)
+    at.run()
+    assert not at.exception
+    chart = next(c for c in at.get("plotly_chart") if "lr_used" in c.proto.id)
+    traces = json.loads(chart.proto.spec)["data"]
+    plan = next(t for t in traces if t["name"].endswith("(plan)"))
+    used = next(t for t in traces if t["name"].endswith("(used)"))
+    assert set(plan["y"]) == {2.0}  # reduce-on-plateau cannot be planned: drawn flat
+    assert used["y"][0] == 2.0 and used["y"][-1] < 0.1  # the drops that happened
