@@ -9,6 +9,7 @@ from dlopt_core.catalog.datasets import split_sizes
 from ui import compare_form as form
 from ui.live import find_job, live_view, start_comparison
 from ui.status import page_frame
+from ui.widgets import code_span
 
 page_frame("Compare optimizers · dlopt")
 st.title("Compare optimizers")
@@ -30,7 +31,7 @@ config = None
 try:
     config = form.build_config(setup, optimizers)
 except ConfigError as err:
-    st.error(f"Fix this before running: {err}")
+    st.error(f"Fix this before running: {code_span(str(err))}")
 if config is not None and (schedule_note := config.schedule_note):
     st.warning(f"Schedule: {schedule_note}", icon=":material/info:")
 

@@ -42,6 +42,9 @@ def test_every_run_lands_in_mlflow_with_params_metrics_and_status(dlopt_home) ->
     history = client.get_metric_history(good.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 23, 46]
     assert history[-1].value < history[0].value
+    # The train loss on the whole set at every evaluation; the running batch loss from the first epoch on.
+    assert [m.step for m in client.get_metric_history(good.info.run_id, "train_loss")] == [0, 23, 46]
+    assert [m.step for m in client.get_metric_history(good.info.run_id, "running_loss")] == [23, 46]
     artifacts = {a.path for a in client.list_artifacts(good.info.run_id)}
     assert {"curve.csv", "comparison.html"} <= artifacts
 

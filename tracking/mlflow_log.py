@@ -40,7 +40,7 @@ _STATUS = {
     "cancelled": "KILLED",
 }
 _PARENT = -1  # the parent run's index among a comparison's runs
-_EVAL_METRICS = ("train_loss", "val_loss", "val_metric", "lr", "epoch")
+_EVAL_METRICS = ("train_loss", "running_loss", "val_loss", "val_metric", "lr", "epoch")
 
 
 def _now_ms() -> int:

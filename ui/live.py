@@ -16,6 +16,7 @@ from dlopt_core.experiments.compare import Comparison, ComparisonWork, summary_r
 from dlopt_core.plots import LRCurve, actual_lr_data, curves_data, curves_figure, lr_schedule_figure
 from dlopt_core.plots.boundary import boundary_data, boundary_figure
 from dlopt_core.runner.jobs import Job, registry
+from ui.status import report_errors
 
 POLL_SECONDS = 0.3
 
@@ -140,6 +141,7 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCu
 
     @st.fragment(run_every=POLL_SECONDS if polling else None)
     def view() -> None:
+        report_errors()  # a fragment's rerun has a context of its own
         work: ComparisonWork = job.work  # type: ignore[assignment]
         comparison = work.comparison
         optimum = comparison.optimum

@@ -14,6 +14,7 @@ from dlopt_core.plots import SensitivityData, initial_val_loss, lr_text, sensiti
 from dlopt_core.plots.sensitivity import GOOD_WITHIN, SweepMetric
 from dlopt_core.runner.jobs import Job, registry
 from ui.live import engine_note
+from ui.status import report_errors
 
 POLL_SECONDS = 0.5
 GOOD = f"lrs within {GOOD_WITHIN:g}× best loss"
@@ -113,6 +114,7 @@ def sweep_view(job: Job, *, metric: SweepMetric) -> None:
 
     @st.fragment(run_every=POLL_SECONDS if polling else None)
     def view() -> None:
+        report_errors()  # a fragment's rerun has a context of its own
         work: ComparisonWork = job.work  # type: ignore[assignment]
         comparison = work.comparison
         config, points, best = _results(job)
