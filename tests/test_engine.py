@@ -169,3 +169,19 @@ def test_every_status_word_is_one_vocabulary() -> None:
     assert [s.value for s in Status] == ["pending", "running", "finished", "diverged", "pruned", "cancelled", "failed"]
     assert [s for s in Status if s.completed] == [Status.FINISHED, Status.DIVERGED]
     assert not any(s.ended for s in (Status.PENDING, Status.RUNNING))
+
+
+@pytest.mark.parametrize("engine", ["batched", "sequential"])
+def test_a_loss_a_million_times_its_start_has_diverged_though_finite(engine: str) -> None:
+    import math
+
+    cfg = ComparisonConfig.make(
+        optimizers=(OptimizerConfig.parse("sgd:lr=3"), OptimizerConfig.parse("adam:lr=0.01")),
+        data={"name": "digits"}, epochs=6, seeds="0", engine=engine,
+    )
+    sgd, adam = Comparison(cfg).execute().runs
+    assert sgd.status is Status.DIVERGED and adam.status is Status.FINISHED
+    start = sgd.records[0].train_loss
+    end = sgd.records[-1]
+    assert end.step == sgd.diverged_step
+    assert math.isfinite(end.batch_loss) and end.batch_loss > 1e6 * start  # finite, and still diverged

@@ -28,7 +28,7 @@ from dlopt_core.catalog.schedules import Budget, get_schedule
 from dlopt_core.config import RunConfig
 from dlopt_core.device import use_determinism
 from dlopt_core.engine.loop import steps_per_epoch, wants_weights, weights_of
-from dlopt_core.engine.records import Record, Status
+from dlopt_core.engine.records import Record, Status, divergence_limit
 from dlopt_core.engine.sequential import failed_record
 from dlopt_core.engine.step import AUTOCAST
 from dlopt_core.engine.stopwatch import Stopwatch, training_clock
@@ -89,6 +89,7 @@ class _Run:
     lr: float = 0.0
     loss_sum: float = 0.0
     samples: int = 0
+    limit: float = math.inf  # a loss above it has diverged (set from the starting loss)
 
 
 class StackedModel:
@@ -280,7 +281,7 @@ class BatchedEngine:
         out = []
         for k in self.active:
             r = self.runs[k]
-            ok = math.isfinite(val_loss[k]) and math.isfinite(train_loss[k])
+            ok = val_loss[k] < r.limit and train_loss[k] < r.limit  # NaN compares false
             status = Status.RUNNING if ok else Status.DIVERGED
             if status is Status.RUNNING and final:
                 status = Status.FINISHED
@@ -367,6 +368,7 @@ class BatchedEngine:
         # Chosen here, not when built: a forked part reads its clock in the child.
         self.watch = Stopwatch(training_clock(self.device))
         for k, rec in self._eval_records(0, 0, None, final=False):
+            runs[k].limit = divergence_limit(rec.train_loss if rec.train_loss is not None else math.inf)
             yield k, rec
         step = samples = 0
         elapsed = 0.0
@@ -402,7 +404,7 @@ class BatchedEngine:
                         value, r = row[k], runs[k]
                         r.loss_sum += value * rows
                         r.samples += rows
-                        status = _RUNNING if math.isfinite(value) else _DIVERGED
+                        status = _RUNNING if value < r.limit else _DIVERGED
                         yield k, Record(step, step / spe, samples, at, lrs[k], value, status=status)
                         if status is _DIVERGED:
                             self._end(k)

@@ -14,7 +14,7 @@ from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import Budget, get_schedule
 from dlopt_core.config import RunConfig
 from dlopt_core.device import resolve_device, use_determinism
-from dlopt_core.engine.records import Record, Status
+from dlopt_core.engine.records import Record, Status, divergence_limit
 from dlopt_core.engine.step import GradEvals, StepHooks, build_step
 from dlopt_core.engine.stopwatch import Stopwatch, training_clock
 
@@ -104,7 +104,8 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
         train_loss, _ = evaluate(model, data, data.x_train, data.y_train)
         val_loss, val_metric = evaluate(model, data, data.x_val, data.y_val)
         set_mode(True)
-        ok = math.isfinite(val_loss) and math.isfinite(train_loss)
+        # Written so NaN fails too; inf before the first evaluation sets the limit.
+        ok = val_loss < limit and train_loss < limit
         return Record(
             step, step / budget.steps_per_epoch, samples, seconds, lr, None,
             train_loss, val_loss, val_metric, Status.RUNNING if ok else Status.DIVERGED,
@@ -115,7 +116,10 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
     step = samples = 0
     last_factor = 1.0  # every group starts at its initial lr
     lr = config.optimizer.lr * lr_factor(0)
-    yield eval_record(0, 0, lr, None)
+    limit = math.inf
+    first = eval_record(0, 0, lr, None)
+    limit = divergence_limit(first.train_loss or math.inf)
+    yield first
     watch.start()
 
     for epoch in range(config.epochs):
@@ -142,7 +146,7 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
             epoch_samples += n
             # Weighted by batch size: a short last batch must not count as much as a full one.
             loss_sum += value * n
-            status = _RUNNING if math.isfinite(value) else _DIVERGED
+            status = _RUNNING if value < limit else _DIVERGED  # NaN compares false: diverged too
             if counted is None:
                 rec = Record(step, step / budget.steps_per_epoch, samples, watch.stop(), lr, value, status=status)
             else:

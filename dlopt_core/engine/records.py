@@ -28,6 +28,16 @@ class Status(StrEnum):
         return self in _COMPLETED
 
 
+# A loss this many times the run's starting loss has diverged, finite or not: SGD at lr=3 on
+# digits climbs to 1e21 without overflowing, and "finished" would tell a student it trained.
+DIVERGENCE_FACTOR = 1e6
+
+
+def divergence_limit(initial_loss: float) -> float:
+    """The loss above which a run that started at ``initial_loss`` counts as diverged."""
+    return DIVERGENCE_FACTOR * initial_loss if initial_loss > 0 and initial_loss < float("inf") else float("inf")
+
+
 _ENDED = frozenset({Status.FINISHED, Status.DIVERGED, Status.PRUNED, Status.CANCELLED, Status.FAILED})
 _COMPLETED = frozenset({Status.FINISHED, Status.DIVERGED})
 
