@@ -37,6 +37,21 @@ need_chromium() {
   exit 1
 }
 
+# Tests that need a database start their own PostgreSQL cluster (tests/postgres.py) from
+# Debian's server package; install it the same way when it is missing.
+need_postgres() {
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's postgresql for the database tests..." >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+  fi
+  echo "error: the database tests need PostgreSQL's server binaries; install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends postgresql" >&2
+  exit 1
+}
+
 case "${1:-}" in
   app)
     shift
@@ -46,6 +61,7 @@ case "${1:-}" in
   test)
     shift
     need_chromium
+    need_postgres
     setup
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -40,3 +40,12 @@ def browser() -> Iterator[object]:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL cluster on a free local port for this test session (tests/postgres.py)."""
+    from postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
