@@ -1,50 +1,92 @@
-"""Landscape figures: contour with paths and animation, 3-D surface, value and distance curves."""
+"""Landscape figures: the surface with paths and animation, 3-D surface, value and distance curves."""
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
+import zlib
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import get_colorscale
 from plotly.subplots import make_subplots
 
-from dlopt_core.experiments.landscape import LandscapeResult
+from dlopt_core.experiments.landscape import LandscapeResult, Surface
 from dlopt_core.plots.style import PALETTE, stride
+
+SURFACE_NAME = "surface"  # the layout image's name: tests and pages find the surface by it
+
+
+def surface_image(surface: Surface, *, scale: int = 4, levels: int = 35) -> str:
+    """The surface as a PNG data URI: ``levels`` filled bands of reversed Blues (low is dark)
+    with light lines between them, as a filled contour plot draws it.
+
+    A picture, not a contour trace, because plotly.js removes every trace it cannot animate
+    (contour, heatmap) from the plot at each animation frame and never draws it back: the
+    paths then moved over a blank plot. A layout image is not a trace, so frames leave it be.
+    The grid is interpolated ``scale`` times finer so the band edges are not jagged.
+    """
+    z = _upsample(np.asarray(surface.z, dtype=np.float64), scale)
+    finite = np.isfinite(z)
+    lo, hi = (float(z[finite].min()), float(z[finite].max())) if finite.any() else (0.0, 1.0)
+    t = np.clip((np.where(finite, z, hi) - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+    band = np.minimum((t * levels).astype(np.uint8), levels - 1)
+    edge = np.zeros(band.shape, dtype=bool)
+    edge[:, :-1] |= band[:, :-1] != band[:, 1:]
+    edge[:-1, :] |= band[:-1, :] != band[1:, :]
+    # Palette: entry b is band b's colour, entry levels + b the same lightened into a line.
+    stops = get_colorscale("Blues")
+    where = [1.0 - p for p, _ in stops][::-1]  # reversed: the lowest values are the darkest
+    rgb = np.array([[int(c) for c in colour[4:-1].split(",")] for _, colour in stops][::-1], dtype=np.float64)
+    centres = (np.arange(levels) + 0.5) / levels
+    fill = np.stack([np.interp(centres, where, rgb[:, k]) for k in range(3)], axis=1)
+    palette = np.vstack([fill, 0.6 * fill + 0.4 * 255.0]).round().astype(np.uint8)
+    index = np.where(edge, band + levels, band).astype(np.uint8)[::-1]  # row 0 is the top (y max)
+    return "data:image/png;base64," + base64.b64encode(_png(index, palette)).decode("ascii")
+
+
+def _upsample(z: np.ndarray, scale: int) -> np.ndarray:
+    # Bilinear, one axis at a time: ``scale`` - 1 new points between each pair of grid points.
+    for axis in (0, 1):
+        n = z.shape[axis]
+        pos = np.linspace(0.0, n - 1.0, (n - 1) * scale + 1)
+        i = np.minimum(pos.astype(int), n - 2)
+        w = pos - i
+        a, b = np.take(z, i, axis=axis), np.take(z, i + 1, axis=axis)
+        w = w[:, None] if axis == 0 else w[None, :]
+        z = a * (1 - w) + b * w
+    return z
+
+
+def _png(index: np.ndarray, palette: np.ndarray) -> bytes:
+    """An ``(h, w)`` array of palette indices and its ``(n, 3)`` RGB palette as a PNG file."""
+    h, w = index.shape
+    rows = np.concatenate([np.zeros((h, 1), np.uint8), index], axis=1)  # filter byte 0 per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0)  # 8 bits per pixel, colour type 3: palette
+    return b"".join([
+        b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", header), chunk(b"PLTE", palette.tobytes()),
+        chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)), chunk(b"IEND", b""),
+    ])
 
 
 def landscape_figure(
     result: LandscapeResult, *, frames: int = 40, max_points: int = 250, click_grid: int = 0
 ) -> go.Figure:
-    """Contour of the function, every trajectory, the minima, and a play button and slider.
+    """The function's surface, every trajectory, the minima, and a play button and slider.
 
     ``click_grid`` > 0 lays an invisible ``click_grid`` x ``click_grid`` grid of points over
     the window (trace name ``start here``), so a click on the plot can pick a start point.
     """
     fn = result.config.test_function
-    surf = result.surface
+    (x0, x1), (y0, y1) = fn.window
     fig = go.Figure()
-    if click_grid:
-        (x0, x1), (y0, y1) = fn.window
-        gx, gy = np.meshgrid(np.linspace(x0, x1, click_grid), np.linspace(y0, y1, click_grid))
-        fig.add_trace(
-            go.Scatter(
-                x=gx.ravel().round(3), y=gy.ravel().round(3), mode="markers", name="start here",
-                marker={"size": 9, "opacity": 0}, showlegend=False,
-                hovertemplate="start here: (%{x}, %{y})<extra></extra>",
-            )
-        )
-    fig.add_trace(
-        go.Contour(
-            x=np.asarray(surf.x), y=np.asarray(surf.y), z=np.asarray(surf.z), ncontours=35, colorscale="Blues", reversescale=True,
-            showscale=False, opacity=0.75, hoverinfo="skip",
-            contours={"coloring": "heatmap", "showlines": True},
-            line={"width": 0.5, "color": "rgba(255,255,255,0.4)"},
-            name="log₁₀ f" if surf.log_scaled else "f",
-        )
-    )
-    first_path = len(fig.data)
-    # numpy arrays, not lists: plotly validates lists element by element (10x slower here).
     kept = [stride(len(t.x), max_points) for t in result.trajectories]
+    # numpy arrays, not lists: plotly validates lists element by element (10x slower here).
     thinned = [(np.asarray(t.x)[idx], np.asarray(t.y)[idx]) for t, idx in zip(result.trajectories, kept)]
     for i, (t, (tx, ty)) in enumerate(zip(result.trajectories, thinned)):
         fig.add_trace(
@@ -75,44 +117,70 @@ def landscape_figure(
             marker={"symbol": "star", "size": 16, "color": "gold", "line": {"width": 1, "color": "black"}},
         )
     )
+    if click_grid:
+        gx, gy = np.meshgrid(np.linspace(x0, x1, click_grid), np.linspace(y0, y1, click_grid))
+        fig.add_trace(
+            go.Scatter(
+                x=gx.ravel().round(3), y=gy.ravel().round(3), mode="markers", name="start here",
+                marker={"size": 9, "opacity": 0}, showlegend=False,
+                hovertemplate="start here: (%{x}, %{y})<extra></extra>",
+            )
+        )
+    n_paths = len(result.trajectories)
     longest = max(len(t.x) for t in result.trajectories)
     cuts = sorted({max(1, round(longest * k / frames)) for k in range(1, frames + 1)})
-    traces = list(range(first_path, first_path + len(result.trajectories)))
+    # Every trace is in every frame, the fixed ones with an empty update: plotly.js redraws
+    # only the traces a frame lists, and a click selects among all of them; one it has not
+    # redrawn since the last frame has no node to restyle, and the click then fails.
     fig.frames = [
         go.Frame(
             name=str(cut - 1),
-            traces=traces,
+            traces=list(range(len(fig.data))),
             data=[
                 go.Scatter(x=tx[: np.searchsorted(idx, cut)], y=ty[: np.searchsorted(idx, cut)])
                 for (tx, ty), idx in zip(thinned, kept)
-            ],
+            ] + [go.Scatter() for _ in range(len(fig.data) - n_paths)],
         )
         for cut in cuts
     ]
+    still = {"mode": "immediate", "frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}}
     play = {"frame": {"duration": 60, "redraw": False}, "fromcurrent": True, "transition": {"duration": 0}}
+    surf = result.surface
     fig.update_layout(
-        height=620,
-        margin={"l": 40, "r": 20, "t": 90, "b": 110},
-        title={"text": f"{fn.label}: {fn.formula}", "y": 0.98, "yanchor": "top"},
-        xaxis={"range": list(fn.window[0]), "title": "x"},
-        yaxis={"range": list(fn.window[1]), "title": "y"},
-        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
+        height=640 + 12 * len(result.trajectories),  # room for the legend rows many paths take
+        margin={"l": 40, "r": 10, "t": 10, "b": 150},
+        images=[{
+            "source": surface_image(surf), "name": SURFACE_NAME, "layer": "below", "sizing": "stretch", "opacity": 0.75,
+            "xref": "x", "yref": "y", "x": x0, "y": y1, "sizex": x1 - x0, "sizey": y1 - y0,
+        }],
+        xaxis={"range": [x0, x1], "title": "x", "showgrid": False, "zeroline": False},
+        yaxis={"range": [y0, y1], "title": "y", "showgrid": False, "zeroline": False},
+        # The title is the legend's own title: a legend that wraps onto more rows pushes the
+        # plot down (plotly's automargin) and can never cover a separate title.
+        legend={
+            "orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
+            # "top": on a row of its own; "top left" indents the items by the title's width.
+            "title": {
+                "text": f"<b>{fn.label}</b>" + ("  (colour: log₁₀ f)" if surf.log_scaled else "")
+                + f"<br><span style='font-size:11px'>f(x, y) = {fn.formula}</span>",
+                "side": "top",
+            },
+        },
+        # Buttons and slider hang a fixed number of pixels below the plot (y=0 plus a pad):
+        # positions in plot fractions moved onto the axis labels when the legend took rows.
         updatemenus=[{
             "type": "buttons", "showactive": False, "direction": "left",
-            "x": 0.0, "y": -0.1, "xanchor": "left", "yanchor": "top",
+            "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top", "pad": {"t": 48, "r": 10},
             "buttons": [
                 {"label": "▶ play", "method": "animate", "args": [None, play]},
-                {"label": "❚❚ pause", "method": "animate",
-                 "args": [[None], {"mode": "immediate", "frame": {"duration": 0, "redraw": False}}]},
+                {"label": "❚❚ pause", "method": "animate", "args": [[None], still]},
             ],
         }],
         sliders=[{
-            "currentvalue": {"prefix": "step ", "xanchor": "right"}, "x": 0.22, "len": 0.78, "y": -0.06, "yanchor": "top",
-            "steps": [
-                {"label": f.name, "method": "animate",
-                 "args": [[f.name], {"mode": "immediate", "frame": {"duration": 0, "redraw": False}}]}
-                for f in fig.frames
-            ],
+            "active": len(fig.frames) - 1,  # the figure opens on whole paths: the last frame
+            "currentvalue": {"prefix": "step ", "xanchor": "right"}, "x": 0.0, "len": 1.0, "y": 0.0,
+            "yanchor": "top", "pad": {"t": 78, "b": 0},
+            "steps": [{"label": f.name, "method": "animate", "args": [[f.name], still]} for f in fig.frames],
         }],
     )
     return fig
