@@ -7,7 +7,8 @@ import torch
 
 from dlopt_core.config import ConfigError, OptimizerConfig
 from dlopt_core.experiments.landscape import (
-    FUNCTIONS, LandscapeConfig, TestFunction, run_landscape, trajectories, trajectory, tune_lr,
+    FUNCTIONS, LandscapeConfig, LrSearch, TestFunction, run_landscape, search_lr, search_range, trajectories,
+    trajectory, tune_lr,
 )
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 
@@ -97,6 +98,55 @@ def test_tuned_lr_beats_the_default_on_rosenbrock() -> None:
     tuned = trajectory(fn, opt.model_copy(update={"lr": lr}), steps=200)
     default = trajectory(fn, opt, steps=200)
     assert tuned.status == "finished" and tuned.values[-1] < default.values[-1]
+
+
+def test_the_search_goes_past_the_network_range_where_the_toy_problem_needs_it() -> None:
+    # Issue 11: Adam's "best" lr on Rosenbrock was 0.0993, against the registry's cap of 0.1.
+    fn = FUNCTIONS["rosenbrock"]
+    found = search_lr(fn, OptimizerConfig.parse("adam"), steps=300)
+    registry_low, registry_high = OPTIMIZERS["adam"].lr_range
+    assert found.low < registry_low and found.high > registry_high
+    assert found.lr > registry_high and found.edge is None
+    assert found.lr == float(f"{found.lr:.3g}")  # 3 significant digits, as the page shows it
+    run = trajectory(fn, OptimizerConfig.parse(f"adam:lr={found.lr!r}"), steps=300)
+    assert run.status == "finished" and run.values[-1] == found.value
+
+
+def _endless_slope() -> TestFunction:
+    # f = x + y²: the larger the step, the lower x ends; the window is too big to leave.
+    return TestFunction(
+        "slope", "Slope", "x + y²", lambda x, y, p: x + y**2,
+        start=(0.0, 0.0), window=((-1e12, 1e12), (-1e12, 1e12)), minima=((0.0, 0.0),), min_value=None,
+    )
+
+
+def test_a_best_lr_on_the_top_end_is_flagged_after_the_search_went_on_past_it() -> None:
+    found = search_lr(_endless_slope(), OptimizerConfig.parse("sgd"), steps=5, trials=6)
+    first_low, first_high = search_range("sgd")
+    assert found.edge == "high" and found.high > first_high  # it extended, and is still at the end
+    assert found.low == first_low
+
+
+def test_a_best_lr_on_the_bottom_end_is_flagged() -> None:
+    # Started on the minimum with noisy gradients, every step only adds noise: smaller is better.
+    bowl = TestFunction(
+        "bowl", "Bowl", "x² + y²", lambda x, y, p: x**2 + y**2,
+        start=(0.0, 0.0), window=((-5.0, 5.0), (-5.0, 5.0)), minima=((0.0, 0.0),), min_value=0.0,
+    )
+    found = search_lr(bowl, OptimizerConfig.parse("sgd"), steps=20, noise=1.0, trials=6)
+    assert found.edge == "low" and found.low < search_range("sgd")[0]
+
+
+def test_an_lr_inside_the_range_is_not_on_an_edge() -> None:
+    assert LrSearch(0.05, 1e-5, 10.0, 0.0).edge is None
+    assert LrSearch(1e-5, 1e-5, 10.0, 0.0).edge == "low"
+    assert LrSearch(9.9, 1e-5, 10.0, 0.0).edge == "high"
+
+
+def test_tune_lr_gives_the_searched_lr_alone() -> None:
+    fn = FUNCTIONS["quadratic"]
+    opt = OptimizerConfig.parse("sgd")
+    assert tune_lr(fn, opt, steps=30, trials=5) == search_lr(fn, opt, steps=30, trials=5).lr
 
 
 def test_landscape_config_validates_and_round_trips() -> None:

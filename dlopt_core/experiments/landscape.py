@@ -24,7 +24,10 @@ from dlopt_core.catalog.hyperparams import check_params
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.config import Frozen, OptimizerConfig, check_distinct
 
-__all__ = ["FUNCTIONS", "LandscapeConfig", "LandscapeResult", "Trajectory", "run_landscape", "trajectories", "tune_lr"]
+__all__ = [
+    "FUNCTIONS", "LandscapeConfig", "LandscapeResult", "LrSearch", "Trajectory", "run_landscape", "search_lr",
+    "search_range", "trajectories", "tune_lr",
+]
 
 Status = Literal["finished", "diverged", "left the window"]
 
@@ -211,7 +214,45 @@ def _run_with_closure(
     return Trajectory(optimizer.label, xs, ys, values, status, stopped)
 
 
-def tune_lr(
+# A network's usual learning rates (the registry's ranges) are only a starting point on a 2-D
+# toy function: their gradients are hundreds (Rosenbrock) or tiny (a flat valley floor), and
+# the best rate for 300 steps is often outside the network range (Adam on Rosenbrock: above 0.1).
+WIDEN = 10.0  # the first search spans the registry's range widened this much at each end
+EXTENSIONS = 2  # how often a search whose best sits on an end goes on past that end
+EDGE = 10**0.05  # a best lr within this factor (0.05 decades) of an end is "on the edge"
+
+
+@dataclass(frozen=True)
+class LrSearch:
+    """A tuned learning rate (3 significant digits), the range searched and the value it reached."""
+
+    lr: float
+    low: float
+    high: float
+    value: float
+
+    @property
+    def finished(self) -> bool:
+        """Whether any lr searched ran its steps without diverging or leaving the window."""
+        return math.isfinite(self.value)
+
+    @property
+    def edge(self) -> Literal["low", "high"] | None:
+        """The end of the searched range that the best lr sits on: a better one may lie past it."""
+        if self.lr <= self.low * EDGE:
+            return "low"
+        if self.lr >= self.high / EDGE:
+            return "high"
+        return None
+
+
+def search_range(optimizer: str) -> tuple[float, float]:
+    """Where a landscape search starts: the registry's lr range widened by ``WIDEN`` each way."""
+    low, high = get_optimizer(optimizer).lr_range
+    return float(f"{low / WIDEN:.3g}"), float(f"{high * WIDEN:.3g}")
+
+
+def search_lr(
     function: TestFunction,
     optimizer: Any,
     *,
@@ -221,28 +262,64 @@ def tune_lr(
     seed: int = 0,
     params: dict[str, Any] | None = None,
     trials: int = 30,
-) -> float:
-    """The lr (searched log-uniformly in the registry's range) with the lowest final value.
+) -> LrSearch:
+    """The lr (searched log-uniformly) with the lowest final value, and where it was searched.
 
-    A short seeded TPE search in memory; a run that diverges or leaves the window scores
-    worse than any that stays.
+    A short seeded TPE search in memory over :func:`search_range`; a run that diverges or
+    leaves the window scores worse than any that stays. While the best lr sits on an end of
+    the range (both ends are always tried), the search goes on past that end (``EXTENSIONS``
+    times, ``trials // 2`` each); :attr:`LrSearch.edge` says when it still does.
     """
-    spec = get_optimizer(optimizer.name)
-    low, high = spec.lr_range
+    low, high = search_range(optimizer.name)
 
-    def objective(trial: optuna.Trial) -> float:
-        lr = trial.suggest_float("lr", low, high, log=True)
+    def final_value(lr: float) -> float:
         cfg = optimizer.model_copy(update={"lr": lr})
         t = trajectory(function, cfg, start=start, steps=steps, noise=noise, seed=seed, params=params)
-        if t.status != "finished":
-            return 1e300
-        return t.values[-1]
+        return t.values[-1] if t.status == "finished" else math.inf
+
+    def objective(trial: optuna.Trial, lo: float, hi: float) -> float:
+        # A finite stand-in for runs that did not finish, so Optuna can rank them last.
+        return min(final_value(trial.suggest_float("lr", lo, hi, log=True)), 1e300)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial({"lr": min(max(optimizer.lr, low), high)})
-    study.optimize(objective, n_trials=trials)
-    return float(study.best_params["lr"])
+    best_lr, best = min(max(optimizer.lr, low), high), math.inf
+    lo, hi, n = low, high, trials
+    for extension in range(EXTENSIONS + 1):
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed + extension))
+        # Both ends are always tried: a value that keeps improving toward an end then shows
+        # as a best lr on that end, however few trials the sampler spends near it.
+        for lr in (min(max(best_lr, lo), hi), lo, hi):
+            study.enqueue_trial({"lr": lr})
+        study.optimize(lambda t: objective(t, lo, hi), n_trials=n)
+        if study.best_value < best:
+            best_lr, best = float(study.best_params["lr"]), study.best_value
+        low, high = min(low, lo), max(high, hi)
+        edge = LrSearch(best_lr, low, high, best).edge
+        if edge is None or extension == EXTENSIONS:
+            break
+        # Go on past the end it sits on, overlapping the part already searched a little.
+        lo, hi = (best_lr / WIDEN, high * WIDEN**2) if edge == "high" else (low / WIDEN**2, best_lr * WIDEN)
+        lo, hi = float(f"{lo:.3g}"), float(f"{hi:.3g}")
+        n = max(trials // 2, 1)
+    # Three significant digits are what the boxes, legend, table and URL show. Rounding up
+    # can tip an lr at the stability limit over it; then round down instead.
+    lr = float(f"{best_lr:.3g}")
+    value = final_value(lr)
+    if not math.isfinite(value) and math.isfinite(best):
+        lr = _round_down(best_lr)
+        value = final_value(lr)
+    return LrSearch(lr, low, high, value)
+
+
+def _round_down(x: float) -> float:
+    """``x`` > 0 cut (not rounded) to 3 significant digits."""
+    scale = 10.0 ** (math.floor(math.log10(x)) - 2)
+    return float(f"{math.floor(x / scale) * scale:.3g}")
+
+
+def tune_lr(function: TestFunction, optimizer: Any, **options: Any) -> float:
+    """The tuned learning rate alone; see :func:`search_lr` for the options."""
+    return search_lr(function, optimizer, **options).lr
 
 
 @dataclass(frozen=True)
