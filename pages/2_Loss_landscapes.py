@@ -42,46 +42,76 @@ def compute(flat: dict) -> LandscapeResult:
 
 
 if config is not None:
-    actions = st.columns([1.3, 1.2, 1, 3], vertical_alignment="center")
-    tune_pressed = actions[0].button(
-        "Tune learning rates", icon=":material/tune:",
-        help="a short Optuna search per optimizer for the lr with the lowest final value",
-    )
-    log_pressed = actions[1].button("Log to MLflow", icon=":material/save:")
-    surface_3d = actions[2].toggle("3-D surface", key=f"{form.PREFIX}.surface3d")
+    with st.container(horizontal=True, vertical_alignment="center"):
+        tune_pressed = st.button(
+            "Tune learning rates", icon=":material/tune:",
+            help="a short Optuna search per optimizer for the lr with the lowest final value",
+        )
+        log_pressed = st.button("Log to MLflow", icon=":material/save:")
+        surface_3d = st.toggle("3-D surface", key=f"{form.PREFIX}.surface3d")
+    searches = {opt.label: found for opt in config.optimizers if (found := form.search_of(config, opt)) is not None}
     if tuned:
-        actions[3].success("Learning rates tuned: the boxes above hold the best ones found.")
+        st.success("Learning rates tuned: the boxes above hold the best ones found (3 significant digits).")
+        for label, found in searches.items():
+            if found.edge is not None or not found.finished:
+                st.warning(f"{label}: {form.search_text(found)}.")
     if tune_pressed:
         form.tune(config, boxes)
         st.rerun()
 
+    fn = config.test_function
     result = compute(config.to_dict())
-    left, right = st.columns([3, 2])
+    left, right = form.wrapping_columns("landscape_charts", [460, 320])
     with left:
         if surface_3d:
             st.plotly_chart(landscape_surface_figure(result), key="landscape3d", width="stretch")
+            st.caption(
+                "**What to look for:** the same paths on the surface, its height the value"
+                + (" (log scale)" if result.surface.log_scaled else "")
+                + ". Drag to turn it: the valleys and ridges that bend the paths stand out. "
+                + fn.look_for
+            )
         else:
             event = st.plotly_chart(
                 landscape_figure(result, click_grid=41), key="landscape", width="stretch",
                 on_select="rerun", selection_mode="points",
             )
-            st.caption("Click anywhere on the contour to start from there.")
+            st.caption(
+                f"**What to look for:** {fn.look_for} Press ▶ play to watch the paths grow; "
+                "click anywhere on the plot to start from there."
+            )
             form.clicked_start(event)
     with right:
         st.plotly_chart(landscape_curves_figure(result), key="landscape_curves", width="stretch")
-    minima = config.test_function.minima
+        st.caption(
+            "**What to look for:** the top panel is the value at each step, the bottom one the "
+            f"distance to the nearest {fn.target_label}. A curve that flattens early has stalled "
+            "(a plateau, or a local minimum if the distance stays large); one that stops early "
+            "diverged or left the window (see the table). A wavy curve is an optimizer overshooting "
+            "and coming back."
+        )
+    distance = f"distance to {fn.target_label}"
+    table = pd.DataFrame(
+        {
+            "optimizer": t.label,
+            "final value": t.values[-1],
+            distance: t.distances(fn.minima)[-1],
+            "steps": len(t.x) - 1,
+            "status": t.status_text,
+            **({"lr search": form.search_text(searches[t.label], short=True) if t.label in searches else ""}
+               if searches else {}),
+        }
+        for t in result.trajectories
+    )
+    # Widths that fit the 490 px a page has at 820 px; longer texts show whole on hover.
     st.dataframe(
-        pd.DataFrame(
-            {
-                "optimizer": t.label,
-                "final value": t.values[-1],
-                f"distance to {config.test_function.target_label}": t.distances(minima)[-1],
-                "steps taken": len(t.x) - 1,
-                "status": t.status_text,
-            }
-            for t in result.trajectories
-        ),
-        hide_index=True, width="stretch",
+        table, hide_index=True, width="stretch",
+        column_config={
+            "optimizer": st.column_config.TextColumn(width=180),
+            "final value": st.column_config.NumberColumn(format="%.3g", width=80),
+            distance: st.column_config.NumberColumn(format="%.3g", width=80),
+            "steps": st.column_config.NumberColumn(width=55),
+        },
     )
     st.caption(f"Computed {len(result.trajectories)} trajectories in {result.seconds:.2f} s.")
     if log_pressed:

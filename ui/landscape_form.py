@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dlopt_core.config import OptimizerConfig
-from dlopt_core.experiments.landscape import FUNCTIONS, LandscapeConfig, get_function, tune_lr
+from dlopt_core.experiments.landscape import FUNCTIONS, LandscapeConfig, LrSearch, get_function, search_lr
+from dlopt_core.plots import lr_text
 from ui.optimizer_slots import lr_key, optimizer_slots, set_slots
 from ui.widgets import config_from_url, param_input, seed_state, write_query
 
@@ -22,6 +25,24 @@ DEFAULT = LandscapeConfig.make(
     steps=300,
 )
 _PENDING = f"{PREFIX}._tuned"
+_SEARCHES = f"{PREFIX}._searches"  # (problem, optimizer spec after tuning) -> its LrSearch
+
+
+def wrapping_columns(key: str, widths: Sequence[int]) -> list[DeltaGenerator]:
+    """Side-by-side containers that stack when the page is narrower than ``widths`` (px) summed.
+
+    ``st.columns`` never wraps: at 820 px it squeezed the contour into 290 px. A horizontal
+    container wraps once its children have a basis width, set here through the CSS classes
+    Streamlit gives keyed containers (``st-key-<key>``); the extra width is shared in the
+    ratio of ``widths``.
+    """
+    css = "".join(
+        f".st-key-{key} > :has(> .st-key-{key}-{i}) {{ flex: {w} 1 {w}px !important; min-width: 0; }}"
+        for i, w in enumerate(widths)
+    )
+    st.html(f"<style>{css}</style>")
+    row = st.container(horizontal=True, key=key)
+    return [row.container(key=f"{key}-{i}") for i in range(len(widths))]
 
 
 def load_from_url() -> None:
@@ -98,7 +119,8 @@ def setup_sidebar() -> dict[str, Any]:
 
 
 def optimizer_boxes() -> list[dict[str, Any]]:
-    return optimizer_slots(PREFIX, per_row=4)
+    """The optimizer boxes, two to a row: four squeezed each to 110 px at 820 px wide."""
+    return optimizer_slots(PREFIX, per_row=2)
 
 
 def build_config(setup: dict[str, Any], boxes: list[dict[str, Any]]) -> LandscapeConfig:
@@ -110,15 +132,42 @@ def build_config(setup: dict[str, Any], boxes: list[dict[str, Any]]) -> Landscap
 def tune(config: LandscapeConfig, boxes: list[dict[str, Any]]) -> None:
     """Search each optimizer's lr with Optuna, with a progress bar; applied on the next rerun."""
     bar = st.progress(0.0, text="tuning learning rates…")
-    tuned = {}
+    tuned, searches = {}, dict(st.session_state.get(_SEARCHES, {}))
     for i, (opt, box) in enumerate(zip(config.optimizers, boxes)):
         bar.progress(i / len(boxes), text=f"tuning {opt.label} ({i + 1} of {len(boxes)})…")
-        tuned[lr_key(PREFIX, box["uid"], opt.name)] = tune_lr(
+        found = search_lr(
             config.test_function, opt, start=config.start_point, steps=config.steps,
             noise=config.noise, seed=config.seed, params=config.params,
         )
+        tuned[lr_key(PREFIX, box["uid"], opt.name)] = found.lr
+        searches[_problem(config), opt.model_copy(update={"lr": found.lr}).to_spec()] = found
     bar.progress(1.0, text="tuned")
     st.session_state[_PENDING] = tuned
+    st.session_state[_SEARCHES] = searches
+
+
+def _problem(config: LandscapeConfig) -> str:
+    # Everything but the optimizers: a search holds for this function, start, steps and noise.
+    return repr(sorted((k, str(v)) for k, v in config.to_dict().items() if k != "optimizer"))
+
+
+def search_of(config: LandscapeConfig, opt: OptimizerConfig) -> LrSearch | None:
+    """The tuning that gave ``opt`` its lr on this problem, while its box still holds that lr."""
+    return st.session_state.get(_SEARCHES, {}).get((_problem(config), opt.to_spec()))
+
+
+def search_text(found: LrSearch, *, short: bool = False) -> str:
+    """The searched range, with a warning when the best lr sits on one of its ends or none finished."""
+    span = f"{lr_text(found.low)} – {lr_text(found.high)}"
+    if not found.finished:
+        return f"⚠ none of {span} finished" if short else f"no lr in {span} ran its steps inside the window"
+    if found.edge is None:
+        return f"inside {span}"
+    end = "top" if found.edge == "high" else "bottom"
+    if short:
+        return f"⚠ {end} end of {span}"
+    beyond = "larger" if found.edge == "high" else "smaller"
+    return f"the best lr, {lr_text(found.lr)}, is on the {end} end of the range searched ({span}): a {beyond} one may do better"
 
 
 def sync_url(cfg: LandscapeConfig | None) -> None:

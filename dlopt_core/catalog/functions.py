@@ -32,6 +32,7 @@ class TestFunction:
     log_scale: bool = True
     hyperparams: tuple[HyperParam, ...] = ()
     target_label: str = "minimum"
+    look_for: str = ""  # for a student: what the paths on this surface show
 
     def value(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any] | None = None) -> torch.Tensor:
         """f(x, y), elementwise over tensors of any shape."""
@@ -77,32 +78,66 @@ FUNCTIONS: dict[str, TestFunction] = {
         TestFunction(
             "rosenbrock", "Rosenbrock", "(1 - x)² + 100 (y - x²)²", _rosenbrock,
             start=(-1.5, 2.0), window=((-2.0, 2.0), (-1.0, 3.0)), minima=((1.0, 1.0),), min_value=0.0,
+            look_for=(
+                "The minimum (star) lies at the end of a long, curved, nearly flat valley. Gradient "
+                "descent drops into the valley fast, then crawls along its floor; momentum builds "
+                "speed along it but swings across its walls; Adam and RMSprop scale each direction "
+                "on its own, so they turn with the valley."
+            ),
         ),
         TestFunction(
             "beale", "Beale", "(1.5 - x + xy)² + (2.25 - x + xy²)² + (2.625 - x + xy³)²", _beale,
             start=(1.0, 1.4), window=((-4.5, 4.5), (-4.5, 4.5)), minima=((3.0, 0.5),), min_value=0.0,
+            look_for=(
+                "Flat plateaus next to steep walls: the gradient changes by orders of magnitude. "
+                "With one fixed lr, gradient descent either crawls on the plateau or is flung off "
+                "at a wall; methods that divide by the gradient's size (Adam, RMSprop, Adagrad) "
+                "take steadier steps."
+            ),
         ),
         TestFunction(
             "himmelblau", "Himmelblau (four minima)", "(x² + y - 11)² + (x + y² - 7)²", _himmelblau,
             start=(-0.5, 0.5), window=((-5.0, 5.0), (-5.0, 5.0)),
             minima=((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)),
             min_value=0.0,
+            look_for=(
+                "Four minima of the same value: which one a path ends in depends on the start and "
+                "on its first steps. Click elsewhere on the plot to move the start and watch the "
+                "optimizers pick different minima."
+            ),
         ),
         TestFunction(
             "rastrigin", "Rastrigin (many local minima)",
             "20 + x² - 10 cos 2πx + y² - 10 cos 2πy", _rastrigin,
             start=(2.3, -1.7), window=((-5.12, 5.12), (-5.12, 5.12)), minima=((0.0, 0.0),), min_value=0.0,
             log_scale=False,
+            look_for=(
+                "A bowl covered in bumps, each one a local minimum. Gradient descent stops in the "
+                "nearest dip; momentum, gradient noise or a large lr can carry a point over the "
+                "bumps toward the centre, or just as well into another dip."
+            ),
         ),
         TestFunction(
             "saddle", "Saddle", "x² - y²", _saddle,
             start=(1.5, 0.01), window=((-2.0, 2.0), (-2.0, 2.0)), minima=((0.0, 0.0),), min_value=None,
             log_scale=False, target_label="saddle point",
+            look_for=(
+                "No minimum, only a saddle point at the origin, flat in every direction. Started "
+                "just off the ridge (y = 0.01), gradient descent slows to a crawl near the saddle "
+                "before it escapes along y; momentum and adaptive methods escape sooner. Once "
+                "away, the value falls without end."
+            ),
         ),
         TestFunction(
             "quadratic", "Ill-conditioned quadratic", "½ (x² + κ y²)", _quadratic,
             start=(-1.8, 1.0), window=((-2.0, 2.0), (-2.0, 2.0)), minima=((0.0, 0.0),), min_value=0.0,
             hyperparams=(HyperParam("condition_number", 10.0, 1.0, 1e4, log=True, help="κ"),),
+            look_for=(
+                "A bowl κ times steeper in y than in x. Gradient descent zig-zags across the steep "
+                "direction and creeps along the shallow one (raise κ to make it worse); momentum "
+                "overshoots and oscillates before it settles; adaptive methods rescale the two "
+                "directions and go more directly."
+            ),
         ),
     )
 }

@@ -1,0 +1,70 @@
+"""The Loss landscapes page's tuning, as a person sees it: values, flags, notes."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui.landscape_form
+from dlopt_core.experiments.landscape import FUNCTIONS, LrSearch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _landscapes(query: dict) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update(query)
+    return at.switch_page("pages/2_Loss_landscapes.py").run()
+
+
+def _tune(at: AppTest) -> AppTest:
+    next(b for b in at.button if b.label == "Tune learning rates").click().run()
+    assert not at.exception
+    return at
+
+
+def test_a_tuned_lr_shows_three_significant_digits_in_the_box_legend_table_and_url() -> None:
+    at = _tune(_landscapes({"steps": "100", "optimizer": ["adam:lr=0.001"]}))
+    lr = next(n.value for n in at.number_input if n.label == "learning rate")
+    assert lr != 0.001 and lr == float(f"{lr:.3g}")
+    table = at.dataframe[0].value
+    assert list(table["optimizer"]) == [f"Adam lr={lr!r}"]  # the label the legend uses too
+    assert at.query_params["optimizer"] in (f"adam:lr={lr!r}", [f"adam:lr={lr!r}"])  # one value: no list
+    assert table["lr search"][0].startswith("inside 1e-6 – ")  # Adam's range widened for a 2-D toy
+    assert any("tuned" in s.value for s in at.success) and not at.warning
+
+
+@pytest.mark.parametrize(
+    ("found", "message", "cell"),
+    [
+        (LrSearch(100.0, 1e-6, 100.0, 0.5), "top end of the range searched (1e-6 – 100)", "⚠ top end of 1e-6 – 100"),
+        (LrSearch(1e-8, 1e-8, 1.0, 0.5), "bottom end of the range searched (1e-8 – 1)", "⚠ bottom end of 1e-8 – 1"),
+        (LrSearch(0.01, 1e-6, 1.0, float("inf")), "no lr in 1e-6 – 1 ran its steps", "⚠ none of 1e-6 – 1 finished"),
+    ],
+)
+def test_a_best_lr_on_an_end_of_the_range_is_flagged_in_the_message_and_the_table(
+    monkeypatch: pytest.MonkeyPatch, found: LrSearch, message: str, cell: str
+) -> None:
+    monkeypatch.setattr(ui.landscape_form, "search_lr", lambda *args, **kwargs: found)
+    at = _tune(_landscapes({"steps": "20", "optimizer": ["adam:lr=0.001", "sgd:lr=0.001"]}))
+    assert [w.value for w in at.warning] == [
+        f"Adam lr={found.lr!r}: {ui.landscape_form.search_text(found)}.",
+        f"SGD lr={found.lr!r}: {ui.landscape_form.search_text(found)}.",
+    ]
+    assert message in at.warning[0].value
+    assert list(at.dataframe[0].value["lr search"]) == [cell, cell]
+    # Still flagged in the table after another rerun, while the boxes hold the tuned values.
+    at.run()
+    assert list(at.dataframe[0].value["lr search"]) == [cell, cell] and not at.warning
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_each_chart_has_a_what_to_look_for_note(name: str) -> None:
+    at = _landscapes({"function": name, "steps": "20", "optimizer": ["adam:lr=0.05"]})
+    assert not at.exception
+    notes = [c.value for c in at.caption if c.value.startswith("**What to look for:**")]
+    assert len(notes) == 3  # the surface, the curves, the from-scratch paths
+    assert FUNCTIONS[name].look_for in notes[0]
+    at.toggle(key="landscape.surface3d").set_value(True).run()
+    notes = [c.value for c in at.caption if c.value.startswith("**What to look for:**")]
+    assert not at.exception and len(notes) == 3 and "Drag to turn it" in notes[0]
