@@ -46,42 +46,6 @@ def test_home_page_links_to_the_compare_page(app_server: str, browser) -> None:
     page.close()
 
 
-def test_landscape_contour_has_one_trajectory_per_optimizer(app_server: str, browser) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{app_server}/Loss_landscapes?optimizer=adam:lr%3D0.05&optimizer=sgd:lr%3D0.001&optimizer=lbfgs&steps=200")
-    page.wait_for_function(
-        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(d => (d.data || []).some(t => t.type === 'contour'))",
-        timeout=60_000,
-    )
-    traces = page.evaluate(
-        """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-            .filter(d => (d.data || []).some(t => t.type === 'contour'))
-            .map(d => ({paths: d.data.filter(t => t.mode === 'lines+markers').map(t => t.name),
-                        frames: (d._transitionData?._frames || []).length}))[0]"""
-    )
-    assert traces["paths"] == ["Adam lr=0.05", "SGD lr=0.001", "L-BFGS lr=1.0"]
-    assert traces["frames"] > 10  # the play button and slider have steps to show
-    page.close()
-
-
-def test_clicking_the_contour_moves_the_start_point(app_server: str, browser) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{app_server}/Loss_landscapes?optimizer=adam:lr%3D0.05&steps=50")
-    start_x = page.locator("input[aria-label='start x']")
-    start_x.wait_for(timeout=60_000)
-    page.locator(".js-plotly-plot .nsewdrag").first.wait_for(timeout=60_000)
-    assert start_x.input_value() == "-1.5"
-    area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-    # Rosenbrock's window is x in [-2, 2], y in [-1, 3]: 75% across, 30% down is near (1, 1.8).
-    page.mouse.click(area["x"] + area["width"] * 0.75, area["y"] + area["height"] * 0.3)
-    page.wait_for_function("() => document.querySelector(\"input[aria-label='start x']\").value !== '-1.5'",
-                           timeout=30_000)
-    x = float(start_x.input_value())
-    y = float(page.locator("input[aria-label='start y']").input_value())
-    assert abs(x - 1.0) < 0.2 and abs(y - 1.8) < 0.2
-    page.close()
-
-
 def test_seed_bands_are_drawn_without_markers(app_server: str, browser) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     url = compare_url(app_server, ["sgd:lr=0.1", "adam:lr=0.001"], epochs=4, seeds="0,1", dataset="wine")
