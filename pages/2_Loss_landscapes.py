@@ -90,12 +90,11 @@ if config is not None:
             "diverged or left the window (see the table). A wavy curve is an optimizer overshooting "
             "and coming back."
         )
-    distance = f"distance to {fn.target_label}"
     table = pd.DataFrame(
         {
             "optimizer": t.label,
             "final value": t.values[-1],
-            distance: t.distances(fn.minima)[-1],
+            "distance": t.distances(fn.minima)[-1],
             "steps": len(t.x) - 1,
             "status": t.status_text,
             **({"lr search": form.search_text(searches[t.label], short=True) if t.label in searches else ""}
@@ -109,7 +108,9 @@ if config is not None:
         column_config={
             "optimizer": st.column_config.TextColumn(width=180),
             "final value": st.column_config.NumberColumn(format="%.3g", width=80),
-            distance: st.column_config.NumberColumn(format="%.3g", width=80),
+            "distance": st.column_config.NumberColumn(
+                format="%.3g", width=80, help=f"from the last point to the nearest {fn.target_label}",
+            ),
             "steps": st.column_config.NumberColumn(width=55),
         },
     )

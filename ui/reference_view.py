@@ -44,13 +44,14 @@ def reference_section() -> None:
     theirs = torch_path(x, y, start, algorithm=name, lr=lr, order=order, kind=kind)
     losses = path_losses(ours, x, y, kind)
     stops = [s for s in (divergence_step(losses), divergence_step(path_losses(theirs, x, y, kind))) if s is not None]
-    shown = min(stops) if stops else len(ours)
+    # A diverged run is drawn up to the first step past the limit: where it flew off.
+    shown = min(stops) + 1 if stops else len(ours)
     if stops:
         hint = ""
         if name == "gd" and kind == "squared":
             hint = f" On this problem gradient descent converges only for lr < 2 / λ_max = {stable_lr(x):.3g}."
         st.warning(
-            f"{algo.label} at lr = {lr:g} **diverges**: from step {shown} on, the loss stays above "
+            f"{algo.label} at lr = {lr:g} **diverges**: from step {shown - 1} on, the loss stays above "
             f"{GROWTH:g}x its start ({losses[0]:.3g} → {losses[-1]:.3g} at step {len(losses) - 1}).{hint} "
             f"Lower the learning rate; the chart and the difference below cover steps 0 to {shown - 1}."
         )

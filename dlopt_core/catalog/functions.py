@@ -102,8 +102,8 @@ FUNCTIONS: dict[str, TestFunction] = {
             min_value=0.0,
             look_for=(
                 "Four minima of the same value: which one a path ends in depends on the start and "
-                "on its first steps. Click elsewhere on the plot to move the start and watch the "
-                "optimizers pick different minima."
+                "on its first steps. Move the start (click the flat map, or type start x and y) "
+                "and watch the optimizers pick different minima."
             ),
         ),
         TestFunction(

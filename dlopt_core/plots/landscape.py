@@ -197,9 +197,18 @@ def landscape_surface_figure(result: LandscapeResult) -> go.Figure:
         n = min(len(t.x), len(z))
         fig.add_trace(go.Scatter3d(x=t.x[:n], y=t.y[:n], z=z[:n], mode="lines",
                                    line={"color": PALETTE[i % len(PALETTE)], "width": 5}, name=t.label))
-    fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 40, "b": 0},
-                      title=f"{fn.label} ({'log₁₀ f' if surf.log_scaled else 'f'})",
-                      scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "log₁₀ f" if surf.log_scaled else "f"})
+    fig.update_layout(
+        height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0},
+        # As on the flat map: the title heads the legend, which sits above the scene (a legend
+        # at the side took a third of a 490 px chart).
+        legend={
+            "orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom",
+            "title": {"text": f"<b>{fn.label}</b>  ({'log₁₀ f' if surf.log_scaled else 'f'})", "side": "top"},
+        },
+        # The camera a little farther out than plotly's default, so the tick labels stay in view.
+        scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "log₁₀ f" if surf.log_scaled else "f",
+               "camera": {"eye": {"x": 1.6, "y": 1.6, "z": 1.2}}},
+    )
     return fig
 
 
@@ -219,6 +228,7 @@ def landscape_curves_figure(result: LandscapeResult) -> go.Figure:
     if fn.min_value is not None:
         fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(type="log", row=2, col=1)
+    fig.update_yaxes(exponentformat="power")  # 10⁻⁶, not plotly's "1µ", which reads as a unit
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_layout(height=560, margin={"l": 40, "r": 20, "t": 40, "b": 40}, showlegend=False)
     return fig
