@@ -25,7 +25,8 @@ def surface_image(surface: Surface, *, scale: int = 4, levels: int = 35) -> str:
     A picture, not a contour trace, because plotly.js removes every trace it cannot animate
     (contour, heatmap) from the plot at each animation frame and never draws it back: the
     paths then moved over a blank plot. A layout image is not a trace, so frames leave it be.
-    The grid is interpolated ``scale`` times finer so the band edges are not jagged.
+    The grid is interpolated ``scale`` times finer so the band edges are not jagged;
+    ``levels`` is at most 128 (a PNG palette holds 256 colours: each band and its line).
     """
     z = _upsample(np.asarray(surface.z, dtype=np.float64), scale)
     finite = np.isfinite(z)
