@@ -30,6 +30,7 @@ from dlopt_core.catalog.hyperparams import parse_spec
 from dlopt_core.catalog.schedules import SCHEDULES
 from dlopt_core.engine.records import Record
 from dlopt_core.runner.plugins import tracking_observers, tracking_start
+from dlopt_core.cli import search
 
 
 def _options(parser: argparse.ArgumentParser, flag: str, example: str) -> None:
@@ -158,6 +159,8 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--tune", action="store_true", help="first tune each optimizer's lr with a short Optuna search")
     land.add_argument("--json", action="store_true", help="print every trajectory as JSON")
     land.set_defaults(func=_landscape)
+
+    search.add_parser(sub, _setup_arguments)
 
     ls = sub.add_parser("list", help="list optimizers, schedules, data sets, models and test functions")
     ls.set_defaults(func=_list)

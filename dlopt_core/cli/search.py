@@ -1,0 +1,132 @@
+"""``python -m dlopt_core search``: one worker of an Optuna study; several fill one study together.
+
+Start it in several processes, or on several machines with ``--storage`` (or
+``$DLOPT_OPTUNA_STORAGE``) naming a shared PostgreSQL: each takes trials until the study
+holds ``--n-trials`` finished ones, never more. SIGTERM or Ctrl-C end the running trial as
+cancelled (it does not count) and start no new one.
+
+Study logging is found through the ``dlopt.study_observers`` entry point group (the
+``tracking`` package registers MLflow there), so the core never imports a tracking backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+import optuna
+
+from dlopt_core.config import ConfigError, OptimizerConfig
+from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig, StudyObserver, run_worker
+from dlopt_core.experiments.study_storage import ENV_STORAGE, study_storage
+from dlopt_core.runner.plugins import tracking_start
+
+EXPERIMENT = "dlopt-search"
+
+
+def add_parser(subparsers: Any, setup_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``search`` to the CLI's subcommands; ``setup_arguments`` adds what ``compare`` shares."""
+    p = subparsers.add_parser(
+        "search",
+        help="an Optuna worker: search one optimizer's learning rate in a shared study",
+        description="Run trials of an Optuna study (lr on a log scale; optionally the optimizer's other "
+        "hyperparameters, the schedule, the batch size) until it holds --n-trials finished trials, "
+        "together with every other worker on the same study and storage. Prints the study's state.",
+    )
+    setup_arguments(p)
+    p.add_argument(
+        "--optimizer", required=True, metavar="NAME[:key=value...]",
+        help="the optimizer and its fixed hyperparameters, e.g. sgd:momentum=0.9 (its lr is searched)",
+    )
+    p.add_argument("--study", default=None, metavar="NAME",
+                   help="the study's name (default: the optimizer and a hash of the setup); resumes if it exists")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help=f"postgresql+psycopg://user@host/db, sqlite:///path, journal:/path or memory (default: "
+                   f"${ENV_STORAGE}, else a journal file under $DLOPT_HOME)")
+    p.add_argument("--n-trials", type=int, default=20, help="finished trials the study holds in all, over every worker")
+    p.add_argument("--sampler", default="tpe", choices=SAMPLERS,
+                   help="grid: a log grid of n-trials rates; cmaes: continuous parameters only")
+    p.add_argument("--pruner", default="median", choices=PRUNERS, help="hyperband: successive halving brackets")
+    p.add_argument("--lr-range", default=None, metavar="LOW:HIGH",
+                   help="search bounds (default: the registry's range widened 3x at each end)")
+    p.add_argument("--metric", default="val_loss", choices=METRICS, help="val_loss is minimised, val_metric maximised")
+    p.add_argument("--search-hyperparams", action="store_true", help="also search the optimizer's numeric hyperparameters")
+    p.add_argument("--search-schedule", action="store_true", help="also choose among the registry's schedules")
+    p.add_argument("--search-batch-size", action="store_true", help="also choose a batch size (powers of two)")
+    p.add_argument("--seed", type=int, default=0, help="every trial's run seed")
+    p.add_argument("--worker", type=int, default=None, metavar="N",
+                   help="this worker's number, for reproducible sampling (default: a fresh sampler seed)")
+    p.add_argument("--json", action="store_true", help="print the study's state as JSON")
+    p.add_argument("--experiment", default=EXPERIMENT, help="MLflow experiment name")
+    p.set_defaults(func=run)
+
+
+def _lr_range(text: str | None) -> dict[str, float]:
+    if text is None:
+        return {}
+    low, _, high = text.partition(":")
+    try:
+        return {"lr_min": float(low), "lr_max": float(high)}
+    except ValueError:
+        raise ConfigError(f"lr-range: write LOW:HIGH, e.g. 1e-4:1 (got {text!r})") from None
+
+
+def build_config(args: argparse.Namespace) -> StudyConfig:
+    """The study the command line describes."""
+    from dlopt_core.cli import _setup_values  # the package imports this module first
+
+    values = _setup_values(argparse.Namespace(**{**vars(args), "optimizer": [], "seeds": "0"}))
+    for unused in ("engine", "seeds", "optimizers"):  # a trial is one run: no engine, one seed
+        values.pop(unused)
+    return StudyConfig.make(
+        **values, **_lr_range(args.lr_range), optimizer=OptimizerConfig.parse(args.optimizer),
+        search_hyperparams=args.search_hyperparams, search_schedule=args.search_schedule,
+        search_batch_size=args.search_batch_size, sampler=args.sampler, pruner=args.pruner,
+        n_trials=args.n_trials, metric=args.metric, seed=args.seed, study_name=args.study,
+    )
+
+
+def study_observers(*, experiment: str) -> list[StudyObserver]:
+    """One observer per installed tracking backend."""
+    return [ep.load()(experiment=experiment) for ep in entry_points(group="dlopt.study_observers")]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Be one worker of the study; print its state. 0: the study is full; 128+N: stopped by signal N."""
+    from dlopt_core.cli import _dumps, _stop_on_signals, _table
+
+    config = build_config(args)
+    storage = study_storage(args.storage)
+    if note := config.schedule_note:
+        print(f"note: schedule: {note}", file=sys.stderr)
+    # Optuna logs every trial, and a traceback for each cancelled or surplus one, which end
+    # FAIL on purpose; the result is printed below.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # stdout is kept for the result (valid JSON with --json); MLflow may print there.
+    with contextlib.redirect_stdout(sys.stderr), _stop_on_signals() as stop:
+        if not args.no_track:
+            tracking_start()
+        observers = [] if args.no_track else study_observers(experiment=args.experiment)
+        summary = run_worker(config, storage, should_stop=stop.is_set, observers=observers, worker=args.worker)
+    parent = next((o.parent_run_id for o in observers if getattr(o, "parent_run_id", None)), None)
+    if args.json:
+        print(_dumps({**summary.to_json(), "mlflow_parent_run_id": parent}))
+    else:
+        print(f"study {summary.study_name!r} in {summary.storage_url}: {summary.finished}/{summary.n_trials} finished "
+              f"({', '.join(f'{k} {v}' for k, v in summary.counts.items() if v)})")
+        rows = [{"trial": t.number, "state": t.state, "lr": t.lr, config.metric: t.value,
+                 "diverged at step": t.diverged_step, "note": t.note} for t in summary.trials]
+        if rows:
+            print(_table(rows))
+        if summary.best is not None:
+            edge = " (on the edge of the range: widen it)" if summary.best_on_edge else ""
+            print(f"best: trial {summary.best.number}, lr {summary.best.lr:.3g}, {config.metric} {summary.best.value:.4g}{edge}")
+    for e in summary.errors:
+        print(f"warning: tracking: {e}", file=sys.stderr)
+    if stop.exit_status is not None:
+        return stop.exit_status
+    return 0 if summary.done and not summary.errors else 1
