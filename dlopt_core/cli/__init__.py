@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from dlopt_core.experiments.compare import Comparison, RunObserver, RunResult, metric_name, summary_rows
+from dlopt_core.experiments.lr_range import SUGGESTION_LABELS, SUGGESTIONS, LRRangeConfig, LRRangeResult, run_lr_range
 from dlopt_core.experiments.sweep import SweepConfig, best_lrs, sweep_points
 from dlopt_core.config import ComparisonConfig, ConfigError, Device, EngineChoice, ModelConfig, OptimizerConfig, Precision
 from dlopt_core.catalog.datasets import DATASETS
@@ -50,8 +51,12 @@ def _option_values(items: list[str]) -> dict[str, str]:
     return {k: v for item in items for k, v in parse_spec(f"x:{item}")[1].items()}
 
 
-def _setup_arguments(parser: argparse.ArgumentParser) -> None:
-    """What every training command shares: data, model, schedule, budget, device, engine."""
+def _setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) -> None:
+    """What every training command shares: data, model, schedule, budget, device, engine.
+
+    ``training=False`` leaves out what a command that sets the lr of every step itself and
+    logs nothing has no use for (schedule, epochs, engine, tracking): the LR range test.
+    """
     parser.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)}")
     _options(parser, "--dataset-option", "noise=0.3 or condition_number=1000")
     parser.add_argument(
@@ -59,11 +64,12 @@ def _setup_arguments(parser: argparse.ArgumentParser) -> None:
         help="e.g. mlp:hidden=128/64,activation=tanh,dropout=0.1 or cnn:channels=8/16; "
         + "; ".join(f"{n}: {', '.join(p.name for p in m.hyperparams) or 'no options'}" for n, m in MODELS.items()),
     )
-    parser.add_argument(
-        "--schedule", default="constant", metavar="NAME[:key=value...]",
-        help=f"lr schedule; names: {', '.join(SCHEDULES)}",
-    )
-    parser.add_argument("--epochs", type=int, default=10)
+    if training:
+        parser.add_argument(
+            "--schedule", default="constant", metavar="NAME[:key=value...]",
+            help=f"lr schedule; names: {', '.join(SCHEDULES)}",
+        )
+        parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", default="64", help="an integer, or 'full' for full-batch GD")
     parser.add_argument("--device", default="auto", choices=get_args(Device))
     parser.add_argument(
@@ -75,6 +81,8 @@ def _setup_arguments(parser: argparse.ArgumentParser) -> None:
         "--fast-nondeterministic", action="store_true",
         help="on CUDA, let cuDNN pick the fastest (non-reproducible) kernels; runs are reproducible by default",
     )
+    if not training:
+        return
     parser.add_argument(
         "--engine", default="auto", choices=get_args(EngineChoice),
         help="batched: runs of one model shape train as one stacked model (same curves, faster); "
@@ -84,18 +92,25 @@ def _setup_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
 
 
-def _setup_values(args: argparse.Namespace) -> dict[str, Any]:
-    schedule, schedule_params = parse_spec(args.schedule)
+def _shared_setup_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of ``_setup_arguments(..., training=False)``."""
     return {
         "data": {"name": args.dataset, "options": _option_values(args.dataset_option)},
         "model": ModelConfig.parse(args.model),
-        "schedule": {"name": schedule, "params": schedule_params},
-        "epochs": args.epochs,
         "batch_size": args.batch_size,
         "device": args.device,
         "precision": args.precision,
         "grad_clip": args.grad_clip,
         "deterministic": not args.fast_nondeterministic,
+    }
+
+
+def _setup_values(args: argparse.Namespace) -> dict[str, Any]:
+    schedule, schedule_params = parse_spec(args.schedule)
+    return {
+        **_shared_setup_values(args),
+        "schedule": {"name": schedule, "params": schedule_params},
+        "epochs": args.epochs,
         "engine": args.engine,
         "seeds": args.seeds,
         "optimizers": tuple(OptimizerConfig.parse(o) for o in args.optimizer),
@@ -142,6 +157,26 @@ def _parser() -> argparse.ArgumentParser:
                      help="print every (optimizer, lr, seed) final metrics, best_lr per optimizer and elapsed_s")
     swp.add_argument("--experiment", default="dlopt-sweep", help="MLflow experiment name")
     swp.set_defaults(func=_sweep)
+
+    rng = sub.add_parser(
+        "lr-range",
+        help="LR range test: suggest learning rates for one optimizer from an exponential lr sweep",
+        description="From a fresh model per seed, train STEPS mini-batch steps while the lr grows "
+        "exponentially from --lr-min to --lr-max (full batches for full-batch-only optimizers); stop when "
+        "the smoothed loss (moving average, beta 0.98) rises above 4x its best or is not finite. Print three "
+        "suggestions per seed and their median over seeds: the steepest slope of the smoothed loss against "
+        "log10(lr), fastai's valley rule, and the lr at the minimum / 10. Nothing is logged to MLflow.",
+    )
+    _setup_arguments(rng, training=False)
+    rng.add_argument("--optimizer", required=True, metavar="NAME[:key=value...]",
+                     help=f"one optimizer (its lr is ignored); names: {', '.join(OPTIMIZERS)}")
+    rng.add_argument("--seeds", default="0,1,2", help="comma-separated, e.g. 0,1,2: one test per seed")
+    rng.add_argument("--steps", type=int, default=200, help="steps of the sweep (fewer if the loss explodes)")
+    rng.add_argument("--lr-min", type=float, default=1e-7, help="the first step's lr")
+    rng.add_argument("--lr-max", type=float, default=10.0, help="the last step's lr")
+    rng.add_argument("--json", action="store_true",
+                     help="print the suggestions (median over seeds), their spread, and each seed's curve and suggestions")
+    rng.set_defaults(func=_lr_range)
 
     land = sub.add_parser(
         "landscape",
@@ -349,6 +384,51 @@ def _sweep(args: argparse.Namespace) -> int:
             edge = " (on the edge of the range: widen it)" if b.on_edge else ""
             print(f"best lr for {b.label}: {b.lr:.3g}, val loss {b.loss:.4g}{edge}")
     return done.report(printed_table=not args.json)
+
+
+def _lr_range(args: argparse.Namespace) -> int:
+    config = LRRangeConfig.make(
+        **_shared_setup_values(args), optimizer=OptimizerConfig.parse(args.optimizer), seeds=args.seeds,
+        steps=args.steps, lr_min=args.lr_min, lr_max=args.lr_max,
+    )
+    resolve_device(config.device)
+    use_one_thread()
+    result = run_lr_range(config)
+    if args.json:
+        print(_dumps(_lr_range_json(result)))
+        return 0
+    seeds = ",".join(map(str, config.seeds))
+    optimizer = " ".join([OPTIMIZERS[config.optimizer.name].label, *config.optimizer.changed()])
+    print(f"LR range test of {optimizer} on {config.data.name} ({config.model.name}): "
+          f"{config.steps} steps from lr {config.lr_min:g} to {config.lr_max:g}, seeds {seeds}, {result.elapsed_s:.2f} s")
+    rows = [
+        {"suggestion": SUGGESTION_LABELS[name], "lr (median)": getattr(result.suggestions, name),
+         "lowest": spread[0] if (spread := result.spread[name]) else None, "highest": spread[1] if spread else None}
+        for name in SUGGESTIONS
+    ]
+    print(_table(rows))
+    for c in result.curves:
+        end = f"exploded at lr {c.lrs[-1]:.3g}" if c.exploded else f"reached lr {c.lrs[-1]:.3g}"
+        found = ", ".join(f"{SUGGESTION_LABELS[n]} {_cell(v)}" for n, v in c.suggestions.as_dict().items())
+        print(f"seed {c.seed}: {len(c.lrs)} steps, {end}; {found}")
+    return 0
+
+
+def _lr_range_json(result: LRRangeResult) -> dict[str, Any]:
+    return {
+        "config": result.config.to_dict(),
+        "suggestions": result.suggestions.as_dict(),
+        "spread": {name: list(s) if s else None for name, s in result.spread.items()},
+        "elapsed_s": result.elapsed_s,
+        "seeds": [
+            {
+                "seed": c.seed, "steps": len(c.lrs), "exploded": c.exploded, "seconds": c.seconds,
+                "suggestions": c.suggestions.as_dict(),
+                "curve": {"lr": c.lrs, "loss": c.losses, "smoothed": c.smoothed},
+            }
+            for c in result.curves
+        ],
+    }
 
 
 def _dumps(value: Any) -> str:

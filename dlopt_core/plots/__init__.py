@@ -5,6 +5,7 @@ One module per figure family; the names a page needs are re-exported here.
 
 from dlopt_core.plots.curves import X_LABELS, CurvesData, curves_data, curves_figure
 from dlopt_core.plots.landscape import landscape_curves_figure, landscape_figure, landscape_surface_figure
+from dlopt_core.plots.lr_range import LRRangeData, LRRangeLine, SuggestionMark, lr_range_data, lr_range_figure
 from dlopt_core.plots.reference import reference_figure
 from dlopt_core.plots.schedule import LRCurve, actual_lr_data, lr_schedule_data, lr_schedule_figure
 from dlopt_core.plots.sensitivity import (
@@ -18,6 +19,7 @@ from dlopt_core.plots.sensitivity import (
 
 __all__ = [
     "X_LABELS", "CurvesData", "LRCurve", "actual_lr_data", "curves_data", "curves_figure", "landscape_curves_figure",
-    "landscape_figure", "landscape_surface_figure", "lr_schedule_data", "lr_schedule_figure", "reference_figure",
+    "landscape_figure", "landscape_surface_figure", "LRRangeData", "LRRangeLine", "SuggestionMark", "lr_range_data",
+    "lr_range_figure", "lr_schedule_data", "lr_schedule_figure", "reference_figure",
     "SensitivityData", "SensitivityLine", "initial_val_loss", "lr_text", "sensitivity_data", "sensitivity_figure",
 ]
