@@ -87,6 +87,9 @@ class NamedWithParams(Frozen):
     @model_validator(mode="after")
     def _check(self) -> Self:
         spec = self._spec(self.name)
+        for old, why in getattr(spec, "renamed", {}).items():
+            if old in self.params:  # an old link or command: say what replaced the setting
+                raise ValueError(f"{self.kind}.{old}: no longer a setting; {why}")
         checked = check_params(spec.hyperparams, dict(self.params), prefix=self.kind)
         if (check := getattr(spec, "check", None)) and (problem := check(checked)):
             raise ValueError(problem)

@@ -31,6 +31,8 @@ try:
     config = form.build_config(setup, grid)
 except ConfigError as err:
     st.error(f"Fix this before running: {code_span(str(err))}")
+if config is not None and (schedule_note := config.schedule_note):
+    st.warning(f"Schedule: {schedule_note}", icon=":material/info:")
 
 metric = form.metric_toggle(config)
 form.sync_url(config, metric)

@@ -1,5 +1,6 @@
 """Decision boundaries of 2-D classification runs, from the weights their evaluations carry."""
 
+import numpy as np
 import torch
 
 from dlopt_core.catalog.models import build_model
@@ -47,3 +48,27 @@ def test_data_that_is_not_two_dimensional_carries_no_weights() -> None:
     cfg = ComparisonConfig.make(optimizers=(OptimizerConfig.parse("adam"),), data={"name": "wine"}, epochs=1, seeds="0")
     cmp = Comparison(cfg).execute()
     assert cmp.runs[0].weights is None
+
+
+def test_weights_travel_through_the_split_engine_for_the_first_seed_only(monkeypatch) -> None:
+    monkeypatch.setenv("DLOPT_ENGINE_PROCESSES", "2")
+    cfg = ComparisonConfig.make(
+        optimizers=(OptimizerConfig.parse("sgd:lr=0.1"), OptimizerConfig.parse("adam:lr=0.01")),
+        data={"name": "moons"}, epochs=30, seeds="0,1,2", engine="batched",
+    )
+    split = Comparison(cfg).execute()
+    monkeypatch.setenv("DLOPT_ENGINE_PROCESSES", "1")
+    alone = Comparison(cfg).execute()
+    carried = [r.weights is not None for r in split.runs]
+    assert carried == [True, False, False, True, False, False]  # seed 0 of each optimizer
+    for a, b in zip(split.runs, alone.runs):
+        if a.weights is not None:
+            assert all(np.allclose(a.weights[k], b.weights[k], atol=1e-6) for k in a.weights)
+
+
+def test_a_wide_model_carries_no_weights() -> None:
+    cfg = ComparisonConfig.make(
+        optimizers=(OptimizerConfig.parse("adam:lr=0.01"),), data={"name": "moons"}, epochs=1, seeds="0",
+        model={"name": "mlp", "params": {"hidden": "512/512"}},
+    )
+    assert Comparison(cfg).execute().runs[0].weights is None

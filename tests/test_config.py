@@ -21,7 +21,7 @@ from dlopt_core.config import MAX_EPOCHS, ComparisonConfig, ConfigError, Optimiz
         ({"batch_size": 0}, "batch_size"),
         ({"epochs": 0}, "epochs"),
         ({"epochs": 10**7}, "epochs"),
-        ({"schedule": {"name": "step", "params": {"step_epochs": 2}}}, "schedule.step_epochs: unknown"),
+        ({"schedule": {"name": "step", "params": {"step_epochs": 2}}}, "schedule.step_epochs: no longer a setting; use drops"),
         ({"schedule": {"name": "step", "params": {"drops": 0}}}, "schedule.drops"),
         ({"schedule": {"name": "warmup_cosine", "params": {"warmup": 1}}}, "schedule.warmup"),
         ({"optimizer": {"name": "lbfgs"}, "batch_size": 32}, "full batches only"),
@@ -89,7 +89,7 @@ def test_step_decay_defaults_drop_within_a_one_epoch_budget() -> None:
 
 
 def test_a_plateau_that_cannot_act_gets_a_note_not_an_error() -> None:
-    short = RunConfig.make(schedule={"name": "plateau", "params": {"patience": 2}}, epochs=3)
+    short = RunConfig.make(schedule={"name": "plateau", "params": {"patience": 2}}, epochs=4)
     assert "cannot drop" in short.schedule_note
-    assert RunConfig.make(schedule={"name": "plateau", "params": {"patience": 2}}, epochs=4).schedule_note is None
+    assert RunConfig.make(schedule={"name": "plateau", "params": {"patience": 2}}, epochs=5).schedule_note is None
     assert RunConfig.make(schedule={"name": "cosine"}, epochs=1).schedule_note is None

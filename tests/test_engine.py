@@ -185,3 +185,13 @@ def test_a_loss_a_million_times_its_start_has_diverged_though_finite(engine: str
     end = sgd.records[-1]
     assert end.step == sgd.diverged_step
     assert math.isfinite(end.batch_loss) and end.batch_loss > 1e6 * start  # finite, and still diverged
+
+
+def test_a_runs_time_counts_its_steps_only() -> None:
+    records = list(run(_cfg(epochs=2)))
+    assert records[0].wall_time == 0.0  # set-up is not training
+    for before, rec in zip(records, records[1:]):
+        if rec.is_eval:  # an evaluation adds nothing: its time is the last step's
+            assert rec.wall_time == before.wall_time
+        else:
+            assert rec.wall_time >= before.wall_time

@@ -75,8 +75,6 @@ def test_landscape_figure_draws_contour_paths_minima_and_animation() -> None:
     )
     result = run_landscape(cfg, grid=30)
     fig = landscape_figure(result, frames=12)
-    kinds = [t.type for t in fig.data]
-    assert kinds[0] == "contour"
     paths = [t for t in fig.data if t.type == "scatter" and t.mode == "lines+markers"]
     assert [p.name for p in paths] == ["Adam lr=0.1", "SGD lr=0.01", "ASGD lr=0.5"]
     stars = next(t for t in fig.data if t.name == "minimum")
@@ -168,3 +166,22 @@ def test_gradient_evaluations_axis_counts_lbfgs_closure_calls() -> None:
     assert sgd.x == [0, 1, 2]  # one evaluation per step
     assert lbfgs.x[0] == 0 and lbfgs.x[-1] > 2
     assert curves_figure(data).layout.xaxis.title.text == "gradient evaluations"
+
+
+def test_a_diverging_regression_does_not_flatten_the_r2_panel() -> None:
+    from dlopt_core.engine.records import Record, Status
+
+    cfg = ComparisonConfig.make(
+        optimizers=(OptimizerConfig.parse("sgd:lr=0.015"), OptimizerConfig.parse("adam")),
+        data={"name": "linear"}, model={"name": "linear"}, epochs=3, batch_size=None, seeds="0",
+    )
+    cmp = Comparison(cfg)
+    for run, r2 in zip(cmp.runs, ([0.1, -50.0, -2.8e6], [0.17, 0.5, 0.84])):
+        for epoch, value in enumerate(r2):
+            run.apply(Record(epoch, float(epoch), epoch, 0.0, 0.1, None, 1.0, 1.0, value))
+        run.end(Status.FINISHED)
+    fig = curves_figure(curves_data(cmp))
+    sgd = next(t for t in fig.data if t.xaxis == "x3" and t.name == "SGD lr=0.015")
+    assert min(sgd.y) == -1.0  # clipped to the floor
+    marks = next(t for t in fig.data if t.xaxis == "x3" and t.name == "SGD lr=0.015 off the scale")
+    assert list(marks.text) == ["-50", "-2.8e+06"] and set(marks.marker.symbol) == {"triangle-down"}

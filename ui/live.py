@@ -51,13 +51,15 @@ def number_text(value: float | None) -> str:
 def results_frame(comparison: Comparison) -> pd.DataFrame:
     """The results table for reading: significant figures, mean ± sd over seeds, n/a for no value."""
     rows = []
+    training = {r.label for r in comparison.runs if not r.status.ended}
     for row in summary_rows(comparison):
         shown: dict[str, object] = {}
         for key, value in row.items():
             if key.endswith(" sd"):
                 continue
             if key.startswith("steps to") and value is None:
-                value = "not reached"  # by every seed: a median of the ones that did would flatter
+                # Not by every seed (a median of the ones that did would flatter), or not yet.
+                value = "…" if row["optimizer"] in training else "not reached"
             elif isinstance(value, float) or value is None:
                 text = number_text(value)
                 if value is not None and (sd := row.get(f"{key} sd")) is not None:
@@ -135,6 +137,17 @@ def _run_data(config: RunConfig) -> Dataset:
     return load_run_data(config)
 
 
+def _boundary(comparison: Comparison) -> object:
+    # Rebuilt only when a run reported new weights (an evaluation), not on every poll.
+    state = tuple((r.index, r.records[-1].step if r.records else -1) for r in comparison.runs if r.weights is not None)
+    cache = st.session_state.setdefault("_boundary_cache", {})
+    key = (comparison.id, state)
+    if key not in cache:
+        cache.clear()
+        cache[key] = boundary_figure(boundary_data(comparison, _run_data(comparison.runs[0].config)))
+    return cache[key]
+
+
 def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCurve] | None = None) -> None:
     """Progress, curves, the learning rate used and results; refreshes itself while the job runs."""
     polling = job.active
@@ -170,8 +183,7 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCu
         if note := engine_note(comparison):
             st.caption(note)
         if any(r.weights is not None for r in comparison.runs):
-            data = _run_data(comparison.runs[0].config)
-            st.plotly_chart(boundary_figure(boundary_data(comparison, data)), key="boundary", width="stretch")
+            st.plotly_chart(_boundary(comparison), key="boundary", width="stretch")
             st.caption(BOUNDARY_NOTE)
         if planned_lr is not None:
             st.plotly_chart(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,8 @@ class ScheduleSpec:
     make: Maker
     hyperparams: tuple[HyperParam, ...] = ()
     note: Note | None = None
+    # Settings an older version had: old name -> what to use instead (an old link says so).
+    renamed: dict[str, str] = field(default_factory=dict)
     description: str = ""
     depends_on_validation: bool = False
     # The lr at step t of T, eta_0 the optimizer's lr: one LaTeX equation per line (KaTeX in
@@ -153,11 +155,13 @@ def _plateau(p: dict[str, Any], b: Budget) -> LRFactor:
 
 def _plateau_note(p: dict[str, Any], b: Budget) -> str | None:
     # Not an error: the run is still a fair constant-lr run, but the user should know why.
-    if p["patience"] + 1 >= b.epochs:
+    # The first evaluation sets the best; a drop needs patience + 1 evaluations without
+    # improvement after it, and one after the last evaluation moves no step.
+    if p["patience"] + 2 >= b.epochs:
         return (
-            f"patience {p['patience']} waits for {p['patience'] + 1} evaluations without improvement; "
-            f"a budget of {b.epochs} epoch{'s' if b.epochs != 1 else ''} evaluates {b.epochs} "
-            "time(s) after the start, so the lr cannot drop. Lower the patience or train longer."
+            f"patience {p['patience']} waits for {p['patience'] + 1} evaluations without improvement after "
+            f"the first; a budget of {b.epochs} epoch{'s' if b.epochs != 1 else ''} evaluates {b.epochs} "
+            "time(s), so the lr cannot drop before the end. Lower the patience or train longer."
         )
     return None
 
@@ -182,6 +186,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
                 HyperParam("gamma", 0.1, 0.0, 1.0, low_inclusive=False, help="multiplier per drop"),
             ),
             description="Multiply the lr by gamma at `drops` evenly spaced points of the budget.",
+            renamed={"step_epochs": "use drops (how many times the lr drops, spread evenly over the budget)"},
             formula=(
                 r"\eta_t = \eta_0\, \gamma^{k_t}, \quad k_t = \#\{k \leq n : t \geq t_k\}",
                 r"t_k = \max\left(1,\ \mathrm{round}(k\, T / (n+1))\right) \quad (n \text{ drops over } T \text{ steps})",
@@ -220,6 +225,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
                 _MIN,
             ),
             description="Ramp up linearly for the first `warmup` share of the budget, then cosine decay.",
+            renamed={"warmup_epochs": "use warmup (the share of the budget spent ramping up, e.g. 0.1)"},
             formula=(
                 r"\eta_t = \eta_0\, (t+1) / W \quad \text{for } t < W = \max(1,\ \mathrm{round}(w\, T)) \quad (w = \text{warmup})",
                 r"\eta_t = \eta_0 \left(m + (1-m)\, \frac{1 + \cos(\pi (t-W) / (T-W))}{2}\right) \quad \text{after}",

@@ -360,7 +360,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 {
                     "optimizer": r.config.optimizer.name, "lr": r.config.optimizer.lr, "seed": r.config.seed,
                     "status": str(r.status), "engine": r.engine, "mlflow_run_id": done.run_ids.get(r.index),
-                    **{k: getattr(last, k) if last else None for k in ("epoch", "train_loss", "val_loss", "val_metric")},
+                    **{k: getattr(last, k) if last else None for k in ("epoch", "running_loss", "val_loss", "val_metric")},
                 }
                 for r in comparison.runs
                 for last in [next((rec for rec in reversed(r.records) if rec.is_eval), None)]

@@ -28,12 +28,14 @@ from dlopt_core.catalog.schedules import Budget, get_schedule
 from dlopt_core.config import RunConfig
 from dlopt_core.device import use_determinism
 from dlopt_core.engine.loop import steps_per_epoch, wants_weights, weights_of
-from dlopt_core.engine.records import Record, Status, divergence_limit
+from dlopt_core.engine.records import Measures, Record, Status, divergence_limit
 from dlopt_core.engine.sequential import failed_record
 from dlopt_core.engine.step import AUTOCAST
 from dlopt_core.engine.stopwatch import Stopwatch, training_clock
 
 _RUNNING, _DIVERGED = Status.RUNNING, Status.DIVERGED
+# Activations one evaluation chunk may hold (K runs x samples x widest layer): ~64 MB in fp32.
+EVAL_ELEMENTS = 16_000_000
 _ACTIVATION_TYPES = tuple({type(make()) for make in ACTIVATIONS.values()})
 
 
@@ -166,7 +168,10 @@ class BatchedEngine:
     afterwards. ``wall_time`` of every record is the batched pass's own elapsed time.
     """
 
-    def __init__(self, configs: Sequence[RunConfig], *, data: Dataset, block: int | None = None) -> None:
+    def __init__(
+        self, configs: Sequence[RunConfig], *, data: Dataset, block: int | None = None,
+        measures: Measures = Measures(),
+    ) -> None:
         if not configs:
             raise ValueError("no runs to batch")
         for c in configs:
@@ -181,7 +186,7 @@ class BatchedEngine:
             raise ValueError("batched runs must share model, batch size, epochs, precision and clipping")
         self.data = data
         self.device = data.x_train.device
-        self.boundary = wants_weights(data)
+        self.measures = measures
         self.block = block or (32 if self.device.type == "cuda" else 1)
         self.n_train = len(data.x_train)
         self.batch = min(first.batch_size or self.n_train, self.n_train)
@@ -189,6 +194,7 @@ class BatchedEngine:
         self.epochs, self.precision, self.grad_clip = first.epochs, first.precision, first.grad_clip
         use_determinism(self.device, first.deterministic)
         models = [build_model(c.model, data, c.seed) for c in configs]
+        self.carry_weights = measures.weights if measures.weights and wants_weights(data, models[0]) else frozenset()
         self.stack = StackedModel(models)
         self.runs: list[_Run] = []
         self._failed: dict[int, Exception] = {}
@@ -258,30 +264,51 @@ class BatchedEngine:
 
     @torch.no_grad()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
-        """Per-run loss and metric on ``x, y`` (shared by every run)."""
-        out = self.stack.forward(x.T)  # (K, outputs, N)
+        """Per-run loss and metric on ``x, y`` (shared by every run), in chunks of samples.
+
+        Chunks bound the activations to K x chunk x width: all of a large train set through
+        1,024 stacked models at once took 1.4 GB.
+        """
+        n = len(x)
+        chunk = max(64, EVAL_ELEMENTS // max(1, len(self.runs) * self._widest()))
+        loss_sum = metric_sum = None
+        for start in range(0, n, chunk):
+            xb, yb = x[start : start + chunk], y[start : start + chunk]
+            out = self.stack.forward(xb.T)  # (K, outputs, chunk)
+            if self.data.task == "classification":
+                target = yb.expand(out.shape[0], -1)
+                loss = nn.functional.cross_entropy(out, target, reduction="none").sum(1)
+                metric = (out.argmax(dim=1) == target).float().sum(1)
+            else:
+                residual = (out.squeeze(1) - yb) ** 2
+                loss = metric = residual.sum(1)
+            loss_sum = loss if loss_sum is None else loss_sum + loss
+            metric_sum = metric if metric_sum is None else metric_sum + metric
+        assert loss_sum is not None and metric_sum is not None
         if self.data.task == "classification":
-            target = y.expand(out.shape[0], -1)
-            loss = nn.functional.cross_entropy(out, target, reduction="none").mean(1)
-            metric = (out.argmax(dim=1) == target).float().mean(1)
-        else:
-            pred = out.squeeze(1)
-            loss = ((pred - y) ** 2).mean(1)
-            metric = 1 - ((pred - y) ** 2).sum(1) / torch.sum((y - y.mean()) ** 2)
-        return loss.tolist(), metric.tolist()
+            return (loss_sum / n).tolist(), (metric_sum / n).tolist()
+        # R^2 = 1 - residual sum / total sum of squares (the metric sums were the residuals).
+        return (loss_sum / n).tolist(), (1 - metric_sum / torch.sum((y - y.mean()) ** 2)).tolist()
+
+    def _widest(self) -> int:
+        return max([self.data.n_features, *(m.out_features for m in self.stack.layers if isinstance(m, nn.Linear))])
 
     def _eval_records(
         self, step: int, samples: int, running: list[float] | None, final: bool
     ) -> list[tuple[int, Record]]:
         seconds = self.watch.stop()  # evaluation is not training time
         self._set_modes(False)
-        train_loss, _ = self._evaluate(self.data.x_train, self.data.y_train)
+        train_loss: list[float | None] = (
+            self._evaluate(self.data.x_train, self.data.y_train)[0] if self.measures.train_loss
+            else [None] * len(self.runs)
+        )
         val_loss, val_metric = self._evaluate(self.data.x_val, self.data.y_val)
         self._set_modes(True)
         out = []
         for k in self.active:
             r = self.runs[k]
-            ok = val_loss[k] < r.limit and train_loss[k] < r.limit  # NaN compares false
+            t = train_loss[k]
+            ok = val_loss[k] < r.limit and (t is None or t < r.limit)  # NaN compares false
             status = Status.RUNNING if ok else Status.DIVERGED
             if status is Status.RUNNING and final:
                 status = Status.FINISHED
@@ -289,7 +316,7 @@ class BatchedEngine:
                 step, step / self.budget.steps_per_epoch, samples, seconds, r.lr, None,
                 train_loss[k], val_loss[k], val_metric[k], status,
                 running_loss=running[k] if running is not None else None,
-                weights=weights_of(r.model) if self.boundary else None,
+                weights=weights_of(r.model) if k in self.carry_weights else None,
             )))
         return out
 
@@ -368,7 +395,7 @@ class BatchedEngine:
         # Chosen here, not when built: a forked part reads its clock in the child.
         self.watch = Stopwatch(training_clock(self.device))
         for k, rec in self._eval_records(0, 0, None, final=False):
-            runs[k].limit = divergence_limit(rec.train_loss if rec.train_loss is not None else math.inf)
+            runs[k].limit = divergence_limit(rec.val_loss if rec.val_loss is not None else math.inf)
             yield k, rec
         step = samples = 0
         elapsed = 0.0

@@ -35,9 +35,17 @@ def load_run_data(config: RunConfig) -> Dataset:
     )
 
 
-def wants_weights(data: Dataset) -> bool:
-    """Whether evaluation records carry the weights: 2-D classification, where a boundary can be drawn."""
-    return data.task == "classification" and data.n_features == 2 and data.image_shape is None
+# Weights ride on evaluation records only for models this small (a 64-wide MLP on moons has
+# 322 parameters; 512/512 had 1 MB per record).
+MAX_WEIGHTS = 20_000
+
+
+def wants_weights(data: Dataset, model: torch.nn.Module) -> bool:
+    """Whether evaluations can carry the weights: 2-D classification, where a boundary can be drawn."""
+    return (
+        data.task == "classification" and data.n_features == 2 and data.image_shape is None
+        and sum(p.numel() for p in model.parameters()) <= MAX_WEIGHTS
+    )
 
 
 def weights_of(model: torch.nn.Module) -> dict[str, Any]:
@@ -64,7 +72,10 @@ def evaluate(model: torch.nn.Module, data: Dataset, x: torch.Tensor, y: torch.Te
     return loss, metric
 
 
-def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = StepHooks()) -> Iterator[Record]:
+def run(
+    config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = StepHooks(),
+    train_loss: bool = True, weights: bool = False,
+) -> Iterator[Record]:
     """Train ``config``, yielding a record after every step and after every evaluation.
 
     Evaluation (train and validation sets) happens before the first step and after every
@@ -77,7 +88,8 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
     device = data.x_train.device
     watch = Stopwatch(training_clock(device))
     counted = GradEvals() if spec.needs_closure else None
-    boundary = wants_weights(data)
+    boundary = weights and wants_weights(data, model)
+    measure_train = train_loss
     use_determinism(device, config.deterministic)
     optimizer = spec.build(list(model.named_parameters()), config.optimizer.lr, config.optimizer.params, device)
     step_fn = build_step(
@@ -101,11 +113,11 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
         set_mode(False)
         # The train loss measured as the validation loss is (eval mode, one point in time),
         # so the two curves can be compared; the running batch loss is a curve of its own.
-        train_loss, _ = evaluate(model, data, data.x_train, data.y_train)
+        train_loss = evaluate(model, data, data.x_train, data.y_train)[0] if measure_train else None
         val_loss, val_metric = evaluate(model, data, data.x_val, data.y_val)
         set_mode(True)
         # Written so NaN fails too; inf before the first evaluation sets the limit.
-        ok = val_loss < limit and train_loss < limit
+        ok = val_loss < limit and (train_loss is None or train_loss < limit)
         return Record(
             step, step / budget.steps_per_epoch, samples, seconds, lr, None,
             train_loss, val_loss, val_metric, Status.RUNNING if ok else Status.DIVERGED,
@@ -118,15 +130,20 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
     lr = config.optimizer.lr * lr_factor(0)
     limit = math.inf
     first = eval_record(0, 0, lr, None)
-    limit = divergence_limit(first.train_loss or math.inf)
+    # From the starting validation loss: measured in every run (the train loss may not be).
+    limit = divergence_limit(first.val_loss if first.val_loss is not None else math.inf)
     yield first
-    watch.start()
 
     for epoch in range(config.epochs):
+        watch.start()  # the epoch's data order is training work too
         order = torch.randperm(n_train, generator=generator).to(device) if batch < n_train else None
+        watch.stop()
         loss_sum = 0.0
         epoch_samples = 0
         for i in range(budget.steps_per_epoch):
+            # Timed from here to the step's record: an evaluation, or the wait while a consumer
+            # handles a record, is never counted.
+            watch.start()
             if order is None:
                 xb, yb = data.x_train, data.y_train
             else:
@@ -157,7 +174,6 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
             yield rec
             if status is _DIVERGED:
                 return
-            watch.start()
 
         rec = eval_record(step, samples, lr, loss_sum / epoch_samples)
         lr_factor.observe(rec.val_loss if math.isfinite(rec.val_loss or math.nan) else math.inf)
@@ -166,4 +182,3 @@ def run(config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = St
         yield rec
         if rec.status is not Status.RUNNING:
             return
-        watch.start()

@@ -18,7 +18,7 @@ from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import EngineChoice, RunConfig
 from dlopt_core.engine.batched import BatchedEngine, why_not_batched
 from dlopt_core.engine.loop import steps_per_epoch
-from dlopt_core.engine.records import Record
+from dlopt_core.engine.records import Measures, Record
 from dlopt_core.engine.sequential import SequentialEngine, failed_record
 from dlopt_core.engine.split import SplitEngine, cpu_parts
 
@@ -104,17 +104,20 @@ def _steps(config: RunConfig, data: Dataset) -> int:
     return config.epochs * steps_per_epoch(config, len(data.x_train))
 
 
-def build_engine(configs: Sequence[RunConfig], *, data: Dataset, choice: EngineChoice = "auto") -> MergedEngine:
+def build_engine(
+    configs: Sequence[RunConfig], *, data: Dataset, choice: EngineChoice = "auto", measures: Measures = Measures()
+) -> MergedEngine:
     """One stream over ``configs``, each group on the engine :func:`plan` chose."""
     parts: list[tuple[str, list[int], Engine]] = []
     for name, members in plan(configs, choice):
         chosen = [configs[i] for i in members]
+        mine = measures.part(members)
         engine: Engine
         if name == "sequential":
-            engine = SequentialEngine(chosen, data=data)
+            engine = SequentialEngine(chosen, data=data, measures=mine)
         elif (processes := cpu_parts(len(chosen), data.x_train.device.type, _steps(chosen[0], data))) > 1:
-            engine = SplitEngine(chosen, data=data, parts=processes)
+            engine = SplitEngine(chosen, data=data, parts=processes, measures=mine)
         else:
-            engine = BatchedEngine(chosen, data=data)
+            engine = BatchedEngine(chosen, data=data, measures=mine)
         parts.append((name, members, engine))
     return MergedEngine(parts)

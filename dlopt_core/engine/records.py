@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -75,3 +77,21 @@ class Record(NamedTuple):
     @property
     def is_eval(self) -> bool:
         return self.val_loss is not None
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What evaluations measure beside the validation set.
+
+    ``train_loss``: the whole train set at each evaluation (a sweep of thousands of runs
+    reads only validation losses and skips it: it cost 1.8x there). ``weights``: indices of
+    the runs whose evaluations carry their weights (2-D classification, small models only),
+    for a page's decision-boundary view.
+    """
+
+    train_loss: bool = True
+    weights: frozenset[int] = frozenset()
+
+    def part(self, members: Sequence[int]) -> Measures:
+        """The same measures for an engine that sees ``members`` as its runs 0, 1, ..."""
+        return Measures(self.train_loss, frozenset(j for j, i in enumerate(members) if i in self.weights))

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import RunConfig
 from dlopt_core.engine.loop import run
-from dlopt_core.engine.records import Record, Status
+from dlopt_core.engine.records import Measures, Record, Status
 from dlopt_core.engine.step import StepHooks
 
 
@@ -25,9 +25,13 @@ def failed_record(exc: BaseException | str) -> Record:
 class SequentialEngine:
     """Interleaves per-run iterators; :meth:`stop` ends one run without touching the others."""
 
-    def __init__(self, configs: Sequence[RunConfig], *, data: Dataset, hooks: StepHooks = StepHooks()) -> None:
+    def __init__(
+        self, configs: Sequence[RunConfig], *, data: Dataset, hooks: StepHooks = StepHooks(),
+        measures: Measures = Measures(),
+    ) -> None:
         self._active: dict[int, Iterator[Record]] = {
-            i: run(config, data=data, hooks=hooks) for i, config in enumerate(configs)
+            i: run(config, data=data, hooks=hooks, train_loss=measures.train_loss, weights=i in measures.weights)
+            for i, config in enumerate(configs)
         }
 
     @property

@@ -27,7 +27,7 @@ import torch
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import RunConfig
 from dlopt_core.engine.batched import BatchedEngine
-from dlopt_core.engine.records import Record
+from dlopt_core.engine.records import Measures, Record
 from dlopt_core.engine.sequential import failed_record
 
 SEND_SECONDS = 0.02  # a child sends its records at least this often (and at every evaluation)
@@ -92,7 +92,9 @@ def _child(conn: Connection, engine: BatchedEngine) -> None:
 class SplitEngine:
     """The batched engine over ``parts`` forked processes; the same stream as one batched engine."""
 
-    def __init__(self, configs: Sequence[RunConfig], *, data: Dataset, parts: int) -> None:
+    def __init__(
+        self, configs: Sequence[RunConfig], *, data: Dataset, parts: int, measures: Measures = Measures()
+    ) -> None:
         from dlopt_core.catalog.optimizers import warm_up
 
         warm_up()  # torch.optim's first use costs ~1 s: pay it once here, not in every child
@@ -104,7 +106,10 @@ class SplitEngine:
         self._pids: list[int] = []
         # Built here, before forking: a child never takes a lock (model initialisation's)
         # that another thread of this process might have held at the fork.
-        engines = [BatchedEngine([configs[i] for i in members], data=data) for members in self.members]
+        engines = [
+            BatchedEngine([configs[i] for i in members], data=data, measures=measures.part(members))
+            for members in self.members
+        ]
         for members, engine in zip(self.members, engines):
             mine, theirs = Pipe()
             # os.fork, not multiprocessing.Process: a job's worker is a daemon process, which

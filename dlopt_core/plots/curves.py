@@ -29,6 +29,7 @@ LOSSES = ("train_loss", "val_loss")
 # A loss this many times the largest starting loss is off the scale: clipped and labelled,
 # so one diverging run does not flatten every other curve.
 OFF_SCALE = 3.0
+R2_FLOOR = -1.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,12 @@ def curves_data(
     band: BandKind = "minmax",
     optimum: float | None = None,
 ) -> CurvesData:
-    """Mean and band per optimizer for train loss, validation loss and validation metric."""
+    """Mean and band per optimizer for train loss, validation loss and validation metric.
+
+    ``optimum`` defaults to the comparison's own (solved beside training for linear models).
+    """
+    if optimum is None:
+        optimum = comparison.optimum
     groups: dict[str, list[RunResult]] = {}
     for r in comparison.runs:
         groups.setdefault(r.label, []).append(r)
@@ -122,12 +128,14 @@ def curves_data(
     return CurvesData(bands, x, metric_name(comparison.config), optimum, running, _loss_cap(comparison))
 
 
-def _clipped(values: list[float], cap: float | None) -> tuple[list[float], list[int]]:
-    """``values`` with those above ``cap`` set to it, and the indices that were clipped."""
-    if cap is None:
-        return values, []
-    over = [i for i, v in enumerate(values) if v > cap]
-    return [min(v, cap) for v in values], over
+Bounds = tuple[float, float]  # (floor, cap) of a panel's axis; values outside are clipped
+
+
+def _clipped(values: list[float], bounds: Bounds) -> tuple[list[float], list[int]]:
+    """``values`` clipped into ``bounds``, and the indices that were clipped."""
+    low, high = bounds
+    out = [i for i, v in enumerate(values) if v > high or v < low]
+    return [min(max(v, low), high) for v in values], out
 
 
 def curves_figure(data: CurvesData, *, log_y: bool = False, title: str | None = None) -> go.Figure:
@@ -139,15 +147,20 @@ def curves_figure(data: CurvesData, *, log_y: bool = False, title: str | None = 
     titles = ("train loss", "validation loss", data.metric_label)
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.06)
     for col, metric in enumerate(METRICS, start=1):
-        cap = data.loss_cap if metric in LOSSES else None
+        if metric in LOSSES:
+            bounds = (-math.inf, data.loss_cap if data.loss_cap is not None else math.inf)
+        else:
+            # R² of a diverging regression reaches -1e6; below -1 a model is worse than
+            # predicting the mean, which is all a reader needs to see.
+            bounds = (R2_FLOOR if data.metric_label == "val R²" else -math.inf, math.inf)
         for b in data.bands[metric]:
-            _add_band(fig, b, col, cap)
+            _add_band(fig, b, col, bounds)
         if metric == "train_loss" and data.running:
             for b in data.running:
                 if b.x:
                     fig.add_trace(
                         go.Scatter(
-                            x=b.x, y=_clipped(b.mean, cap)[0], mode="lines",
+                            x=b.x, y=_clipped(b.mean, bounds)[0], mode="lines",
                             line={"color": b.color, "width": 1, "dash": "dot"}, opacity=0.8,
                             name=f"{b.label}: running mini-batch loss", legendgroup=b.label, showlegend=False,
                             hovertemplate="%{y:.4g}<extra>running mini-batch loss</extra>",
@@ -184,12 +197,12 @@ def curves_figure(data: CurvesData, *, log_y: bool = False, title: str | None = 
     return fig
 
 
-def _add_band(fig: go.Figure, b: Band, col: int, cap: float | None) -> None:
+def _add_band(fig: go.Figure, b: Band, col: int, bounds: Bounds) -> None:
     if b.n_runs > 1 and b.x:
         fig.add_trace(
             go.Scatter(
                 x=b.x + b.x[::-1],
-                y=_clipped(b.high, cap)[0] + _clipped(b.low, cap)[0][::-1],
+                y=_clipped(b.high, bounds)[0] + _clipped(b.low, bounds)[0][::-1],
                 fill="toself",
                 # Explicit: plotly's default for under 20 points adds markers, drawn
                 # in its own colours (not the legend's) at every polygon corner.
@@ -204,7 +217,7 @@ def _add_band(fig: go.Figure, b: Band, col: int, cap: float | None) -> None:
             row=1,
             col=col,
         )
-    mean, over = _clipped(b.mean, cap)
+    mean, out = _clipped(b.mean, bounds)
     fig.add_trace(
         go.Scatter(
             x=b.x,
@@ -219,14 +232,16 @@ def _add_band(fig: go.Figure, b: Band, col: int, cap: float | None) -> None:
         row=1,
         col=col,
     )
-    if over:
+    if out:
+        high = [b.mean[i] > bounds[1] for i in out]
         fig.add_trace(
             go.Scatter(
-                x=[b.x[i] for i in over], y=[cap] * len(over), mode="markers+text",
-                marker={"symbol": "triangle-up", "size": 10, "color": b.color},
-                text=[f"{b.mean[i]:.2g}" for i in over], textposition="bottom center",
+                x=[b.x[i] for i in out], y=[mean[i] for i in out], mode="markers+text",
+                marker={"symbol": ["triangle-up" if h else "triangle-down" for h in high], "size": 10, "color": b.color},
+                text=[f"{b.mean[i]:.2g}" for i in out],
+                textposition=["bottom center" if h else "top center" for h in high],
                 textfont={"size": 10, "color": b.color},
-                hovertemplate=[f"{b.label}: {b.mean[i]:.3g} (off the scale)<extra></extra>" for i in over],
+                hovertemplate=[f"{b.label}: {b.mean[i]:.3g} (off the scale)<extra></extra>" for i in out],
                 legendgroup=b.label, showlegend=False, name=f"{b.label} off the scale",
             ),
             row=1, col=col,
@@ -235,7 +250,7 @@ def _add_band(fig: go.Figure, b: Band, col: int, cap: float | None) -> None:
         y = last if math.isfinite(last) else (b.mean[-1] if b.mean else math.nan)
         if not math.isfinite(y):
             continue
-        y = min(y, cap) if cap is not None else y
+        y = min(max(y, bounds[0]), bounds[1])
         fig.add_trace(
             go.Scatter(
                 x=[x], y=[y], mode="markers",

@@ -48,7 +48,13 @@ def actual_lr_data(comparison: Comparison) -> list[LRCurve]:
         color = colors.setdefault(r.label, PALETTE[len(colors) % len(PALETTE)])
         if r.lr_points:
             label = f"{r.label} seed {r.config.seed}" if several else r.label
-            curves.append(LRCurve(label, color, [e for e, _ in r.lr_points], [lr for _, lr in r.lr_points]))
+            epochs, lrs = [e for e, _ in r.lr_points], [lr for _, lr in r.lr_points]
+            # Change points only: carry the last rate on to where the run is now.
+            now = r.steps / r.steps_per_epoch
+            if now > epochs[-1]:
+                epochs.append(now)
+                lrs.append(lrs[-1])
+            curves.append(LRCurve(label, color, epochs, lrs))
     return curves
 
 
