@@ -10,6 +10,7 @@ from tracking.landscape_log import log_landscape
 from ui import landscape_form as form
 from ui.reference_view import reference_section
 from ui.status import page_frame
+from ui.widgets import code_span
 
 page_frame("Loss landscapes · dlopt")
 st.title("Loss landscapes")
@@ -32,7 +33,7 @@ config = None
 try:
     config = form.build_config(setup, boxes)
 except ConfigError as err:
-    st.error(f"Fix this first: {err}")
+    st.error(f"Fix this first: {code_span(str(err))}")
 form.sync_url(config)
 
 
@@ -120,7 +121,7 @@ if config is not None:
             ids = log_landscape(result)
             st.success(f"Logged {len(ids)} runs to MLflow experiment 'dlopt-landscape'.")
         except Exception as exc:  # the store may be unreachable: say so, keep the page
-            st.error(f"MLflow logging failed: {type(exc).__name__}: {exc}")
+            st.error(f"MLflow logging failed: {code_span(f'{type(exc).__name__}: {exc}')}")
 
 st.divider()
 reference_section()
