@@ -23,7 +23,9 @@ CHROMIUM_ARGS = [
 CURVE_NAMES_JS = """
 () => Array.from(document.querySelectorAll('.js-plotly-plot'))
   .filter(d => (d.layout?.annotations || []).some(a => a.text === 'train loss'))
-  .map(d => (d.data || []).filter(t => t.fill !== 'toself' && (t.x || []).length > 0).map(t => t.name))
+  // One legend entry per optimizer: its mean curve (bands, dotted running losses and marks are not).
+  .map(d => (d.data || []).filter(t => t.fill !== 'toself' && t.legendgroup && t.showlegend !== false
+                                     && (t.x || []).length > 0).map(t => t.name))
 """
 
 
