@@ -6,7 +6,7 @@ Options after a name go to that benchmark (``python -m bench concurrency --epoch
 
 import sys
 
-from bench import app_times, batched, concurrency, first_point, landscape, throughput
+from bench import app_times, batched, concurrency, first_point, landscape, study_storage, throughput
 
 # name -> (main, takes options)
 BENCHES = {
@@ -16,6 +16,7 @@ BENCHES = {
     "landscape": (landscape.main, False),
     "batched": (batched.main, True),
     "app_times": (app_times.main, True),
+    "study_storage": (study_storage.main, True),
 }
 
 runs: list[tuple[str, list[str]]] = []
