@@ -1,0 +1,115 @@
+"""Several worker processes fill one study: against PostgreSQL and against the embedded default.
+
+Real processes (``python -m dlopt_core search``) on one study with a target of 15 finished
+trials: they end with exactly 15 and unique numbers; when one is SIGKILLed mid-trial, the
+others end its trial (PostgreSQL: heartbeats, with ``DLOPT_OPTUNA_HEARTBEAT=1`` so the grace
+period is 5 s; the journal file: the dead worker's pid), run its parameters again, and
+still reach 15 with no trial left RUNNING.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+
+from dlopt_core.experiments.study import load_study, study_summary
+from dlopt_core.experiments.study_storage import ENV_HEARTBEAT, WORKER_ATTR, study_storage
+
+TARGET = 15
+# Trials of a few tenths of a second (pruning off, so none is cut short): long enough for three
+# workers to overlap and for a kill to land inside a trial.
+SETUP = ("--dataset", "digits", "--model", "mlp", "--epochs", "10", "--optimizer", "adam", "--pruner", "none")
+
+
+@pytest.fixture(params=["postgresql", "embedded"])
+def storage_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """A shared PostgreSQL database, or None: the workers' default (a journal under DLOPT_HOME)."""
+    monkeypatch.setenv(ENV_HEARTBEAT, "1")  # the workers inherit it; so does this process's reader
+    monkeypatch.delenv("DLOPT_OPTUNA_STORAGE", raising=False)
+    return request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+
+
+def _workers(name: str, url: str | None, n: int = 3) -> list[subprocess.Popen]:
+    storage = ("--storage", url) if url else ()
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "dlopt_core", "search", *SETUP, "--study", name, *storage,
+             "--n-trials", str(TARGET), "--worker", str(i), "--json", "--no-track"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(n)
+    ]
+
+
+def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=240)
+    return proc.returncode, out, err
+
+
+def _trials(name: str, url: str | None) -> list[optuna.trial.FrozenTrial]:
+    return load_study(name, study_storage(url)).get_trials()
+
+
+def test_three_workers_fill_one_study_with_exactly_its_trials(storage_url: str | None) -> None:
+    name = f"workers-{uuid.uuid4().hex[:8]}"
+    results = [_finish(p) for p in _workers(name, storage_url)]
+    for status, out, err in results:
+        assert status == 0, err
+        assert json.loads(out)["finished"] == TARGET
+    trials = _trials(name, storage_url)
+    finished = [t for t in trials if t.state.is_finished() and t.state.name != "FAIL"]
+    assert len(finished) == TARGET and len({t.number for t in finished}) == TARGET
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    # Only a place two workers took at once ends FAIL, marked surplus; nothing else failed.
+    assert all(t.user_attrs.get("surplus") for t in trials if t.state.name == "FAIL")
+    workers = {t.user_attrs[WORKER_ATTR]["pid"] for t in finished}
+    assert len(workers) >= 2, "the workers did not share the study"
+
+
+def test_a_worker_killed_mid_trial_leaves_no_trial_running(storage_url: str | None) -> None:
+    name = f"killed-{uuid.uuid4().hex[:8]}"
+    procs = _workers(name, storage_url)
+    victim = procs[0]
+    killed = _running_trial_of(victim.pid, name, storage_url)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+    results = [_finish(p) for p in procs[1:]]
+    for status, out, err in results:
+        assert status == 0, err
+        assert json.loads(out)["finished"] == TARGET
+    trials = {t.number: t for t in _trials(name, storage_url)}
+    assert trials[killed].state.name == "FAIL"
+    assert not [t for t in trials.values() if t.state.name == "RUNNING"]
+    finished = [t for t in trials.values() if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == TARGET
+    # The killed trial's parameters were run again by another worker.
+    retries = [t for t in finished if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].params == trials[killed].params
+    assert study_summary(name, study_storage(storage_url)).counts["running"] == 0
+
+
+def _running_trial_of(pid: int, name: str, url: str | None) -> int:
+    """Poll the storage until worker ``pid`` has just started a trial; its number."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            study = load_study(name, study_storage(url))
+        except KeyError:  # not created yet
+            time.sleep(0.05)
+            continue
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            worker = t.user_attrs.get(WORKER_ATTR)
+            # Its lr drawn, no epoch reported yet: the trial's training is still ahead.
+            mine = worker and worker["pid"] == pid and worker["trial"] == t.number
+            if mine and t.params and not t.intermediate_values:
+                return t.number
+        time.sleep(0.02)
+    raise AssertionError(f"worker {pid} never ran a trial ({os.environ.get('DLOPT_HOME')})")
