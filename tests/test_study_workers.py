@@ -20,8 +20,11 @@ import uuid
 import optuna
 import pytest
 
-from dlopt_core.experiments.study import load_study, study_summary
+from dlopt_core.config import ConfigError
+from dlopt_core.engine.records import Status
+from dlopt_core.experiments.study import StudyConfig, StudyWork, load_study, study_summary
 from dlopt_core.experiments.study_storage import ENV_HEARTBEAT, WORKER_ATTR, study_storage
+from dlopt_core.runner.jobs import JobRegistry
 
 TARGET = 15
 # Trials of a few tenths of a second (pruning off, so none is cut short): long enough for three
@@ -113,3 +116,41 @@ def _running_trial_of(pid: int, name: str, url: str | None) -> int:
                 return t.number
         time.sleep(0.02)
     raise AssertionError(f"worker {pid} never ran a trial ({os.environ.get('DLOPT_HOME')})")
+
+
+def test_local_workers_started_as_jobs_fill_a_study_and_stop_cleanly() -> None:
+    """How a page runs a study: one StudyWork job per local worker process; Stop ends them."""
+    config = StudyConfig.make(data={"name": "wine"}, epochs=3, optimizer={"name": "adam"}, n_trials=6, pruner="none")
+    jobs = JobRegistry(2, launcher="process")
+    try:
+        works = [StudyWork(config, worker=i, track=False) for i in range(2)]
+        for job in [jobs.submit(w) for w in works]:
+            assert job.wait(240) and job.status is Status.FINISHED, job.error
+        assert sum(len(w.trials) for w in works) >= 6  # each worker reported its trials as they ended
+        assert all(w.summary is not None and w.summary.done for w in works)
+        assert study_summary(config.name).finished == 6
+
+        # A study far too large to finish: stop both workers once a few trials are in.
+        big = config.model_copy(update={"n_trials": 10_000, "study_name": "stopped"})
+        running = [jobs.submit(StudyWork(big, worker=i, track=False)) for i in range(2)]
+        deadline = time.monotonic() + 120
+        while _finished("stopped") < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for job in running:
+            job.cancel()
+        for job in running:
+            assert job.wait(60)
+        summary = study_summary("stopped")
+        assert summary.finished >= 4 and summary.counts["running"] == 0
+        assert all(t.note == "cancelled" for t in summary.trials if t.state == "fail")
+        assert all(job.work.summary is not None and job.work.summary.stopped for job in running)
+    finally:
+        jobs.shutdown()
+
+
+def _finished(name: str) -> int:
+    """Finished trials of study ``name`` in the default storage (0 until a worker has made it)."""
+    try:
+        return study_summary(name).finished
+    except (KeyError, ConfigError):  # not there yet, or created and its config not yet written
+        return 0

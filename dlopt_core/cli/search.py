@@ -5,8 +5,8 @@ Start it in several processes, or on several machines with ``--storage`` (or
 holds ``--n-trials`` finished ones, never more. SIGTERM or Ctrl-C end the running trial as
 cancelled (it does not count) and start no new one.
 
-Study logging is found through the ``dlopt.study_observers`` entry point group (the
-``tracking`` package registers MLflow there), so the core never imports a tracking backend.
+Study logging is found through the ``dlopt.study_observers`` entry point group
+(:func:`~dlopt_core.experiments.study.study_observers`), so the core never imports a tracking backend.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any
 
 import optuna
 
 from dlopt_core.config import ConfigError, OptimizerConfig
-from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig, StudyObserver, run_worker
+from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig, run_worker, study_observers
 from dlopt_core.experiments.study_storage import ENV_STORAGE, study_storage
 from dlopt_core.runner.plugins import tracking_start
 
@@ -88,11 +87,6 @@ def build_config(args: argparse.Namespace) -> StudyConfig:
         search_batch_size=args.search_batch_size, sampler=args.sampler, pruner=args.pruner,
         n_trials=args.n_trials, metric=args.metric, seed=args.seed, study_name=args.study,
     )
-
-
-def study_observers(*, experiment: str) -> list[StudyObserver]:
-    """One observer per installed tracking backend."""
-    return [ep.load()(experiment=experiment) for ep in entry_points(group="dlopt.study_observers")]
 
 
 def run(args: argparse.Namespace) -> int:

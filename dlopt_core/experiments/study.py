@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -51,6 +52,7 @@ from dlopt_core.experiments.study_storage import (
     WORKER_ATTR,
     StudyStorage,
     end_stale_trials,
+    storage_url,
     study_storage,
     worker_identity,
 )
@@ -407,7 +409,11 @@ def on_edge(lr: float, lr_min: float, lr_max: float) -> bool:
 
 
 def study_summary(study: optuna.Study | str, storage: StudyStorage | str | None = None) -> StudySummary:
-    """Progress and results of a study (an open one, or a name in ``storage``), read now."""
+    """Progress and results of a study (an open one, or a name in ``storage``), read now.
+
+    Raises KeyError when there is no such study, ConfigError when it has no dlopt config (made
+    by other code, or created a moment ago and its config not yet written: ask again).
+    """
     handle = _storage(storage)
     study = load_study(study, handle) if isinstance(study, str) else study
     config = study_config(study)
@@ -605,6 +611,66 @@ def run_worker(
     for o in observers:
         o.worker_ended(study, summary)
     return dataclasses.replace(summary, errors=[e for o in observers for e in getattr(o, "errors", [])])
+
+
+def study_observers(*, experiment: str) -> list[StudyObserver]:
+    """One observer per installed tracking backend: the ``dlopt.study_observers`` entry point
+    group (``tracking`` registers MLflow's), so the core never imports a tracking backend."""
+    return [ep.load()(experiment=experiment) for ep in entry_points(group="dlopt.study_observers")]
+
+
+class StudyWork:
+    """One worker of a study as background work (:mod:`dlopt_core.runner`): a page submits one
+    per local worker process (``worker`` 0, 1, ...); Stop ends it as :func:`run_worker` does.
+
+    The storage is the source of truth for progress (:func:`study_summary` sees every worker's
+    trials, remote ones too); this mirror only holds what this worker reported.
+    """
+
+    def __init__(
+        self, config: StudyConfig, *, storage: str | None = None, worker: int = 0, track: bool = True,
+        experiment: str = "dlopt-search",
+    ) -> None:
+        self.config = config
+        # Resolved here: the worker process writes where the submitting page reads.
+        self.storage = storage_url(storage)
+        self.worker = worker
+        self.track = track
+        self.experiment = experiment
+        self.key = f"study-{config.name}-w{worker}"
+        self.label = f"study {config.name} worker {worker}"
+        self.trials: list[TrialRow] = []  # the trials this worker ran, as they ended
+        self.summary: StudySummary | None = None
+        self.status: Status = Status.PENDING
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("config", "storage", "worker", "track", "experiment")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state.pop("config"), **state)  # type: ignore[misc]
+
+    def run(self, emit: Any, control: Any) -> None:
+        from dlopt_core.runner.plugins import tracking_start
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        observers: list[StudyObserver] = []
+        if self.track:
+            tracking_start()
+            observers = study_observers(experiment=self.experiment)
+        summary = run_worker(
+            self.config, self.storage, should_stop=control.should_stop, observers=observers, worker=self.worker,
+            on_trial=lambda study, trial: emit(("trial", trial_row(trial)), urgent=True),
+        )
+        emit(("summary", summary), urgent=True)
+
+    def apply(self, event: Any) -> None:
+        if event[0] == "trial":
+            self.trials.append(event[1])
+        elif event[0] == "summary":
+            self.summary = event[1]
+
+    def finish(self, status: Status) -> None:
+        self.status = status
 
 
 def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:
