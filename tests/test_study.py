@@ -285,3 +285,10 @@ def test_the_summary_reads_progress_from_the_storage_by_name() -> None:
     summary = study_summary(config.name)
     assert summary.finished == 3 and summary.n_trials == 3 and summary.optimizer == "adam"
     assert all(t.worker is not None for t in summary.trials)
+
+
+def test_an_unreachable_storage_is_one_line_without_the_password(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["search", "--optimizer", "adam", "--storage", "postgresql+psycopg://me:secret@127.0.0.1:1/db", "--no-track"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("error: storage: cannot open postgresql+psycopg://me:***@127.0.0.1:1/db")
+    assert "secret" not in err and len(err.strip().splitlines()) == 1

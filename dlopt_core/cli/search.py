@@ -21,7 +21,7 @@ import optuna
 
 from dlopt_core.config import ConfigError, OptimizerConfig
 from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig, run_worker, study_observers
-from dlopt_core.experiments.study_storage import ENV_STORAGE, study_storage
+from dlopt_core.experiments.study_storage import ENV_STORAGE, StorageUnavailable, study_storage
 from dlopt_core.runner.plugins import tracking_start
 
 EXPERIMENT = "dlopt-search"
@@ -90,11 +90,18 @@ def build_config(args: argparse.Namespace) -> StudyConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Be one worker of the study; print its state. 0: the study is full; 128+N: stopped by signal N."""
+    """Be one worker of the study; print its state.
+
+    0: the study is full; 1: the storage cannot be opened, or tracking failed; 128+N: stopped by signal N.
+    """
     from dlopt_core.cli import _dumps, _stop_on_signals, _table
 
     config = build_config(args)
-    storage = study_storage(args.storage)
+    try:
+        storage = study_storage(args.storage)
+    except StorageUnavailable as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
     if note := config.schedule_note:
         print(f"note: schedule: {note}", file=sys.stderr)
     # Optuna logs every trial, and a traceback for each cancelled or surplus one, which end

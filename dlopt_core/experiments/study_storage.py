@@ -120,7 +120,7 @@ def study_storage(url: str | None = None) -> StudyStorage:
 @functools.lru_cache(maxsize=16)
 def _cached(url: str, heartbeat: tuple[int, int]) -> StudyStorage:
     if url.startswith(JOURNAL_PREFIX):
-        path = Path(url[len(JOURNAL_PREFIX):].removeprefix("//")).expanduser()
+        path = Path(url[len(JOURNAL_PREFIX):].removeprefix("//")).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         backend = JournalFileBackend(str(path), lock_obj=FlockLock(str(path)))
         return StudyStorage(JournalStorage(backend), "journal", f"{JOURNAL_PREFIX}{path}")
@@ -136,6 +136,8 @@ def _cached(url: str, heartbeat: tuple[int, int]) -> StudyStorage:
         engine["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
         engine["pool_pre_ping"] = True  # a server restarted since the last trial: reconnect
+        if kind == "postgresql":  # an unreachable server: a clear error in seconds, not a hang
+            engine["connect_args"] = {"connect_timeout": 10}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat_interval, the retry callback
         retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
@@ -144,20 +146,24 @@ def _cached(url: str, heartbeat: tuple[int, int]) -> StudyStorage:
     return StudyStorage(storage, kind, _masked(url))
 
 
+class StorageUnavailable(RuntimeError):
+    """The study storage could not be opened (a server that does not answer, a refused login)."""
+
+
 def _create_rdb(url: str, engine: dict[str, Any], interval: int, grace: int, retry: Any) -> RDBStorage:
     # RDBStorage creates its tables on first use; two workers starting on a new database at
     # once can both try (a duplicate-table or unique-violation error for the loser). The
     # second attempt finds the tables.
-    for attempt in range(5):
+    for attempt in range(3):
         try:
             return RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=interval, grace_period=grace,
                 heartbeat_stale_trial_callback=retry,
             )
-        except Exception:
-            if attempt == 4:
-                raise
-            time.sleep(0.2 * (attempt + 1))
+        except Exception as exc:
+            if attempt == 2:
+                raise StorageUnavailable(f"storage: cannot open {_masked(url)}: {type(exc).__name__}: {exc}") from exc
+            time.sleep(0.3 * (attempt + 1))
     raise AssertionError("unreachable")
 
 
