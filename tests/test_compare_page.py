@@ -1,19 +1,15 @@
 """Compare page defects of issue 11 that an AppTest can see (browser ones live in test_compare_browser.py)."""
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
+from apptest import open_page
+
 COMPARE = "pages/1_Compare_optimizers.py"
 
 
 def _compare(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if query:
-        at.query_params.update(query)
-    return at.switch_page(COMPARE).run()
+    return open_page(COMPARE, query)
 
 
 @pytest.mark.parametrize("schedule", ["step", "warmup_cosine", "plateau", "one_cycle"])

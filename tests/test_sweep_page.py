@@ -1,21 +1,17 @@
 """AppTest for the LR sensitivity page: fill widgets, press buttons, assert what a user would see."""
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
+
+from apptest import open_page
 
 from dlopt_core.experiments.sweep import SweepConfig, lr_grid
 from dlopt_core.runner.jobs import registry
 
-ROOT = Path(__file__).resolve().parents[1]
 SWEEP = "pages/3_LR_sensitivity.py"
 
 
 def _page(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if query:
-        at.query_params.update(query)
-    return at.switch_page(SWEEP).run()
+    return open_page(SWEEP, query)
 
 
 def _wait_for_job(at: AppTest) -> None:
@@ -101,7 +97,7 @@ def test_a_small_sweep_finishes_with_a_best_lr_per_optimizer() -> None:
 
 def test_compare_at_the_best_learning_rates_carries_them_to_the_compare_page() -> None:
     # The Compare page seen first in this session: it has read its URL once already.
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).switch_page("pages/1_Compare_optimizers.py").run()
+    at = open_page("pages/1_Compare_optimizers.py")
     assert [s.value for s in at.selectbox if s.label == "optimizer"] == ["sgd", "momentum", "adam"]
     at = _small_sweep(at.switch_page(SWEEP).run())
     next(b for b in at.button if b.label == "Run").click().run()
