@@ -145,7 +145,7 @@ class OptimizerConfig(NamedWithParams):
     @property
     def label(self) -> str:
         """Short legend text: the name, its lr and hyperparameters that differ from default."""
-        return " ".join([get_optimizer(self.name).label, f"lr={_text(self.lr)}", *self.changed()])
+        return " ".join([get_optimizer(self.name).label, f"lr={lr_label(self.lr)}", *self.changed()])
 
 
 class ScheduleConfig(NamedWithParams):
@@ -343,6 +343,12 @@ def check_distinct(optimizers: tuple[OptimizerConfig, ...]) -> None:
 # Flat names that differ from the field name: "dataset" reads better in MLflow and URLs, and
 # a list of optimizer specs repeats one query key.
 _FLAT_NAMES = {"data": "dataset", "optimizers": "optimizer"}
+
+
+def lr_label(lr: float) -> str:
+    """A learning rate for a legend: 1e+09, 0.05, 3 (repr's 1000000000.0 misreads), still unique."""
+    short = f"{lr:.6g}"
+    return short if float(short) == lr else repr(lr)
 
 
 def _text(value: Any) -> str:

@@ -35,11 +35,11 @@ except ConfigError as err:
 if config is not None and (schedule_note := config.schedule_note):
     st.warning(f"Schedule: {schedule_note}", icon=":material/info:")
 
-view_cols = st.columns([2, 1, 1.4], vertical_alignment="bottom")
+view_cols = st.columns(2, vertical_alignment="bottom")
 # A selectbox, not a segmented control: five options do not fit a narrow window side by side.
 x_axis = view_cols[0].selectbox("x-axis", list(X_LABELS), key="view.x", format_func=X_LABELS.get)
-log_y = view_cols[1].toggle("log-scale loss", key="view.log_y")
-band = view_cols[2].segmented_control(
+log_y = view_cols[0].toggle("log-scale loss", key="view.log_y")
+band = view_cols[1].segmented_control(
     "band over seeds", ["minmax", "sd"], key="view.band", required=True,
     format_func={"minmax": "min-max", "sd": "±1 sd"}.get,
 )
@@ -47,7 +47,7 @@ form.sync_url(config, {"x": x_axis, "log_y": str(log_y).lower(), "band": band})
 
 if config is not None:
     job = find_job(config)
-    buttons = st.columns([1, 1, 6])
+    buttons = st.columns([1, 1, 2])
     running = job is not None and job.active
     if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
         job = start_comparison(config)

@@ -53,7 +53,7 @@ def test_every_run_lands_in_mlflow_with_params_metrics_and_status(dlopt_home) ->
     step = int(bad.data.tags["diverged_step"])
     assert bad.data.tags["status"] == f"diverged at step {step}"
     rows = {r["optimizer"]: r for r in summary_rows(comparison)}
-    assert rows["SGD lr=1000000.0"]["status"].startswith("diverged at step")
+    assert rows["SGD lr=1e+06"]["status"].startswith("diverged at step")
     assert rows["SGD + momentum lr=0.05"]["status"] == "finished"
     assert rows["SGD + momentum lr=0.05"]["steps to loss ≤ 0.5"] is not None
 

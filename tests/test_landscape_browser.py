@@ -74,7 +74,7 @@ def test_landscape_chart_has_one_trajectory_per_optimizer(app_server: str, brows
     traces = page.evaluate(f"""() => {{ const d = {GD};
         return {{paths: d.data.filter(t => t.mode === 'lines+markers').map(t => t.name),
                  frames: (d._transitionData?._frames || []).length}}; }}""")
-    assert traces["paths"] == ["Adam lr=0.05", "SGD lr=0.001", "L-BFGS lr=1.0"]
+    assert traces["paths"] == ["Adam lr=0.05", "SGD lr=0.001", "L-BFGS lr=1"]
     assert traces["frames"] > 10  # the play button and slider have steps to show
     assert errors == []
     page.close()

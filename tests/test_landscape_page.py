@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 import ui.landscape_form
 from dlopt_core.experiments.landscape import FUNCTIONS, LrSearch
+from dlopt_core.config import lr_label
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,7 @@ def test_a_tuned_lr_shows_three_significant_digits_in_the_box_legend_table_and_u
     lr = next(n.value for n in at.number_input if n.label == "learning rate")
     assert lr != 0.001 and lr == float(f"{lr:.3g}")
     table = at.dataframe[0].value
-    assert list(table["optimizer"]) == [f"Adam lr={lr!r}"]  # the label the legend uses too
+    assert list(table["optimizer"]) == [f"Adam lr={lr_label(lr)}"]  # the label the legend uses too
     assert at.query_params["optimizer"] in (f"adam:lr={lr!r}", [f"adam:lr={lr!r}"])  # one value: no list
     assert table["lr search"][0].startswith("inside 1e-6 – ")  # Adam's range widened for a 2-D toy
     assert any("tuned" in s.value for s in at.success) and not at.warning
@@ -48,8 +49,8 @@ def test_a_best_lr_on_an_end_of_the_range_is_flagged_in_the_message_and_the_tabl
     monkeypatch.setattr(ui.landscape_form, "search_lr", lambda *args, **kwargs: found)
     at = _tune(_landscapes({"steps": "20", "optimizer": ["adam:lr=0.001", "sgd:lr=0.001"]}))
     assert [w.value for w in at.warning] == [
-        f"Adam lr={found.lr!r}: {ui.landscape_form.search_text(found)}.",
-        f"SGD lr={found.lr!r}: {ui.landscape_form.search_text(found)}.",
+        f"Adam lr={lr_label(found.lr)}: {ui.landscape_form.search_text(found)}.",
+        f"SGD lr={lr_label(found.lr)}: {ui.landscape_form.search_text(found)}.",
     ]
     assert message in at.warning[0].value
     assert list(at.dataframe[0].value["lr search"]) == [cell, cell]

@@ -237,7 +237,7 @@ def test_a_link_over_the_data_size_limit_says_so() -> None:
 
 @pytest.mark.parametrize("engine, expected", [
     ("auto", "4 runs trained batched (stacked models"),
-    ("sequential", "every run trained on its own: Adam lr=0.001, L-BFGS lr=1.0, SGD lr=0.1"),
+    ("sequential", "every run trained on its own: Adam lr=0.001, L-BFGS lr=1, SGD lr=0.1"),
 ])
 def test_the_engine_choice_travels_in_the_link_and_the_page_says_how_runs_trained(engine: str, expected: str) -> None:
     cfg = ComparisonConfig.make(

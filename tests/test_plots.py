@@ -112,7 +112,7 @@ def test_a_diverged_optimizer_says_so_in_the_legend() -> None:
     )
     fig = curves_figure(curves_data(Comparison(cfg).execute()))
     names = {t.name for t in fig.data if t.showlegend}
-    assert names == {"SGD lr=1000000.0 (diverged at step 2)", "Adam lr=0.001"}
+    assert names == {"SGD lr=1e+06 (diverged at step 2)", "Adam lr=0.001"}
 
 
 def _synthetic(losses: dict[str, list[float]], diverged_at: dict[str, int] | None = None) -> Comparison:

@@ -88,7 +88,7 @@ def test_the_lr_a_plateau_run_used_is_drawn_beside_its_flat_plan() -> None:
     assert len(used) == 1 and used[0].lr[0] == 2 and used[0].lr[-1] < 2 / 50
     assert set(plan[0].lr) == {2}
     fig = lr_schedule_figure(plan, actual=used)
-    assert [t.name for t in fig.data] == ["SGD lr=2.0 (plan)", "SGD lr=2.0 (used)"]
+    assert [t.name for t in fig.data] == ["SGD lr=2 (plan)", "SGD lr=2 (used)"]
     assert fig.data[0].line.dash == "dash" and fig.data[1].y[-1] == used[0].lr[-1]
 
 

@@ -176,9 +176,8 @@ def optimizer_boxes() -> list[dict[str, Any]]:
         if full:
             names = sorted(set(full))
             verb = "trains" if len(names) == 1 else "train"
-            st.caption(
-                f"{', '.join(names)} {verb} on the full batch (full-batch only); the others use the batch size."
-            )
+            others = "; the others use the batch size" if len(full) < len(chosen) else ""
+            st.caption(f"{', '.join(names)} {verb} on the full batch (full-batch only){others}.")
     return chosen
 
 

@@ -57,16 +57,21 @@ def results_frame(comparison: Comparison) -> pd.DataFrame:
         for key, value in row.items():
             if key.endswith(" sd"):
                 continue
-            if key.startswith("steps to") and value is None:
+            if key.startswith("steps to"):
                 # Not by every seed (a median of the ones that did would flatter), or not yet.
-                value = "…" if row["optimizer"] in training else "not reached"
+                # Text in every cell: a column of numbers and words cannot be one Arrow type.
+                if value is None:
+                    value = "…" if row["optimizer"] in training else "not reached"
+                else:
+                    value = f"{value:,.0f}"
             elif isinstance(value, float) or value is None:
                 text = number_text(value)
                 if value is not None and (sd := row.get(f"{key} sd")) is not None:
                     text += f" ± {sd:.2g}"
                 value = text
             shown[key] = value
-        rows.append(shown)
+        # The status next to the name: it says why a row reads n/a, and stays in view at 820 px.
+        rows.append({"optimizer": shown.pop("optimizer"), "status": shown.pop("status"), **shown})
     return pd.DataFrame(rows)
 
 
@@ -75,7 +80,7 @@ def _stop_optimizer(job: Job, indices: list[int]) -> None:
         job.stop_run(index)
 
 
-def per_optimizer_stops(job: Job, comparison: Comparison, *, per_row: int = 4) -> None:
+def per_optimizer_stops(job: Job, comparison: Comparison, *, per_row: int = 3) -> None:
     """A Stop button per optimizer still training; the others go on."""
     groups: dict[str, list[int]] = {}
     for r in comparison.runs:
@@ -137,15 +142,20 @@ def _run_data(config: RunConfig) -> Dataset:
     return load_run_data(config)
 
 
-def _boundary(comparison: Comparison) -> object:
-    # Rebuilt only when a run reported new weights (an evaluation), not on every poll.
+BOUNDARY_SECONDS = 2.0
+
+
+def _boundary(comparison: Comparison, *, live: bool) -> object:
+    # Rebuilt when a run reported new weights, at most every BOUNDARY_SECONDS while training:
+    # a live view that takes longer than its polling interval is cut short and its charts blink.
     state = tuple((r.index, r.records[-1].step if r.records else -1) for r in comparison.runs if r.weights is not None)
     cache = st.session_state.setdefault("_boundary_cache", {})
-    key = (comparison.id, state)
-    if key not in cache:
-        cache.clear()
-        cache[key] = boundary_figure(boundary_data(comparison, _run_data(comparison.runs[0].config)))
-    return cache[key]
+    if cache.get("id") != comparison.id or (
+        cache.get("state") != state and (not live or time.monotonic() - cache.get("at", 0.0) > BOUNDARY_SECONDS)
+    ):
+        figure = boundary_figure(boundary_data(comparison, _run_data(comparison.runs[0].config)))
+        cache.update(id=comparison.id, state=state, at=time.monotonic(), figure=figure)
+    return cache["figure"]
 
 
 def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCurve] | None = None) -> None:
@@ -176,14 +186,16 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCu
                 "Dashed line: the lowest train loss a linear model can reach here "
                 "(closed form / scikit-learn, no regularisation)."
             )
+        table = results_frame(comparison)
         st.dataframe(
-            results_frame(comparison), hide_index=True, width="stretch",
-            column_config={"status": st.column_config.TextColumn(width="large")},
+            table, hide_index=True, width="stretch",
+            # Wide enough for "0.08749 ± 0.00064": a cut "± 0.000" reads as no spread at all.
+            column_config={c: st.column_config.TextColumn(width="medium") for c in table.columns if c != "seeds"},
         )
         if note := engine_note(comparison):
             st.caption(note)
         if any(r.weights is not None for r in comparison.runs):
-            st.plotly_chart(_boundary(comparison), key="boundary", width="stretch")
+            st.plotly_chart(_boundary(comparison, live=job.active), key="boundary", width="stretch")
             st.caption(BOUNDARY_NOTE)
         if planned_lr is not None:
             st.plotly_chart(

@@ -81,7 +81,7 @@ def _add(prefix: str) -> None:
     st.session_state[f"{prefix}.slots"] = [*slot_ids(prefix), uid]
 
 
-def optimizer_slots(prefix: str, *, per_row: int = 3) -> list[dict[str, Any]]:
+def optimizer_slots(prefix: str, *, per_row: int = 3, range_notes: bool = True) -> list[dict[str, Any]]:
     """One bordered box per optimizer: name, learning rate, hyperparameters."""
     chosen = []
     slots = slot_ids(prefix)
@@ -98,9 +98,10 @@ def optimizer_slots(prefix: str, *, per_row: int = 3) -> list[dict[str, Any]]:
                 args=(prefix, uid), help="remove this optimizer", disabled=len(slots) == 1,
             )
             spec = get_optimizer(name)
-            st.caption(spec.description + (" **Full batch only.**" if spec.full_batch_only else ""))
+            full = spec.full_batch_only and "full batch" not in spec.description.lower()
+            st.caption(spec.description + (" **Full batch only.**" if full else ""))
             lr = lr_input(lr_key(prefix, uid, name), spec.default_lr, spec.lr_range)
-            if note := lr_note(spec, lr):
+            if range_notes and (note := lr_note(spec, lr)):
                 st.caption(f":orange[{note}]")
             explain_optimizer(spec)
             params = {}

@@ -107,8 +107,12 @@ def config_from_url(
         return None
     st.session_state[f"{page}._loaded"] = True
     flat = query_dict()
-    if not flat.get("optimizer"):
+    if not flat:
         return default, flat
+    if not flat.get("optimizer"):
+        # A link that sets only the setup keeps the default optimizers: its settings still
+        # apply (and a bad one is reported, not silently dropped).
+        flat = {**flat, "optimizer": default.to_dict()["optimizer"]}
     try:
         qp = st.query_params
         if twice := next((k for k in qp if k != "optimizer" and len(qp.get_all(k)) > 1), None):

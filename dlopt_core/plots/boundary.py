@@ -58,7 +58,7 @@ def _first_runs(comparison: Comparison) -> list[RunResult]:
 
 
 @torch.no_grad()
-def boundary_data(comparison: Comparison, data: Dataset, *, grid: int = 60, max_points: int = 400) -> BoundaryData:
+def boundary_data(comparison: Comparison, data: Dataset, *, grid: int = 40, max_points: int = 300) -> BoundaryData:
     """Each optimizer's latest model evaluated over a grid covering the (standardised) data."""
     xs, ys = _grid(data, grid)
     gx, gy = np.meshgrid(xs, ys)
@@ -79,12 +79,16 @@ def boundary_data(comparison: Comparison, data: Dataset, *, grid: int = 60, max_
             z = out.argmax(1).float()
         last = next((rec for rec in reversed(r.records) if rec.val_metric is not None), None)
         panels.append(BoundaryPanel(
-            r.label, colors[r.label], xs.tolist(), ys.tolist(), z.reshape(grid, grid).tolist(),
+            # Two decimals: the picture needs no more, and the live page sends it every update.
+            r.label, colors[r.label], xs.round(3).tolist(), ys.round(3).tolist(),
+            np.round(z.reshape(grid, grid).numpy(), 2).tolist(),
             last.val_metric if last else None, last.epoch if last else 0.0, r.status_text,
         ))
     x, y = data.x_val.cpu().numpy(), data.y_val.cpu().numpy()
     keep = np.random.default_rng(0).permutation(len(x))[:max_points]
-    return BoundaryData(panels, x[keep, 0].tolist(), x[keep, 1].tolist(), y[keep].astype(int).tolist(), data.n_classes)
+    return BoundaryData(
+        panels, x[keep, 0].round(3).tolist(), x[keep, 1].round(3).tolist(), y[keep].astype(int).tolist(), data.n_classes
+    )
 
 
 def boundary_figure(data: BoundaryData, *, per_row: int = 4) -> go.Figure:

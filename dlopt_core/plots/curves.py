@@ -175,8 +175,9 @@ def curves_figure(data: CurvesData, *, log_y: bool = False, title: str | None = 
             name="dotted: running mini-batch loss (while training)",
         ))
     if log_y:
-        fig.update_yaxes(type="log", row=1, col=1)
-        fig.update_yaxes(type="log", row=1, col=2)
+        # "~g": every tick reads as a number (0.05, not a bare "5" under 0.1, nor "50m").
+        fig.update_yaxes(type="log", tickformat="~g", row=1, col=1)
+        fig.update_yaxes(type="log", tickformat="~g", row=1, col=2)
     # On separable data the optimum is ~0, which a log axis cannot show; the caption says so.
     if data.optimum is not None and not (log_y and data.optimum < 1e-6):
         fig.add_hline(

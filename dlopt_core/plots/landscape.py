@@ -213,20 +213,29 @@ def landscape_surface_figure(result: LandscapeResult) -> go.Figure:
     return fig
 
 
+# Below this a value or distance is "at the minimum" for the eye (float64 resolves 1e-16 of 1).
+LOG_FLOOR = 1e-12
+
+
 def landscape_curves_figure(result: LandscapeResult) -> go.Figure:
     """Function value and distance to the nearest minimum per step, one colour per optimizer."""
     fn = result.config.test_function
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("f(x, y)", f"distance to the nearest {fn.target_label}"))
+    log_values = fn.min_value is not None
     for i, t in enumerate(result.trajectories):
         color = PALETTE[i % len(PALETTE)]
         steps = list(range(len(t.values)))
-        fig.add_trace(go.Scatter(x=steps, y=t.values, name=t.label, legendgroup=t.label,
-                                 line={"color": color}), row=1, col=1)
-        dist = t.distances(fn.minima)
+        # On a log axis, values that reached the minimum (1e-300, or exactly 0) would stretch
+        # the axis over 300 decades or break the line: drawn at the floor instead.
+        values = np.maximum(np.asarray(t.values, dtype=float), LOG_FLOOR) if log_values else t.values
+        fig.add_trace(go.Scatter(x=steps, y=values, name=t.label, legendgroup=t.label,
+                                 line={"color": color}, customdata=t.values,
+                                 hovertemplate="%{customdata:.3g}<extra>" + t.label + "</extra>"), row=1, col=1)
+        dist = np.maximum(np.asarray(t.distances(fn.minima), dtype=float), LOG_FLOOR)
         fig.add_trace(go.Scatter(x=list(range(len(dist))), y=dist, name=t.label, legendgroup=t.label,
                                  showlegend=False, line={"color": color}), row=2, col=1)
-    if fn.min_value is not None:
+    if log_values:
         fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(type="log", row=2, col=1)
     fig.update_yaxes(exponentformat="power")  # 10⁻⁶, not plotly's "1µ", which reads as a unit

@@ -89,6 +89,7 @@ def lr_schedule_figure(
         xaxis_title="epoch",
         yaxis_title="learning rate",
         yaxis_type="log" if log_y else "linear",
+        yaxis_tickformat="~g",  # 0.05 and 1e-05, never a bare "5" or "100µ"
         showlegend=True,
     )
     return fig
