@@ -21,6 +21,16 @@ from ui.status import report_errors
 POLL_SECONDS = 0.3
 
 
+def poll_seconds(render_s: float) -> float:
+    """How often the live view redraws, given how long one redraw takes.
+
+    A redraw that outlasts its interval is cut short by the next: its charts fade as stale
+    and pile up (six optimizers with decision boundaries took 0.2-0.7 s while the first job
+    trained in the server's own thread). So the interval keeps 2.5x the redraw time.
+    """
+    return min(2.0, max(POLL_SECONDS, 2.5 * render_s))
+
+
 def start_comparison(config: ComparisonConfig) -> Job:
     """Submit ``config`` (or attach to the same comparison already running)."""
     existing = registry().get(config.key())
@@ -161,10 +171,12 @@ def _boundary(comparison: Comparison, *, live: bool) -> object:
 def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCurve] | None = None) -> None:
     """Progress, curves, the learning rate used and results; refreshes itself while the job runs."""
     polling = job.active
+    interval = poll_seconds(st.session_state.get("_live_render_s", 0.0))
 
-    @st.fragment(run_every=POLL_SECONDS if polling else None)
+    @st.fragment(run_every=interval if polling else None)
     def view() -> None:
         report_errors()  # a fragment's rerun has a context of its own
+        started = time.perf_counter()
         work: ComparisonWork = job.work  # type: ignore[assignment]
         comparison = work.comparison
         optimum = comparison.optimum
@@ -217,8 +229,12 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCu
                 f"{work.unwritten} MLflow writes could not be made; they are kept on the server "
                 "and written when the run store answers again."
             )
+        took = time.perf_counter() - started
+        render_s = st.session_state["_live_render_s"] = 0.7 * st.session_state.get("_live_render_s", took) + 0.3 * took
         if polling and not job.active:
             st.rerun()  # one full rerun turns polling off and re-enables Run
+        if polling and poll_seconds(render_s) > 1.5 * interval:
+            st.rerun()  # a full rerun sets a longer interval (the fragment's is fixed when defined)
 
     view()
 
