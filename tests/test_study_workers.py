@@ -154,3 +154,23 @@ def _finished(name: str) -> int:
         return study_summary(name).finished
     except (KeyError, ConfigError):  # not there yet, or created and its config not yet written
         return 0
+
+
+def test_sigterm_cancels_the_running_trial_and_the_worker_exits_143() -> None:
+    name = f"sigterm-{uuid.uuid4().hex[:8]}"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dlopt_core", "search", *SETUP, "--study", name, "--n-trials", "1000", "--json", "--no-track"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    running = _running_trial_of(worker.pid, name, None)
+    worker.send_signal(signal.SIGTERM)
+    status, out, err = _finish(worker)
+    assert status == 128 + signal.SIGTERM, err
+    result = json.loads(out)
+    assert result["stopped"] and result["counts"]["running"] == 0
+    trials = _trials(name, None)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    # The trial running at the signal (this one, unless it ended in the moment between) was
+    # cancelled, and no trial started after it.
+    assert len(failed) == 1 and failed[0].user_attrs["cancelled"] is True
+    assert failed[0].number == max(t.number for t in trials) >= running
