@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
-import statistics
 import sys
 import tempfile
 import time
@@ -216,8 +215,6 @@ def main(argv: list[str] | None = None) -> None:
         rows = [_median(rows, "trials_per_min") for rows in runs.values()]
         print(f"\nlocal workers filling one study of {args.trials} trials")
         print(_table(rows))
-        medians = {k: statistics.median(r["trials_per_min"] for r in rows if r["storage"] == k) for k in {r["storage"] for r in rows}}
-        print("\nmedian trials/min over worker counts: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(medians.items())))
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
