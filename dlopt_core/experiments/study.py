@@ -76,10 +76,10 @@ EDGE_SHARE = 0.05
 # What a diverged trial reports when its divergence limit is unknown (non-finite at step 0).
 WORST_CAP = 1e300
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-# User attrs a trial carries (the page and tracking read them).
-# A study's config, flat (a trial's run is study_config(study).trial_config(trial.params): not
-# stored, one write less per trial).
+# The study's user attr holding its config, flat. A trial's run is not stored (one write less
+# per trial): it is study_config(study).trial_config(trial.params).
 CONFIG_ATTR = "config"
+# User attrs a trial carries (the page and tracking read them).
 CURVE_ATTR = "curve"  # per evaluation: epoch, train_loss, val_loss, val_metric
 DIVERGED_ATTR = "diverged_step"
 SURPLUS_ATTR = "surplus"
@@ -340,6 +340,7 @@ class TrialRow:
 
 
 def trial_row(trial: FrozenTrial) -> TrialRow:
+    """A stored trial as a row (any worker's, finished or not)."""
     attrs = trial.user_attrs
     diverged = attrs.get(DIVERGED_ATTR)
     note = None
