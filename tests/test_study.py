@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from importlib.metadata import EntryPoint
 
 import optuna
 import pytest
@@ -292,3 +293,21 @@ def test_an_unreachable_storage_is_one_line_without_the_password(capsys: pytest.
     err = capsys.readouterr().err
     assert status == 1 and err.startswith("error: storage: cannot open postgresql+psycopg://me:***@127.0.0.1:1/db")
     assert "secret" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_cli_logs_the_study_through_the_study_observers_entry_point(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dlopt_core.experiments.study as study_module
+
+    # What pyproject registers: tracking's StudyLogger in the dlopt.study_observers group.
+    mlflow_logger = EntryPoint("mlflow", "tracking.study_log:StudyLogger", "dlopt.study_observers")
+    monkeypatch.setattr(study_module, "entry_points", lambda group: [mlflow_logger] if group == mlflow_logger.group else [])
+    status = main(["search", "--dataset", "wine", "--epochs", "2", "--optimizer", "adam", "--n-trials", "3", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert status == 0 and result["errors"] == []
+    client = MlflowClient(settings().mlflow_uri)
+    parent = client.get_run(result["mlflow_parent_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["dlopt.study"] == result["study_name"]
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(int(c.data.tags["trial_number"]) for c in children) == [0, 1, 2]
