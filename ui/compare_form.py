@@ -128,7 +128,7 @@ def setup_sidebar() -> dict[str, Any]:
             "target train loss", min_value=0.0, key="target_loss", format="%g", placeholder="auto",
             help=(
                 "the results table reports the steps each optimizer takes to reach it. Empty: 90 % of "
-                "the way from the start to the optimum (linear models), else 10 % of the initial loss"
+                "the way from the start to the optimum (linear models), else to the lowest loss any run reached"
             ),
         )
         step = step_options()

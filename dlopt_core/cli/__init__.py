@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "--target-loss", type=float, default=None,
         help="report the steps each optimizer takes to reach this train loss (default: 90%% of the way "
-        "from the start to the optimum for linear models, else 10%% of the initial loss)",
+        "from the start to the optimum for linear models, else to the lowest loss any run reached)",
     )
     cmp.add_argument("--json", action="store_true", help="print machine-readable results (elapsed_s: total training time)")
     cmp.add_argument("--experiment", default="dlopt-compare", help="MLflow experiment name")
