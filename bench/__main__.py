@@ -6,7 +6,7 @@ Options after a name go to that benchmark (``python -m bench concurrency --epoch
 
 import sys
 
-from bench import app_times, batched, concurrency, first_point, landscape, study_storage, throughput
+from bench import app_times, batched, concurrency, first_point, landscape, study_storage, study_vs_grid, throughput
 
 # name -> (main, takes options)
 BENCHES = {
@@ -17,6 +17,7 @@ BENCHES = {
     "batched": (batched.main, True),
     "app_times": (app_times.main, True),
     "study_storage": (study_storage.main, True),
+    "study_vs_grid": (study_vs_grid.main, True),
 }
 
 runs: list[tuple[str, list[str]]] = []
