@@ -32,8 +32,7 @@ try:
     config = form.build_config(setup, optimizers)
 except ConfigError as err:
     st.error(f"Fix this before running: {code_span(str(err))}")
-if config is not None and (schedule_note := config.schedule_note):
-    st.warning(f"Schedule: {schedule_note}", icon=":material/info:")
+form.schedule_note(config)
 
 view_cols = st.columns(2, vertical_alignment="bottom")
 # A selectbox, not a segmented control: five options do not fit a narrow window side by side.

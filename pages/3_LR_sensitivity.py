@@ -4,6 +4,7 @@ import streamlit as st
 
 from dlopt_core.config import ConfigError
 from ui import sweep_form as form
+from ui.compare_form import schedule_note
 from ui.status import page_frame
 from ui.sweep_view import compare_button, find_sweep, start_sweep, sweep_view
 from ui.widgets import code_span
@@ -31,8 +32,7 @@ try:
     config = form.build_config(setup, grid)
 except ConfigError as err:
     st.error(f"Fix this before running: {code_span(str(err))}")
-if config is not None and (schedule_note := config.schedule_note):
-    st.warning(f"Schedule: {schedule_note}", icon=":material/info:")
+schedule_note(config)
 
 metric = form.metric_toggle(config)
 form.sync_url(config, metric)

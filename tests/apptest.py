@@ -15,3 +15,12 @@ def open_page(path: str, query: dict | None = None, *, timeout: float = 120) -> 
     if query:
         at.query_params.update(query)
     return at.switch_page(path).run()
+
+
+def wait_for_last_job(at: AppTest) -> None:
+    """Wait for the newest job of the registry to end, then rerun the page."""
+    from dlopt_core.runner.jobs import registry
+
+    job = next(j for j in reversed(registry().jobs()))
+    assert job.wait(120)
+    at.run()

@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest import open_page
+from apptest import open_page, wait_for_last_job
 
 COMPARE = "pages/1_Compare_optimizers.py"
 
@@ -28,13 +28,9 @@ def test_a_plateau_that_cannot_drop_in_the_budget_says_so_and_still_runs() -> No
 
 
 def test_two_dimensional_data_shows_each_optimizers_decision_boundary() -> None:
-    from dlopt_core.runner.jobs import registry
-
     at = _compare({"optimizer": ["sgd:lr=0.1", "adam:lr=0.01"], "dataset": "moons", "epochs": "3"})
     next(b for b in at.button if b.label == "Run").click().run()
-    job = next(j for j in reversed(registry().jobs()))
-    assert job.wait(120)
-    at.run()
+    wait_for_last_job(at)
     assert not at.exception
     charts = {c.proto.id for c in at.get("plotly_chart")}
     assert any("boundary" in key for key in charts), charts
@@ -44,16 +40,12 @@ def test_two_dimensional_data_shows_each_optimizers_decision_boundary() -> None:
 def test_the_lr_panel_draws_what_each_run_used_beside_the_plan() -> None:
     import json
 
-    from dlopt_core.runner.jobs import registry
-
     at = _compare({
         "optimizer": ["sgd:lr=2"], "dataset": "moons", "epochs": "12", "schedule": "plateau",
         "schedule.patience": "0", "schedule.factor": "0.1",
     })
     next(b for b in at.button if b.label == "Run").click().run()
-    job = next(j for j in reversed(registry().jobs()))
-    assert job.wait(120)
-    at.run()
+    wait_for_last_job(at)
     assert not at.exception
     chart = next(c for c in at.get("plotly_chart") if "lr_used" in c.proto.id)
     traces = json.loads(chart.proto.spec)["data"]

@@ -6,28 +6,19 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest import ROOT, open_page, wait_for_last_job
 from dlopt_core.config import ComparisonConfig
 from dlopt_core.runner.jobs import registry
 
-ROOT = Path(__file__).resolve().parents[1]
 COMPARE = "pages/1_Compare_optimizers.py"
-
-
-def _page(path: str, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if query:
-        at.query_params.update(query)
-    return at.switch_page(path).run()
+_page = open_page
 
 
 def _compare(query: dict | None = None) -> AppTest:
     return _page(COMPARE, query)
 
 
-def _wait_for_job(at: AppTest) -> None:
-    job = next(j for j in reversed(registry().jobs()))
-    assert job.wait(120)
-    at.run()
+_wait_for_job = wait_for_last_job
 
 
 def test_home_page_names_the_device_the_store_and_the_pages(dlopt_home: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any, get_args
 
 import streamlit as st
 
-from dlopt_core.config import ComparisonConfig, Device, EngineChoice, OptimizerConfig, Precision, param_specs
+from dlopt_core.config import ComparisonConfig, Device, EngineChoice, OptimizerConfig, Precision, TrainingSetup, param_specs
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
 from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
@@ -117,6 +117,12 @@ def setup_widgets(prefix: str = "", *, epochs: int = 10, batch_size: int = 64, s
         "epochs": n_epochs,
         "batch_size": batch,
     }
+
+
+def schedule_note(config: TrainingSetup | None) -> None:
+    """A non-blocking warning when the schedule cannot act within the budget (both training pages)."""
+    if config is not None and (note := config.schedule_note):
+        st.warning(f"Schedule: {note}", icon=":material/info:")
 
 
 def setup_sidebar() -> dict[str, Any]:

@@ -164,14 +164,10 @@ def run(
             # Weighted by batch size: a short last batch must not count as much as a full one.
             loss_sum += value * n
             status = _RUNNING if value < limit else _DIVERGED  # NaN compares false: diverged too
-            if counted is None:
-                rec = Record(step, step / budget.steps_per_epoch, samples, watch.stop(), lr, value, status=status)
-            else:
-                rec = Record(
-                    step, step / budget.steps_per_epoch, samples, watch.stop(), lr, value, status=status,
-                    grad_evals=counted.n,
-                )
-            yield rec
+            yield Record(
+                step, step / budget.steps_per_epoch, samples, watch.stop(), lr, value, status=status,
+                grad_evals=counted.n if counted is not None else None,
+            )
             if status is _DIVERGED:
                 return
 
