@@ -45,25 +45,33 @@ def load_from_url() -> None:
     st.session_state["view.log_y"] = flat.get("log_y") == "true"
 
 
-def _set_state(cfg: ComparisonConfig) -> None:
+def set_setup_state(prefix: str, cfg: TrainingSetup) -> None:
+    """Put ``cfg``'s setup into the widgets of :func:`setup_widgets` (keys under ``prefix``) and
+    of :func:`step_options`, before they are drawn."""
     s = st.session_state
-    s["dataset"] = cfg.data.name
+    s[f"{prefix}dataset"] = cfg.data.name
     for k, v in cfg.data.options.items():
-        s[f"dataset.{cfg.data.name}.{k}"] = v
-    s["model"] = cfg.model.name
+        s[f"{prefix}dataset.{cfg.data.name}.{k}"] = v
+    s[f"{prefix}model"] = cfg.model.name
     for p in param_specs(cfg.model):
         value = cfg.model.params[p.name]
-        s[f"model.{cfg.model.name}.{p.name}"] = p.text(value) if p.kind == "ints" else value
-    s["schedule"] = cfg.schedule.name
+        s[f"{prefix}model.{cfg.model.name}.{p.name}"] = p.text(value) if p.kind == "ints" else value
+    s[f"{prefix}schedule"] = cfg.schedule.name
     for k, v in cfg.schedule.params.items():
-        s[f"schedule.{cfg.schedule.name}.{k}"] = v
-    s["epochs"] = cfg.epochs
-    s["full_batch"] = cfg.batch_size is None
-    s["batch_size"] = cfg.batch_size or 64
-    s["seeds"] = ",".join(map(str, cfg.seeds))
-    s["target_loss"] = cfg.target_loss
+        s[f"{prefix}schedule.{cfg.schedule.name}.{k}"] = v
+    s[f"{prefix}epochs"] = cfg.epochs
+    s[f"{prefix}full_batch"] = cfg.batch_size is None
+    s[f"{prefix}batch_size"] = cfg.batch_size or 64
+    # The step options' widgets are shared by every page (step_options), keys and all.
     s["device"], s["precision"] = cfg.device, cfg.precision
     s["grad_clip"], s["deterministic"] = cfg.grad_clip or 0.0, cfg.deterministic
+
+
+def _set_state(cfg: ComparisonConfig) -> None:
+    s = st.session_state
+    set_setup_state("", cfg)
+    s["seeds"] = ",".join(map(str, cfg.seeds))
+    s["target_loss"] = cfg.target_loss
     s["engine"] = cfg.engine
     set_slots(PREFIX, cfg.optimizers)
 
@@ -141,8 +149,9 @@ def setup_sidebar() -> dict[str, Any]:
     return {**setup, "seeds": seeds, "target_loss": target or None, **step}
 
 
-def step_options() -> dict[str, Any]:
-    """Device, precision, clipping and determinism: how each step runs."""
+def step_options(*, engine: bool = True) -> dict[str, Any]:
+    """Device, precision, clipping and determinism: how each step runs; ``engine``: also the
+    batched/sequential choice (pages whose runs train one at a time leave it out)."""
     seed_state("device", "auto")
     seed_state("precision", "fp32")
     seed_state("grad_clip", 0.0)
@@ -162,7 +171,9 @@ def step_options() -> dict[str, Any]:
             help="on CUDA, deterministic kernels (the same seed gives the same curves); off: the fastest "
             "kernels. CPU runs are reproducible either way.",
         )
-        engine = st.segmented_control(
+        if not engine:
+            return {"device": device, "precision": precision, "grad_clip": clip or None, "deterministic": deterministic}
+        choice = st.segmented_control(
             "engine", list(get_args(EngineChoice)), key="engine", required=True,
             help="batched: runs of one model shape train as one stacked model in one pass (the same "
             "curves, several times faster); auto: batched for 2 or more such runs; sequential: one "
@@ -170,7 +181,7 @@ def step_options() -> dict[str, Any]:
         )
     return {
         "device": device, "precision": precision, "grad_clip": clip or None,
-        "deterministic": deterministic, "engine": engine,
+        "deterministic": deterministic, "engine": choice,
     }
 
 

@@ -11,12 +11,12 @@ from typing import Any
 import streamlit as st
 
 from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
-from dlopt_core.config import ConfigError, OptimizerConfig, param_specs
+from dlopt_core.config import ConfigError, OptimizerConfig
 from dlopt_core.experiments.compare import metric_name
 from dlopt_core.experiments.sweep import SweepConfig
 from dlopt_core.plots import lr_text
 from dlopt_core.plots.sensitivity import SweepMetric
-from ui.compare_form import setup_widgets, step_options
+from ui.compare_form import set_setup_state, setup_widgets, step_options
 from ui.sweep_view import find_sweep
 from ui.widgets import config_from_url, seed_state, write_query
 
@@ -47,27 +47,12 @@ def load_from_url() -> None:
 def set_state(cfg: SweepConfig) -> None:
     """Put ``cfg`` into the widgets' session state (before they are drawn)."""
     s = st.session_state
-    s[f"{PREFIX}.dataset"] = cfg.data.name
-    for k, v in cfg.data.options.items():
-        s[f"{PREFIX}.dataset.{cfg.data.name}.{k}"] = v
-    s[f"{PREFIX}.model"] = cfg.model.name
-    for p in param_specs(cfg.model):
-        value = cfg.model.params[p.name]
-        s[f"{PREFIX}.model.{cfg.model.name}.{p.name}"] = p.text(value) if p.kind == "ints" else value
-    s[f"{PREFIX}.schedule"] = cfg.schedule.name
-    for k, v in cfg.schedule.params.items():
-        s[f"{PREFIX}.schedule.{cfg.schedule.name}.{k}"] = v
-    s[f"{PREFIX}.epochs"] = cfg.epochs
-    s[f"{PREFIX}.full_batch"] = cfg.batch_size is None
-    s[f"{PREFIX}.batch_size"] = cfg.batch_size or 64
+    set_setup_state(f"{PREFIX}.", cfg)
     s[f"{PREFIX}.optimizers"] = [o.name for o in cfg.optimizers]
     s[_PARAMS] = {o.name: dict(o.params) for o in cfg.optimizers}
     s[f"{PREFIX}.lr_min"], s[f"{PREFIX}.lr_max"] = cfg.lr_min, cfg.lr_max
     s[f"{PREFIX}.points"] = cfg.points
     s[f"{PREFIX}.seeds"] = ",".join(map(str, cfg.seeds))
-    # The step options' widgets are the Compare page's (ui.compare_form.step_options), keys and all.
-    s["device"], s["precision"] = cfg.device, cfg.precision
-    s["grad_clip"], s["deterministic"] = cfg.grad_clip or 0.0, cfg.deterministic
     s["engine"] = cfg.engine
 
 

@@ -174,6 +174,23 @@ class LRRangeResult:
             spread[name] = (values[0], values[-1]) if values else None
         return cls(config, list(curves), Suggestions(**medians), spread, elapsed_s)
 
+    def search_bounds(self) -> tuple[float, float] | None:
+        """Search bounds for a study, read from the test; ``None`` when it suggested nothing.
+
+        From a decade below the lowest suggestion of any seed to the highest rate at which a
+        seed's loss bottomed out (minimum / 10, times 10): beyond that the loss already rose
+        within a few hundred steps, and a whole training run's best lr is usually lower than
+        a short sweep's, so the range reaches well below the suggestions. 3 significant digits.
+        """
+        lows = [s[0] for s in self.spread.values() if s is not None]
+        if not lows:
+            return None
+        minimum = self.spread["minimum_over_10"]
+        top = 10 * minimum[1] if minimum is not None else 10 * max(s[1] for s in self.spread.values() if s)
+        low = max(float(f"{min(lows) / 10:.3g}"), self.config.lr_min)
+        high = min(float(f"{top:.3g}"), self.config.lr_max)
+        return (low, high) if low < high else None
+
 
 def _log_median(ordered: list[float]) -> float:
     """The median of sorted rates; with an even count the geometric mean of the middle two,

@@ -16,10 +16,19 @@ from dlopt_core.plots.sensitivity import (
     sensitivity_data,
     sensitivity_figure,
 )
+from dlopt_core.plots.study import (
+    TrialLrData,
+    TuningBudgetData,
+    trial_lr_data,
+    trial_lr_figure,
+    tuning_budget_data,
+    tuning_budget_figure,
+)
 
 __all__ = [
     "X_LABELS", "CurvesData", "LRCurve", "actual_lr_data", "curves_data", "curves_figure", "landscape_curves_figure",
     "landscape_figure", "landscape_surface_figure", "LRRangeData", "LRRangeLine", "SuggestionMark", "lr_range_data",
     "lr_range_figure", "lr_schedule_data", "lr_schedule_figure", "reference_figure",
     "SensitivityData", "SensitivityLine", "initial_val_loss", "lr_text", "sensitivity_data", "sensitivity_figure",
+    "TrialLrData", "TuningBudgetData", "trial_lr_data", "trial_lr_figure", "tuning_budget_data", "tuning_budget_figure",
 ]
