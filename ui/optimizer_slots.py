@@ -48,6 +48,13 @@ def explain_optimizer(spec: OptimizerSpec) -> None:
         st.caption(f"η: the learning rate at this step. **When it shines:** {spec.shines}")
 
 
+def optimizer_label(name: str, params_by_name: dict[str, dict[str, Any]]) -> str:
+    """``name``'s label with the hyperparameters (a link gave) that differ from its defaults."""
+    params = params_by_name.get(name)
+    changed = OptimizerConfig.make(name=name, params=params).changed() if params else []
+    return " ".join([OPTIMIZERS[name].label, *changed])
+
+
 def lr_key(prefix: str, uid: int, name: str) -> str:
     """Session-state key of one box's learning rate (pages write tuned values here)."""
     return f"{prefix}.opt{uid}.{name}.lr"

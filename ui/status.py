@@ -43,6 +43,10 @@ PAGES = (
         "pages/3_LR_sensitivity.py", "LR sensitivity", ":material/tune:",
         "Every optimizer over a log grid of learning rates: the best lr and how forgiving it is",
     ),
+    PageInfo(
+        "pages/4_LR_search.py", "LR search", ":material/travel_explore:",
+        "An LR range test, then an Optuna study per optimizer: the tuned lr and how easy it was to find",
+    ),
 )
 
 

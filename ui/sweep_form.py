@@ -16,6 +16,7 @@ from dlopt_core.experiments.compare import metric_name
 from dlopt_core.experiments.sweep import SweepConfig
 from dlopt_core.plots import lr_text
 from dlopt_core.plots.sensitivity import SweepMetric
+from ui.optimizer_slots import optimizer_label
 from ui.compare_form import set_setup_state, setup_widgets, step_options
 from ui.sweep_view import find_sweep
 from ui.widgets import config_from_url, seed_state, write_query
@@ -68,9 +69,7 @@ def setup_sidebar() -> dict[str, Any]:
 
 
 def _optimizer_label(name: str) -> str:
-    params = st.session_state.get(_PARAMS, {}).get(name)
-    changed = OptimizerConfig.make(name=name, params=params).changed() if params else []
-    return " ".join([OPTIMIZERS[name].label, *changed])
+    return optimizer_label(name, st.session_state.get(_PARAMS, {}))
 
 
 def grid_inputs() -> dict[str, Any]:

@@ -1,0 +1,71 @@
+"""Learning-rate search: an LR range test, then one Optuna study per optimizer, drawn live."""
+
+import streamlit as st
+
+from dlopt_core.config import ConfigError
+from dlopt_core.experiments.search import past_searches
+from dlopt_core.experiments.study_storage import study_storage
+from ui import search_form as form
+from ui.compare_form import schedule_note
+from ui.search_view import compare_button, read_summaries, search_jobs, search_view, start_search, stop_search
+from ui.status import page_frame
+from ui.widgets import code_span
+
+page_frame("LR search · dlopt")
+st.title("Learning-rate search")
+st.caption(
+    "Find each optimizer's best learning rate: a quick LR range test shows where to look, then an "
+    "Optuna study per optimizer, all with the same trial budget, searches there. Which optimizer "
+    "finds a good result in the fewest trials is the easiest to tune."
+)
+
+form.load_from_url()
+form.apply_restore()
+if err := st.session_state.pop(f"{form.PREFIX}._url_error", None):
+    st.warning(err)
+
+storage = study_storage()
+setup = form.setup_sidebar()
+st.subheader("Optimizers and search ranges")
+optimizers = form.optimizer_inputs()
+st.subheader("Search")
+search = form.search_inputs()
+
+config = None
+try:
+    config = form.build_config(setup, optimizers, search)
+except ConfigError as err:
+    st.error(f"Fix this before running: {code_span(str(err))}")
+schedule_note(config)
+form.sync_url(config, search["workers"])
+
+with st.expander("LR range test: where to search", icon=":material/speed:"):
+    form.range_test(config)
+with st.expander("Reopen a past search", icon=":material/history:"):
+    form.reopen_picker(past_searches(storage), config)
+
+if config is not None:
+    jobs = search_jobs(config)
+    running = any(j.active for j in jobs)
+    summaries = read_summaries(config, storage)
+    held = sum(min(s.finished, s.n_trials) for s in summaries if s is not None)
+    total = config.n_trials * len(config.optimizers)
+    st.caption(
+        f"{len(config.optimizers)} optimizers × {config.n_trials} trials of {config.epochs} epochs, "
+        f"{search['workers']} worker{'s' if search['workers'] > 1 else ''} per study. Studies stored in "
+        f"`{storage.url}`."
+    )
+    buttons = st.columns([1, 1, 4])
+    if buttons[0].button("Run", type="primary", disabled=running or held >= total, width="stretch"):
+        start_search(config, search["workers"])
+        st.rerun()  # Run turns disabled and the live view starts polling
+    if buttons[1].button("Stop", disabled=not running, width="stretch"):
+        stop_search(jobs)
+    if held >= total and not running:
+        st.caption("These studies already hold their trials: raise the trials per optimizer to add more to them.")
+    if not jobs and not any(summaries):
+        st.info("Press **Run** to start one study per optimizer.")
+    else:
+        search_view(config, storage)
+        if not running:
+            compare_button(config, storage)
