@@ -55,6 +55,11 @@ class TuningBudgetData:
     log_y: bool
     lines: list[BudgetLine]
     x_max: int
+    y_ticks: list[float] = field(default_factory=list)  # log axis: 1, 2, 5 of each decade
+
+    @property
+    def y_tick_text(self) -> list[str]:
+        return [f"{t:.3g}" for t in self.y_ticks]
 
 
 def tuning_budget_data(summaries: Sequence[StudySummary]) -> TuningBudgetData:
@@ -70,9 +75,11 @@ def tuning_budget_data(summaries: Sequence[StudySummary]) -> TuningBudgetData:
             ys.append(best)
         lines.append(BudgetLine(_label(s), PALETTE[i % len(PALETTE)], list(range(1, len(ys) + 1)), ys, s.n_trials))
     metric = summaries[0].metric if summaries else "val_loss"
+    bests = [b for line in lines for b in line.best if b is not None and b > 0]
     return TuningBudgetData(
         METRIC_TITLES.get(metric, metric), metric == "val_loss", lines,
         max([1, *(line.n_trials for line in lines), *(len(line.trials) for line in lines)]),
+        log_ticks(min(bests), max(bests) * 1.0001) if metric == "val_loss" and bests else [],
     )
 
 
@@ -90,7 +97,11 @@ def tuning_budget_figure(data: TuningBudgetData, *, height: int = 380) -> go.Fig
         height=height, margin={"l": 60, "r": 20, "t": 60, "b": 40}, hovermode="closest",
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
         xaxis={"title": {"text": "trials finished (complete or pruned)"}, "range": [0.5, data.x_max + 0.5], "dtick": max(1, data.x_max // 10)},
-        yaxis={"title": {"text": f"best {data.metric_title}"}, "type": "log" if data.log_y else "linear", "tickformat": "~g"},
+        yaxis={
+            "title": {"text": f"best {data.metric_title}"}, "type": "log" if data.log_y else "linear", "tickformat": "~g",
+            # Plotly labels every minor tick of a short log axis, and they overlap.
+            **({"tickvals": data.y_ticks, "ticktext": data.y_tick_text} if len(data.y_ticks) >= 2 else {}),
+        },
     )
     return fig
 
@@ -117,6 +128,7 @@ class TrialLrData:
     bounds: list[tuple[str, str, float, float]]  # optimizer, colour, lr_min, lr_max
     y_range: tuple[float, float] | None  # in axis units (log10 for a log axis); None: automatic
     x_ticks: list[float] = field(default_factory=list)
+    y_ticks: list[float] = field(default_factory=list)
 
     @property
     def x_tick_text(self) -> list[str]:
@@ -180,7 +192,8 @@ def trial_lr_data(summaries: Sequence[StudySummary]) -> TrialLrData:
     if top is not None and values:
         bottom = min(values)
         y_range = (math.log10(bottom) - 0.05 * math.log10(top / bottom) - 0.02, math.log10(top) + 0.08)
-    return TrialLrData(METRIC_TITLES.get(metric, metric), minimize, groups, bounds, y_range, log_ticks(lo, hi))
+    y_ticks = log_ticks(10 ** y_range[0], 10 ** y_range[1]) if y_range else []
+    return TrialLrData(METRIC_TITLES.get(metric, metric), minimize, groups, bounds, y_range, log_ticks(lo, hi), y_ticks)
 
 
 _SYMBOLS = {"complete": "circle", "pruned": "circle-open", "diverged": "x-thin-open", "best": "star"}
@@ -206,6 +219,8 @@ def trial_lr_figure(data: TrialLrData, *, height: int = 420) -> go.Figure:
     yaxis: dict[str, object] = {"title": {"text": data.metric_title}, "type": "log" if data.log_y else "linear", "tickformat": "~g"}
     if data.y_range is not None:
         yaxis["range"] = list(data.y_range)
+    if len(data.y_ticks) >= 2:
+        yaxis.update(tickvals=data.y_ticks, ticktext=[f"{t:.3g}" for t in data.y_ticks])
     fig.update_layout(
         title={"text": "Every trial: validation result against learning rate"},
         height=height, margin={"l": 60, "r": 20, "t": 60, "b": 40}, hovermode="closest",
