@@ -74,7 +74,9 @@ def test_the_rates_grow_exponentially_and_the_loss_is_smoothed_with_bias_correct
     assert curve.lrs[0] == pytest.approx(1e-7)
     ratios = np.diff(np.log(curve.lrs))
     assert np.allclose(ratios, math.log(1e8) / 199)  # 200 rates from 1e-7 to 10
-    np.testing.assert_allclose(curve.smoothed, smooth_losses(curve.losses, 0.98), rtol=1e-12)
+    # The default window spans half a decade of lr: 200 steps over 8 decades, 12.5 steps.
+    assert sgd_result.config.smoothing == pytest.approx(1 - 2 / 25)
+    np.testing.assert_allclose(curve.smoothed, smooth_losses(curve.losses, 0.92), rtol=1e-12)
     assert curve.smoothed[0] == pytest.approx(curve.losses[0])  # no bias towards 0 at the start
     assert np.allclose(smooth_losses([2.0] * 50), 2.0)
 

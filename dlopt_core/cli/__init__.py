@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
         help="LR range test: suggest learning rates for one optimizer from an exponential lr sweep",
         description="From a fresh model per seed, train STEPS mini-batch steps while the lr grows "
         "exponentially from --lr-min to --lr-max (full batches for full-batch-only optimizers); stop when "
-        "the smoothed loss (moving average, beta 0.98) rises above 4x its best or is not finite. Print three "
+        "the smoothed loss (a bias-corrected moving average over half a decade of lr) rises above 4x its best or is not finite. Print three "
         "suggestions per seed and their median over seeds: the steepest slope of the smoothed loss against "
         "log10(lr), fastai's valley rule, and the lr at the minimum / 10. Nothing is logged to MLflow.",
     )
