@@ -241,3 +241,36 @@ def test_the_engine_choice_travels_in_the_link_and_the_page_says_how_runs_traine
     _wait_for_job(at)
     assert not at.exception
     assert any(c.value.startswith(f"Engine: {expected}") for c in at.caption), [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize(
+    ("page", "widget", "value"),
+    [
+        (COMPARE, "epochs", 4),
+        ("pages/3_LR_sensitivity.py", "sweep.epochs", 4),
+        ("pages/4_LR_search.py", "search.epochs", 4),
+    ],
+)
+def test_settings_survive_a_visit_to_another_page(page: str, widget: str, value: int) -> None:
+    # Streamlit drops the state of widgets a run does not draw, so a page's widgets came back
+    # at their first option (model: linear) after a visit to another page.
+    at = _page(page)
+    at.sidebar.selectbox(key=widget.replace("epochs", "dataset")).set_value("wine")
+    at.sidebar.number_input(key=widget).set_value(value).run()
+    at.switch_page(LANDSCAPES).run()
+    at.query_params.clear()  # the sidebar's link back carries no settings
+    at.switch_page(page).run()
+    assert not at.exception
+    assert at.sidebar.number_input(key=widget).value == value
+    assert at.sidebar.selectbox(key=widget.replace("epochs", "dataset")).value == "wine"
+    assert at.sidebar.selectbox(key=widget.replace("epochs", "model")).value == "mlp"
+
+
+def test_landscape_settings_survive_a_visit_to_another_page() -> None:
+    at = _landscapes({"steps": "50", "optimizer": ["adam:lr=0.05"]})
+    at.selectbox(key="landscape.function").set_value("beale").run()
+    at.switch_page(COMPARE).run()
+    at.query_params.clear()
+    at.switch_page(LANDSCAPES).run()
+    assert not at.exception
+    assert at.selectbox(key="landscape.function").value == "beale"

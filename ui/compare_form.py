@@ -34,7 +34,7 @@ PREFIX = "compare"
 
 def load_from_url() -> None:
     """Once per browser session: fill every widget's state from the URL (or the defaults)."""
-    loaded = config_from_url(PREFIX, ComparisonConfig.from_dict, DEFAULT)
+    loaded = config_from_url(PREFIX, ComparisonConfig.from_dict, DEFAULT, probe="dataset")
     if loaded is None:
         return
     cfg, flat = loaded
@@ -208,7 +208,7 @@ def sync_url(cfg: ComparisonConfig | None, view: dict[str, str]) -> None:
     """Write the current config and view options to the URL when they changed."""
     flat: dict[str, Any] = {} if cfg is None else cfg.to_dict()
     flat.update({k: v for k, v in view.items() if VIEW_DEFAULTS.get(k) != v})
-    write_query(flat)
+    write_query(flat, page=PREFIX)
 
 
 def remember_job(cfg: ComparisonConfig) -> None:

@@ -47,7 +47,7 @@ def wrapping_columns(key: str, widths: Sequence[int]) -> list[DeltaGenerator]:
 
 def load_from_url() -> None:
     """Once per browser session: fill the widgets from the URL (or the defaults)."""
-    loaded = config_from_url(PREFIX, LandscapeConfig.from_dict, DEFAULT)
+    loaded = config_from_url(PREFIX, LandscapeConfig.from_dict, DEFAULT, probe=f"{PREFIX}.function")
     if loaded is None:
         return
     cfg, _ = loaded
@@ -175,4 +175,4 @@ def search_text(found: LrSearch, *, short: bool = False) -> str:
 def sync_url(cfg: LandscapeConfig | None) -> None:
     """Write the current config to the URL when it changed."""
     if cfg is not None:
-        write_query(cfg.to_dict())
+        write_query(cfg.to_dict(), page=PREFIX)

@@ -44,8 +44,9 @@ def _bound_keys(name: str) -> tuple[str, str]:
 
 
 def load_from_url() -> None:
-    """Once per browser session: fill every widget's state from the URL (or the defaults)."""
-    loaded = config_from_url(PREFIX, SearchConfig.from_dict, DEFAULT)
+    """Once per browser session (and again if Streamlit dropped the widgets' state): fill every
+    widget's state from the URL (or the defaults)."""
+    loaded = config_from_url(PREFIX, SearchConfig.from_dict, DEFAULT, probe=f"{PREFIX}.dataset")
     if loaded is None:
         return
     cfg, flat = loaded
@@ -164,11 +165,16 @@ def build_config(setup: dict[str, Any], optimizers: dict[str, Any], search: dict
 
 
 def sync_url(cfg: SearchConfig | None, workers: int) -> None:
-    """Write the current config (and the workers, when not 1) to the URL when they changed."""
-    flat: dict[str, Any] = {} if cfg is None else cfg.to_dict()
-    if cfg is not None and workers != 1:
+    """Write the current config (and the workers, when not 1) to the URL when they changed.
+
+    Settings that do not validate leave the URL as it was: the link keeps the last valid search.
+    """
+    if cfg is None:
+        return
+    flat: dict[str, Any] = cfg.to_dict()
+    if workers != 1:
         flat["workers"] = workers
-    write_query(flat)
+    write_query(flat, page=PREFIX)
 
 
 def _restore(flat: dict[str, Any]) -> None:

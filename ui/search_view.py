@@ -23,6 +23,7 @@ from dlopt_core.engine.records import Status
 from dlopt_core.experiments.search import SearchConfig, comparison_at_tuned, search_works
 from dlopt_core.experiments.study import StudySummary, StudyWork, load_study, study_summary
 from dlopt_core.experiments.study_storage import StudyStorage
+from dlopt_core.plots.sensitivity import log_ticks
 from dlopt_core.plots import lr_text, trial_lr_data, trial_lr_figure, tuning_budget_data, tuning_budget_figure
 from dlopt_core.runner.jobs import Job, registry
 from ui.live import poll_seconds
@@ -31,6 +32,7 @@ from ui.status import report_errors
 
 COMPARE_PAGE = "pages/1_Compare_optimizers.py"
 _RENDER = "search._render_s"
+MIN_POLL_S = 1.0
 _IMPORTANCE = "search._importance_cache"
 BUDGET_NOTE = (
     "**What to look for:** each line is one optimizer's best result after so many trials. A line that "
@@ -94,37 +96,39 @@ def _progress_text(config: SearchConfig, summaries: Sequence[StudySummary | None
 
 
 def best_frame(config: SearchConfig, summaries: Sequence[StudySummary | None]) -> pd.DataFrame:
-    """One row per optimizer: its best lr, the result there, its range and what its trials did."""
+    """One row per optimizer: its best lr (and whether it sits on its range's edge), the result
+    there, its range, what its trials did and any other searched values of the best trial."""
     objective = METRIC_LABELS[config.metric].split(" (")[0]
     rows = []
     for opt, s in zip(config.optimizers, summaries):
-        row = {"optimizer": get_optimizer(opt.name).label, "best lr": "—", f"best {objective}": "—",
-               "search range": "—", "trials": "0", "note": ""}
+        # The note stays next to the lr it is about: at 820 px the last columns scroll out of view.
+        row = {"optimizer": get_optimizer(opt.name).label, "best lr": "—", "note": "", f"best {objective}": "—",
+               "search range": "—", "trials": "0"}
         if s is not None:
             diverged = sum(t.diverged_step is not None for t in s.trials)
             row["search range"] = f"{lr_text(s.lr_range[0])} – {lr_text(s.lr_range[1])}"
-            row["trials"] = (
-                f"{s.counts['complete']} complete, {s.counts['pruned'] - diverged} pruned, {diverged} diverged"
-            )
+            row["trials"] = f"{s.counts['complete']} complete, {s.counts['pruned'] - diverged} pruned, {diverged} diverged"
             if s.best is not None and s.best.lr is not None and s.best.value is not None:
                 row["best lr"] = lr_text(s.best.lr)
+                row["note"] = "on the edge of the range: widen it" if s.best_on_edge else ""
                 row[f"best {objective}"] = f"{s.best.value:.4g}"
-                others = {k: v for k, v in s.best.params.items() if k != "lr"}
-                extra = ", ".join(f"{k.removeprefix('optimizer.')}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                  for k, v in others.items())
-                row["note"] = "; ".join(filter(None, [
-                    extra, "on the edge of the range: widen it" if s.best_on_edge else "",
-                ]))
+                if others := {k: v for k, v in s.best.params.items() if k != "lr"}:
+                    row["other searched values"] = ", ".join(
+                        f"{k.removeprefix('optimizer.')}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in others.items()
+                    )
             elif s.finished:
                 row["note"] = "no trial completed (all pruned or diverged)"
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).fillna("")
 
 
 def _log_loss_axis(fig: go.Figure, y_range: tuple[float, float] | None) -> go.Figure:
     # A diverged trial reports its divergence limit (10^6 x the first loss); on a linear axis
     # every other trial would be a flat line at the bottom.
     fig.update_yaxes(type="log", tickformat="~g", **({"range": list(y_range)} if y_range else {}))
+    if y_range and len(ticks := log_ticks(10 ** y_range[0], 10 ** y_range[1])) >= 2:
+        fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:.3g}" for t in ticks])  # plotly's minor labels overlap
     return fig
 
 
@@ -137,16 +141,28 @@ def _importances(study: optuna.Study, summary: StudySummary) -> go.Figure:
     return cache["figure"]
 
 
-def _optuna_figures(config: SearchConfig, summaries: Sequence[StudySummary | None], storage: StudyStorage) -> None:
-    present = [(opt, s) for opt, s in zip(config.optimizers, summaries) if s is not None and s.finished]
-    if not present:
-        return
-    st.subheader("Optuna's views")
-    labels = {opt.name: get_optimizer(opt.name).label for opt, _ in present}
-    name = st.segmented_control(
-        "study", list(labels), format_func=labels.get, key="search.view.study", default=next(iter(labels)),
+def _study_picker(config: SearchConfig, storage: StudyStorage) -> str:
+    """Which optimizer's study Optuna's figures show (outside the live fragment: a widget inside
+    one that reruns on a timer is one more way for a second tab to lose its state)."""
+    labels = {o.name: get_optimizer(o.name).label for o in config.optimizers}
+    if len(labels) == 1:
+        return next(iter(labels))
+    return st.segmented_control(
+        "Optuna's views show the study of", list(labels), format_func=labels.get, key="search.view.study",
+        default=next(iter(labels)),
     ) or next(iter(labels))
-    opt, summary = next((o, s) for o, s in present if o.name == name)
+
+
+def _optuna_figures(
+    config: SearchConfig, summaries: Sequence[StudySummary | None], storage: StudyStorage, name: str
+) -> None:
+    present = [(opt, s) for opt, s in zip(config.optimizers, summaries) if s is not None and s.finished]
+    chosen = next(((o, s) for o, s in present if o.name == name), None)
+    if chosen is None:
+        return
+    labels = {opt.name: get_optimizer(opt.name).label for opt, _ in present}
+    st.subheader(f"Optuna's views: {labels[name]}")
+    opt, summary = chosen
     study = load_study(summary.study_name, storage)
     loss = config.metric == "val_loss"
     y_range = trial_lr_data([summary]).y_range if loss else None
@@ -182,7 +198,8 @@ def _optuna_figures(config: SearchConfig, summaries: Sequence[StudySummary | Non
         importance = _importances(study, summary) if searched > 1 and summary.counts["complete"] >= 2 else None
         if importance is not None:
             tabs[3].plotly_chart(importance, key="optuna_importances", width="stretch")
-            tabs[3].caption("How much of the result's variation each searched parameter explains (fANOVA).")
+            few = " With fewer than about 20 completed trials these shares are rough." if summary.counts["complete"] < 20 else ""
+            tabs[3].caption(f"How much of the result's variation each searched parameter explains (fANOVA).{few}")
         else:
             tabs[3].caption(
                 "Importances compare searched parameters; this search has only the lr. Search the "
@@ -207,7 +224,11 @@ def search_view(config: SearchConfig, storage: StudyStorage) -> None:
     """Progress, the tuning budget, every trial against its lr, the best table and Optuna's own
     figures; redraws itself while any of the search's workers is queued or running."""
     polling = any(j.active for j in search_jobs(config))
-    interval = poll_seconds(st.session_state.get(_RENDER, 0.0))
+    # Trials take seconds: a redraw a second is live enough, and the page never needs a full
+    # rerun to change it (a full st.rerun from inside a fragment is what the Compare page's
+    # faster view needs; here it is one less way to lose a second tab's widget state).
+    interval = max(MIN_POLL_S, poll_seconds(st.session_state.get(_RENDER, 0.0)))
+    study = _study_picker(config, storage)
 
     @st.fragment(run_every=interval if polling else None)
     def view() -> None:
@@ -217,8 +238,8 @@ def search_view(config: SearchConfig, storage: StudyStorage) -> None:
         active = any(j.active for j in jobs)
         summaries = read_summaries(config, storage)
         finished = sum(min(s.finished, s.n_trials) for s in summaries if s is not None)
-        total = config.n_trials * len(config.optimizers)
-        st.progress(min(1.0, finished / total), text=_progress_text(config, summaries, active))
+        total = sum(s.n_trials if s is not None else config.n_trials for s in summaries)
+        st.progress(min(1.0, finished / max(1, total)), text=_progress_text(config, summaries, active))
         present = [s for s in summaries if s is not None]
         if present:
             st.plotly_chart(tuning_budget_figure(tuning_budget_data(present)), key="tuning_budget", width="stretch")
@@ -234,7 +255,7 @@ def search_view(config: SearchConfig, storage: StudyStorage) -> None:
                         f"of its range ({lr_text(s.lr_range[0])} – {lr_text(s.lr_range[1])}): the true best may "
                         "lie beyond it; widen the range on that side."
                     )
-            _optuna_figures(config, summaries, storage)
+            _optuna_figures(config, summaries, storage, study)
         for job in jobs:
             if job.status is Status.FAILED:
                 st.error(f"A worker failed ({job.label}): {job.error}")
@@ -242,11 +263,9 @@ def search_view(config: SearchConfig, storage: StudyStorage) -> None:
             for err in (work.summary.errors if work.summary else []):
                 st.warning(f"MLflow logging failed: {err}")
         took = time.perf_counter() - started
-        render_s = st.session_state[_RENDER] = 0.7 * st.session_state.get(_RENDER, took) + 0.3 * took
+        st.session_state[_RENDER] = 0.7 * st.session_state.get(_RENDER, took) + 0.3 * took
         if polling and not active:
             st.rerun()  # one full rerun turns polling off, re-enables Run and offers Compare
-        if polling and poll_seconds(render_s) > 1.5 * interval:
-            st.rerun()
 
     view()
 

@@ -37,7 +37,7 @@ _RESTORE = f"{PREFIX}._restore"
 
 def load_from_url() -> None:
     """Once per browser session: fill every widget's state from the URL (or the defaults)."""
-    loaded = config_from_url(PREFIX, SweepConfig.from_dict, DEFAULT)
+    loaded = config_from_url(PREFIX, SweepConfig.from_dict, DEFAULT, probe=f"{PREFIX}.dataset")
     if loaded is None:
         return
     cfg, flat = loaded
@@ -139,7 +139,7 @@ def sync_url(cfg: SweepConfig | None, metric: SweepMetric) -> None:
     flat: dict[str, Any] = {} if cfg is None else url_dict(cfg)
     if metric != "loss":
         flat["show"] = metric
-    write_query(flat)
+    write_query(flat, page=PREFIX)
 
 
 def remember_job(cfg: SweepConfig) -> None:

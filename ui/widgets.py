@@ -87,24 +87,42 @@ def query_dict() -> dict[str, Any]:
     return {k: qp.get_all(k) if k == "optimizer" else qp.get(k) for k in qp.keys()}
 
 
-def write_query(flat: dict[str, Any]) -> None:
-    """Put ``flat`` in the URL, only when it differs (every write is a browser round trip)."""
+def write_query(flat: dict[str, Any], *, page: str | None = None) -> None:
+    """Put ``flat`` in the URL, only when it differs (every write is a browser round trip).
+
+    ``page``: also keep it as that page's last settings, which :func:`config_from_url` puts back
+    when Streamlit dropped the page's widget state.
+    """
+    if page is not None:
+        st.session_state[f"{page}._last"] = flat
     wanted = {k: [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in flat.items()}
     if wanted != query_dict():
         st.query_params.from_dict(wanted)
 
 
 def config_from_url(
-    page: str, parse: Callable[[dict[str, Any]], T], default: T
+    page: str, parse: Callable[[dict[str, Any]], T], default: T, *, probe: str | None = None
 ) -> tuple[T, dict[str, Any]] | None:
     """Once per browser session and page: the config the URL describes (or ``default``).
 
     Returns it with the raw query, or ``None`` after the first call. A link that does not
     validate leaves a message under ``f"{page}._url_error"`` and gives the default; the
     message shows the link's text as code, so a link cannot put Markdown on the page.
+
+    ``probe`` is one of the page's widget keys: when it is gone, Streamlit dropped the page's
+    widget state (it cleans up widgets a run did not draw: another page's run, and once seen
+    on a second tab during a search), and the page's last settings (see :func:`write_query`)
+    are returned again; without them, the URL's.
     """
     if st.session_state.get(f"{page}._loaded"):
-        return None
+        if probe is None or probe in st.session_state:
+            return None
+        last = st.session_state.get(f"{page}._last")
+        if last is not None:
+            try:
+                return parse(last), last
+            except ConfigError:
+                pass
     st.session_state[f"{page}._loaded"] = True
     flat = query_dict()
     if not flat:
