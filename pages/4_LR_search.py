@@ -61,8 +61,13 @@ if config is not None:
         st.rerun()  # Run turns disabled and the live view starts polling
     if buttons[1].button("Stop", disabled=not running, width="stretch"):
         stop_search(jobs)
+    stored = max((s.n_trials for s in summaries if s is not None), default=0)
     if held >= total and not running:
-        st.caption("These studies already hold their trials: raise the trials per optimizer to add more to them.")
+        more = f" ({stored} per optimizer, more than the {config.n_trials} asked)" if stored > config.n_trials else ""
+        st.caption(
+            f"These studies already hold their trials{more}: raise the trials per optimizer"
+            f"{f' above {stored}' if more else ''} to add more to the same studies."
+        )
     if not jobs and not any(summaries):
         st.info("Press **Run** to start one study per optimizer.")
     else:

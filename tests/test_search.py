@@ -128,7 +128,7 @@ def test_past_searches_group_the_studies_of_one_setup(finished) -> None:
     mine = found[config.key()]
     assert mine.config == config
     assert mine.finished == (5, 5)
-    assert "SGD, Adam" in mine.label and "5/5 of 5 trials" in mine.label
+    assert "seed 0" in mine.label and "trials done: SGD 5 of 5, Adam 5 of 5" in mine.label
     assert found[other.key()].finished == (2,)
 
 

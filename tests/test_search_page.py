@@ -121,7 +121,7 @@ def test_a_past_search_reopens_from_the_storage() -> None:
     fresh = open_page(SEARCH)  # another browser session, the same storage
     assert fresh.number_input(key="search.n_trials").value == 12
     (picker,) = [s for s in fresh.selectbox if s.key == "search.past"]
-    assert "wine" in picker.format_func(picker.value) and "2/2 of 2 trials" in picker.format_func(picker.value)
+    assert "wine" in picker.format_func(picker.value) and "SGD 2 of 2, Adam 2 of 2" in picker.format_func(picker.value)
     _button(fresh, "Open this search").click().run()
     assert not fresh.exception
     assert fresh.sidebar.selectbox(key="search.dataset").value == "wine"

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from pydantic import Field, field_validator, model_validator
 
 from dlopt_core.catalog.hyperparams import shown
-from dlopt_core.catalog.optimizers import get_optimizer
+from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
 from dlopt_core.config import (
     MAX_SEED,
     ComparisonConfig,
@@ -203,12 +203,19 @@ class PastSearch:
 
     @property
     def label(self) -> str:
-        """One line for a picker: what, with which optimizers, how far, when."""
+        """One line for a picker: what, how searched, with which optimizers, how far, when."""
         c = self.config
-        names = ", ".join(get_optimizer(o.name).label for o in c.optimizers)
+        searched = [name for flag, name in (
+            (c.search_hyperparams, "+hyperparameters"), (c.search_schedule, "+schedule"), (c.search_batch_size, "+batch size"),
+        ) if flag]
+        done = ", ".join(
+            f"{get_optimizer(o.name).label} {n} of {c.n_trials}" for o, n in zip(c.optimizers, self.finished)
+        )
         when = f" · {self.last_activity:%Y-%m-%d %H:%M}" if self.last_activity else ""
-        done = "/".join(str(n) for n in self.finished)
-        return f"{c.data.name} · {c.model.name} · {c.epochs} ep · {c.sampler}/{c.pruner} · {names} · {done} of {c.n_trials} trials{when}"
+        return (
+            f"{c.data.name} · {c.model.name} · {c.epochs} epochs · {c.sampler}/{c.pruner} {' '.join(searched)}"
+            f" · seed {c.seed} · trials done: {done}{when}"
+        ).replace("  ", " ")
 
 
 def past_searches(storage: StudyStorage | str | None = None, *, limit: int = 50) -> list[PastSearch]:
@@ -237,7 +244,9 @@ def past_searches(storage: StudyStorage | str | None = None, *, limit: int = 50)
             held = by_optimizer.get(m[0].optimizer.label)
             if held is None or m[2] > held[2]:
                 by_optimizer[m[0].optimizer.label] = m
-        chosen = list(by_optimizer.values())
+        # Registry order, as the page lists optimizers: the same search reads the same each time.
+        order = list(OPTIMIZERS)
+        chosen = sorted(by_optimizer.values(), key=lambda m: (order.index(m[0].optimizer.name), m[0].optimizer.label))
         try:
             config = SearchConfig.from_studies([m[0] for m in chosen])
         except ConfigError:
