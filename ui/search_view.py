@@ -141,14 +141,14 @@ def _importances(study: optuna.Study, summary: StudySummary) -> go.Figure:
     return cache["figure"]
 
 
-def _study_picker(config: SearchConfig, storage: StudyStorage) -> str:
-    """Which optimizer's study Optuna's figures show (outside the live fragment: a widget inside
-    one that reruns on a timer is one more way for a second tab to lose its state)."""
+def _study_picker(config: SearchConfig) -> str:
+    """Which optimizer's study Optuna's figures show."""
+    st.subheader("Optuna's own views")
     labels = {o.name: get_optimizer(o.name).label for o in config.optimizers}
     if len(labels) == 1:
         return next(iter(labels))
     return st.segmented_control(
-        "Optuna's views show the study of", list(labels), format_func=labels.get, key="search.view.study",
+        "study", list(labels), format_func=labels.get, key="search.view.study",
         default=next(iter(labels)),
     ) or next(iter(labels))
 
@@ -159,9 +159,9 @@ def _optuna_figures(
     present = [(opt, s) for opt, s in zip(config.optimizers, summaries) if s is not None and s.finished]
     chosen = next(((o, s) for o, s in present if o.name == name), None)
     if chosen is None:
+        st.caption(f"They draw {get_optimizer(name).label}'s study once one of its trials has finished.")
         return
     labels = {opt.name: get_optimizer(opt.name).label for opt, _ in present}
-    st.subheader(f"Optuna's views: {labels[name]}")
     opt, summary = chosen
     study = load_study(summary.study_name, storage)
     loss = config.metric == "val_loss"
@@ -228,7 +228,6 @@ def search_view(config: SearchConfig, storage: StudyStorage) -> None:
     # rerun to change it (a full st.rerun from inside a fragment is what the Compare page's
     # faster view needs; here it is one less way to lose a second tab's widget state).
     interval = max(MIN_POLL_S, poll_seconds(st.session_state.get(_RENDER, 0.0)))
-    study = _study_picker(config, storage)
 
     @st.fragment(run_every=interval if polling else None)
     def view() -> None:
@@ -255,7 +254,6 @@ def search_view(config: SearchConfig, storage: StudyStorage) -> None:
                         f"of its range ({lr_text(s.lr_range[0])} – {lr_text(s.lr_range[1])}): the true best may "
                         "lie beyond it; widen the range on that side."
                     )
-            _optuna_figures(config, summaries, storage, study)
         for job in jobs:
             if job.status is Status.FAILED:
                 st.error(f"A worker failed ({job.label}): {job.error}")
@@ -268,6 +266,16 @@ def search_view(config: SearchConfig, storage: StudyStorage) -> None:
             st.rerun()  # one full rerun turns polling off, re-enables Run and offers Compare
 
     view()
+    # Optuna's figures in a fragment of their own, under their study picker: a widget inside a
+    # fragment that reruns on a timer is one more way for a second tab to lose its state.
+    study = _study_picker(config)
+
+    @st.fragment(run_every=interval if polling else None)
+    def optuna_views() -> None:
+        report_errors()
+        _optuna_figures(config, read_summaries(config, storage), storage, study)
+
+    optuna_views()
 
 
 def compare_button(config: SearchConfig, storage: StudyStorage) -> None:
