@@ -55,7 +55,7 @@ def test_the_config_reads_back_from_its_flat_keys() -> None:
     [
         ({"lr_min": "0.001"}, "lr_min: one bound per optimizer"),
         ({"lr_min": "1,1", "lr_max": "0.1,10"}, "SGD: lr_min: must be below lr_max"),
-        ({"lr_max": "a,b"}, "lr_max: expected learning rates"),
+        ({"lr_max": "a,b"}, "lr_max: expected numbers like 1e-4,0.01"),
         ({"sampler": "grid", "search_schedule": True}, "search_schedule"),
         ({"n_trials": 0}, "n_trials"),
     ],

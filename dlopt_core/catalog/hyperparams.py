@@ -124,14 +124,16 @@ def lookup(entries: Mapping[str, T], name: str, *, kind: str) -> T:
         raise ValueError(f"{kind}: unknown name {shown(name)} (allowed: {', '.join(entries)})") from None
 
 
-def int_list(value: object, *, field: str, example: str) -> object:
-    """Read ``"64,32"`` as ``(64, 32)``; other values pass through to the model's own checks."""
+def int_list(value: object, *, field: str, example: str, kind: type = int) -> object:
+    """Read ``"64,32"`` as ``(64, 32)`` (``kind=float``: ``"1e-4,0.01"`` as floats); other
+    values pass through to the model's own checks."""
     if not isinstance(value, str):
         return value
     try:
-        return tuple(int(v) for v in value.split(",") if v.strip())
+        return tuple(kind(v) for v in value.split(",") if v.strip())
     except ValueError:
-        raise ValueError(f"{field}: expected integers like {example}, got {shown(value)}") from None
+        what = "integers" if kind is int else "numbers"
+        raise ValueError(f"{field}: expected {what} like {example}, got {shown(value)}") from None
 
 
 def parse_spec(text: str) -> tuple[str, dict[str, str]]:

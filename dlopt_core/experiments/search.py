@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 from pydantic import Field, field_validator, model_validator
 
-from dlopt_core.catalog.hyperparams import shown
+from dlopt_core.catalog.hyperparams import int_list
 from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
 from dlopt_core.config import (
     MAX_SEED,
@@ -52,15 +52,6 @@ MAX_TRIALS_PER_OPTIMIZER = 500
 _PER_OPTIMIZER = {"optimizer", "lr_min", "lr_max", "n_trials", "study_name"}
 
 
-def _floats(value: Any, field: str) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        return tuple(float(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"{field}: expected learning rates like 1e-4,0.01, got {shown(value)}") from None
-
-
 class SearchConfig(TrainingSetup):
     """Several optimizers' learning-rate studies on one setup, each with ``n_trials`` trials.
 
@@ -84,7 +75,7 @@ class SearchConfig(TrainingSetup):
     @field_validator("lr_min", "lr_max", mode="before")
     @classmethod
     def _bounds(cls, value: Any, info: Any) -> Any:
-        return _floats(value, info.field_name)
+        return int_list(value, field=info.field_name, example="1e-4,0.01", kind=float)
 
     @model_validator(mode="after")
     def _studies_valid(self) -> Self:
