@@ -32,7 +32,7 @@ _PARAMS = f"{PREFIX}.optimizer_params"  # hyperparameters a link gave, per optim
 _RESTORE = f"{PREFIX}._restore"
 _RANGE = f"{PREFIX}._range_test"
 SAMPLER_LABELS = {
-    "tpe": "TPE (Bayesian)", "random": "random", "grid": "grid over log-lr", "qmc": "quasi-Monte Carlo",
+    "tpe": "TPE", "random": "random", "grid": "grid over log-lr", "qmc": "quasi-Monte Carlo",
     "cmaes": "CMA-ES",
 }
 PRUNER_LABELS = {"none": "none", "median": "median", "hyperband": "Hyperband (successive halving)"}
