@@ -8,7 +8,7 @@ from dlopt_core.catalog.schedules import get_schedule
 from dlopt_core.catalog.datasets import split_sizes
 from ui import compare_form as form
 from ui.live import find_job, live_view, start_comparison
-from ui.status import page_frame
+from ui.status import OTHERS_JOB, may_stop, page_frame
 from ui.widgets import code_span
 
 page_frame("Compare optimizers · dlopt")
@@ -53,8 +53,10 @@ if config is not None:
         form.remember_job(config)
         # Redraw at once: Run turns disabled and the sidebar counts this job.
         st.rerun()
-    if buttons[1].button("Stop", disabled=not running, width="stretch"):
+    if buttons[1].button("Stop", disabled=not may_stop(job), width="stretch") and may_stop(job):
         job.cancel()
+    if running and not may_stop(job):
+        st.caption(OTHERS_JOB)
     n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
     note = None
     if get_schedule(config.schedule.name).depends_on_validation:

@@ -5,7 +5,7 @@ import streamlit as st
 from dlopt_core.config import ConfigError
 from ui import sweep_form as form
 from ui.compare_form import schedule_note
-from ui.status import page_frame
+from ui.status import OTHERS_JOB, may_stop, page_frame
 from ui.sweep_view import compare_button, find_sweep, start_sweep, sweep_view
 from ui.widgets import code_span
 
@@ -47,8 +47,10 @@ if config is not None:
         form.remember_job(config)
         # Redraw at once: Run turns disabled and the live view starts polling.
         st.rerun()
-    if buttons[1].button("Stop", disabled=not running, width="stretch"):
+    if buttons[1].button("Stop", disabled=not may_stop(job), width="stretch") and may_stop(job):
         job.cancel()
+    if running and not may_stop(job):
+        st.caption(OTHERS_JOB)
     if job is None:
         st.info("Press **Run** to train every optimizer at every learning rate of the grid.")
         form.offer_previous_job()

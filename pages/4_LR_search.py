@@ -8,7 +8,7 @@ from dlopt_core.experiments.study_storage import study_storage
 from ui import search_form as form
 from ui.compare_form import schedule_note
 from ui.search_view import compare_button, read_summaries, search_jobs, search_view, start_search, stop_search
-from ui.status import page_frame
+from ui.status import OTHERS_JOB, may_stop, page_frame
 from ui.widgets import code_span
 
 page_frame("LR search · dlopt")
@@ -59,8 +59,11 @@ if config is not None:
     if buttons[0].button("Run", type="primary", disabled=running or held >= total, width="stretch"):
         start_search(config, search["workers"])
         st.rerun()  # Run turns disabled and the live view starts polling
-    if buttons[1].button("Stop", disabled=not running, width="stretch"):
-        stop_search(jobs)
+    mine = [j for j in jobs if may_stop(j)]
+    if buttons[1].button("Stop", disabled=not mine, width="stretch"):
+        stop_search(mine)
+    if running and not mine:
+        st.caption(OTHERS_JOB)
     stored = max((s.n_trials for s in summaries if s is not None), default=0)
     if held >= total and not running:
         more = f" ({stored} per optimizer, more than the {config.n_trials} asked)" if stored > config.n_trials else ""

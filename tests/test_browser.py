@@ -24,16 +24,16 @@ def test_compare_two_optimizers_shows_a_live_chart_with_both(app_server: str, br
 
 def test_a_second_tab_attaches_to_the_running_comparison(app_server: str, browser) -> None:
     url = compare_url(app_server, ["momentum:lr=0.05", "rmsprop:lr=0.001"], epochs=3000)
-    first = browser.new_page()
+    same_browser = browser.new_context()  # a second tab of the same browser may stop the run
+    first = same_browser.new_page()
     run_and_time_first_point(first, url)
-    second = browser.new_page()
+    second = same_browser.new_page()
     second.goto(url)
     second.get_by_text("training:").wait_for(timeout=60_000)
     assert second.get_by_role("button", name="Run").is_disabled()
     second.get_by_role("button", name="Stop", exact=True).click()
     first.get_by_text("cancelled:").wait_for(timeout=30_000)
-    first.close()
-    second.close()
+    same_browser.close()
 
 
 def test_home_page_links_to_the_compare_page(app_server: str, browser) -> None:

@@ -63,3 +63,30 @@ def test_every_control_and_stop_fit_the_window(app_server: str, browser, width: 
     stop.click()
     page.get_by_text("cancelled:").wait_for(timeout=30_000)
     page.close()
+
+
+def test_only_the_browser_that_started_a_comparison_can_stop_it(app_server: str, browser) -> None:
+    url = compare_url(app_server, ["sgd:lr=0.1", "adam:lr=0.001"], epochs=3000, seeds=0, dataset="wine")
+    mine = browser.new_context(viewport={"width": 1400, "height": 1000})
+    theirs = browser.new_context(viewport={"width": 1400, "height": 1000})  # a colleague's browser
+    page = mine.new_page()
+    run_and_time_first_point(page, url)
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    other = theirs.new_page()
+    other.goto(url)
+    other.get_by_text("Started in another browser").wait_for(timeout=60_000)
+    assert other.get_by_role("button", name="Stop", exact=True).is_disabled()
+    assert other.get_by_role("button", name="stop SGD lr=0.1").count() == 0
+    # The one who started it keeps Stop after a reload, and in a second tab of the same browser.
+    page.reload()
+    stop.wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
+    tab = mine.new_page()
+    tab.goto(url)
+    tab.get_by_role("button", name="stop SGD lr=0.1").wait_for(timeout=60_000)
+    assert not tab.get_by_role("button", name="Stop", exact=True).is_disabled()
+    tab.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("cancelled", exact=False).first.wait_for(timeout=60_000)
+    other.get_by_text("cancelled", exact=False).first.wait_for(timeout=60_000)
+    mine.close()
+    theirs.close()

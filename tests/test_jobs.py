@@ -177,3 +177,13 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_job_with_an_owner_is_steered_by_its_owner_only() -> None:
+    from dlopt_core.runner.jobs import Job
+
+    owned = Job(key="k", label="l", work=None, owner="browser-a")  # type: ignore[arg-type]
+    assert owned.steerable_by("browser-a") and not owned.steerable_by("browser-b")
+    assert not owned.steerable_by(None)
+    anyone = Job(key="k", label="l", work=None)  # type: ignore[arg-type]
+    assert anyone.steerable_by("browser-b") and anyone.steerable_by(None)

@@ -274,3 +274,4 @@ def test_landscape_settings_survive_a_visit_to_another_page() -> None:
     at.switch_page(LANDSCAPES).run()
     assert not at.exception
     assert at.selectbox(key="landscape.function").value == "beale"
+

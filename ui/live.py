@@ -16,7 +16,7 @@ from dlopt_core.experiments.compare import Comparison, ComparisonWork, summary_r
 from dlopt_core.plots import LRCurve, actual_lr_data, curves_data, curves_figure, lr_schedule_figure
 from dlopt_core.plots.boundary import boundary_data, boundary_figure
 from dlopt_core.runner.jobs import Job, registry
-from ui.status import report_errors
+from ui.status import browser_id, may_stop, report_errors
 
 POLL_SECONDS = 0.3
 
@@ -37,7 +37,7 @@ def start_comparison(config: ComparisonConfig) -> Job:
     if existing is not None and existing.active:
         return existing
     work = ComparisonWork(config)
-    job = registry().submit(work)
+    job = registry().submit(work, owner=browser_id())
     # The first evaluation lands within milliseconds of a warm worker starting; waiting for
     # it here draws it in this rerun instead of one polling interval later.
     deadline = time.monotonic() + 0.5
@@ -183,7 +183,7 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCu
         done = comparison.progress
         state = {Status.PENDING: "waiting for a free worker", Status.RUNNING: "training"}.get(job.status, str(job.status))
         st.progress(min(done, 1.0), text=f"{state}: {done:.0%} of {comparison.total_steps:,} steps")
-        if job.active:
+        if may_stop(job):
             per_optimizer_stops(job, comparison)
         data = curves_data(comparison, x=x, band=band, optimum=optimum)  # type: ignore[arg-type]
         st.plotly_chart(curves_figure(data, log_y=log_y), key="curves", width="stretch")

@@ -28,7 +28,7 @@ from dlopt_core.plots import lr_text, trial_lr_data, trial_lr_figure, tuning_bud
 from dlopt_core.runner.jobs import Job, registry
 from ui.live import poll_seconds
 from ui.search_form import MAX_WORKERS, METRIC_LABELS
-from ui.status import report_errors
+from ui.status import browser_id, report_errors
 
 COMPARE_PAGE = "pages/1_Compare_optimizers.py"
 _RENDER = "search._render_s"
@@ -50,7 +50,7 @@ TRIALS_NOTE = (
 
 def start_search(config: SearchConfig, workers: int) -> list[Job]:
     """Submit ``workers`` workers per study (a study's worker that is already running is kept)."""
-    return [registry().submit(work) for work in search_works(config, workers=workers)]
+    return [registry().submit(work, owner=browser_id()) for work in search_works(config, workers=workers)]
 
 
 def search_jobs(config: SearchConfig) -> list[Job]:

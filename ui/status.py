@@ -3,6 +3,7 @@ what a visitor sees when a page fails."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
@@ -12,7 +13,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dlopt_core.device import describe_device, resolve_device, use_one_thread
-from dlopt_core.runner.jobs import registry
+from dlopt_core.runner.jobs import Job, registry
 from dlopt_core.runner.warm import warm_up_process
 from tracking import recover
 from tracking.store import experiment_id, settings
@@ -65,6 +66,36 @@ def prepare_store(uri: str) -> str | None:
     except Exception as exc:  # an unreachable server is shown, not raised
         return f"{type(exc).__name__}: {exc}"
     return "; ".join(recovery.errors) or None
+
+
+def browser_id() -> str:
+    """Who is asking: the same for every tab and reload of one browser, another for each browser.
+
+    Streamlit's XSRF cookie holds one random token per browser, sent masked afresh each time
+    (``2|mask|masked token|time``, the mask XOR-ed over the token); the unmasked token, hashed,
+    names the browser. Without the cookie (XSRF protection off, AppTest) the session names it.
+    """
+    cookie = st.context.cookies.get("_streamlit_xsrf", "")
+    parts = cookie.split("|")
+    if len(parts) == 4:
+        try:
+            mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+            token = bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked))
+            return hashlib.sha256(token).hexdigest()[:16]
+        except (ValueError, ZeroDivisionError):
+            pass
+    ctx = get_script_run_ctx()
+    return f"session-{ctx.session_id}" if ctx is not None else "session-none"
+
+
+def may_stop(job: Job | None) -> bool:
+    """Whether this browser may stop ``job``: one it started (a job with no owner: anyone)."""
+    return job is not None and job.active and job.steerable_by(browser_id())
+
+
+OTHERS_JOB = (
+    "Started in another browser: you are watching it live, and only that browser can stop it."
+)
 
 
 def device_text() -> str:

@@ -14,7 +14,7 @@ from dlopt_core.plots import SensitivityData, initial_val_loss, lr_text, sensiti
 from dlopt_core.plots.sensitivity import GOOD_WITHIN, SweepMetric
 from dlopt_core.runner.jobs import Job, registry
 from ui.live import engine_note
-from ui.status import report_errors
+from ui.status import browser_id, report_errors
 
 POLL_SECONDS = 0.5
 GOOD = f"lrs within {GOOD_WITHIN:g}× best loss"
@@ -35,7 +35,7 @@ def start_sweep(config: SweepConfig) -> Job:
     if existing is not None and existing.active:
         return existing
     work = ComparisonWork(config, experiment="dlopt-sweep", parent=config.parent_name())
-    return registry().submit(work)
+    return registry().submit(work, owner=browser_id())
 
 
 def find_sweep(config: SweepConfig) -> Job | None:

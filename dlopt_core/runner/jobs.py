@@ -36,6 +36,7 @@ class Job:
     work: Work
     status: Status = Status.PENDING
     error: str | None = None
+    owner: str | None = None  # who may stop it (a browser's id); None: anyone
     id: int = field(default_factory=lambda: next(_ids))
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -50,6 +51,10 @@ class Job:
     def payload(self) -> Any:
         """What the pages draw: the work's live state (kept here, fed by the worker's events)."""
         return self.work
+
+    def steerable_by(self, who: str | None) -> bool:
+        """Whether ``who`` may stop this job (or its runs): its owner, or anyone when it has none."""
+        return self.owner is None or self.owner == who
 
     def cancel(self) -> None:
         """Ask the work to stop; it checks between steps (a slot may end it hard after a grace)."""
@@ -103,15 +108,18 @@ class JobRegistry:
         for t in self._threads:
             t.start()
 
-    def submit(self, work: Work) -> Job:
-        """Queue ``work`` unless a job with its key is still active; return the job."""
+    def submit(self, work: Work, *, owner: str | None = None) -> Job:
+        """Queue ``work`` unless a job with its key is still active; return the job.
+
+        ``owner``: who may stop the new job (an active job found by its key keeps its owner).
+        """
         with self._lock:
             if self._closing:
                 raise RuntimeError("the server is shutting down; no new work is started")
             existing = self._jobs.get(work.key)
             if existing is not None and existing.active:
                 return existing
-            job = Job(key=work.key, label=work.label, work=work)
+            job = Job(key=work.key, label=work.label, work=work, owner=owner)
             self._jobs[work.key] = job
             self._jobs.move_to_end(work.key)
             while len(self._jobs) > self._keep:
