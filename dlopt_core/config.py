@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, Self, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dlopt_core.catalog.augmentations import check_fits, get_augmentation
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
 from dlopt_core.catalog.hyperparams import HyperParam, Value, check_params, int_list, parse_spec, shown
 from dlopt_core.catalog.models import get_model_spec
@@ -159,6 +160,17 @@ class ScheduleConfig(NamedWithParams):
         return get_schedule(name)
 
 
+class AugmentConfig(NamedWithParams):
+    """An augmentation (or mixing) from the registry and its hyperparameters."""
+
+    kind: ClassVar[str] = "augment"
+    name: str
+
+    @classmethod
+    def _spec(cls, name: str) -> Any:
+        return get_augmentation(name)
+
+
 class ModelConfig(NamedWithParams):
     """A model family from the registry and its hyperparameters (widths, activation, ...)."""
 
@@ -211,6 +223,7 @@ class TrainingSetup(Frozen):
         None, gt=0.0, le=1e6, allow_inf_nan=False, description="max gradient norm; None: no clipping"
     )
     deterministic: bool = Field(True, description="on CUDA: reproducible kernels rather than the fastest")
+    augment: tuple[AugmentConfig, ...] = Field((), max_length=8, description="applied to each training batch, in order")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -231,6 +244,14 @@ class TrainingSetup(Frozen):
                 f"model: {self.model.name!r} needs image data; {self.data.name!r} has none "
                 f"(image sets: {', '.join(image_sets)})"
             )
+        names = [a.name for a in self.augment]
+        if twice := next((n for n in names if names.count(n) > 1), None):
+            raise ValueError(f"augment: {twice!r} is given twice; give it once")
+        for a in self.augment:
+            if problem := check_fits(
+                a.name, images=dataset.image_shape is not None, classification=dataset.task == "classification"
+            ):
+                raise ValueError(f"{problem}; {self.data.name!r} is {'image' if dataset.image_shape else 'tabular'} data")
         return self
 
     @property
@@ -361,6 +382,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def param_text(value: Any) -> str:
+    """A flat value as one string (an MLflow parameter): a list of specs joined by spaces,
+    which :func:`unflatten` splits again (a spec never holds a space)."""
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def flatten(cfg: Frozen) -> dict[str, Any]:
     """Flat dotted keys for MLflow params, URLs and the CLI; :func:`unflatten` reads them back.
 
@@ -370,7 +397,7 @@ def flatten(cfg: Frozen) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in type(cfg).model_fields:
         value, key = getattr(cfg, field), _FLAT_NAMES.get(field, field)
-        if value is None:
+        if value is None or value == ():
             continue
         if isinstance(value, NamedWithParams):
             out[key] = value.name
@@ -397,7 +424,8 @@ def unflatten(cls: type[_M], flat: dict[str, Any]) -> _M:
         kind = _named_type(info.annotation)
         if kind is not None and get_origin(info.annotation) is tuple:
             specs = flat.get(key, [])
-            specs = [specs] if isinstance(specs, str) else list(specs)
+            # A string holds one spec, or several separated by spaces (see param_text).
+            specs = specs.split() if isinstance(specs, str) else list(specs)
             values[field] = tuple(kind.parse(s) for s in specs)
         elif kind is not None:
             sub = {k.removeprefix(f"{key}."): v for k, v in flat.items() if k.startswith(f"{key}.")}

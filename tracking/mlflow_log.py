@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dlopt_core.config import param_text
 from dlopt_core.plots import curves_data, curves_figure
 from tracking.reconcile import run_identity_tags
 from tracking.spool import Op, RunSpool, apply, replay_files
@@ -137,7 +138,7 @@ class MlflowObserver:
         # Created here, before any step (about 10 ms a run on SQLite): a writer thread busy
         # with SQLAlchemy during training would hold the GIL and slow every step.
         self._write(run.index, create)
-        self._write(run.index, {"op": "params", "params": {k: str(v) for k, v in cfg.to_dict().items()}})
+        self._write(run.index, {"op": "params", "params": {k: param_text(v) for k, v in cfg.to_dict().items()}})
 
     def record(self, run: RunResult, rec: Record) -> None:
         if rec.batch_loss is not None:

@@ -30,6 +30,7 @@ from tracking.reconcile import run_identity_tags
 from tracking.spool import Op, RunSpool, apply, replay_files
 from tracking.store import StoreSettings, client, experiment_id, settings
 
+from dlopt_core.config import param_text
 from dlopt_core.experiments.study import (
     CURVE_ATTR,
     DIVERGED_ATTR,
@@ -127,7 +128,7 @@ class StudyLogger(StudyObserver):
             self._created = run.info.run_id
             # n_trials is a tag: a study resumed with a larger budget would change a param,
             # which MLflow refuses.
-            params = {k: str(v) for k, v in config.to_dict().items() if k != "n_trials"}
+            params = {k: param_text(v) for k, v in config.to_dict().items() if k != "n_trials"}
             apply(c, {"op": "params", "params": params}, run.info.run_id, store=self.store, experiments=self._experiments)
         self._settle_parent(c, exp, study.study_name)
         assert self.parent_run_id is not None
@@ -177,7 +178,7 @@ class StudyLogger(StudyObserver):
     def _trial_ops(self, study: optuna.Study, trial: FrozenTrial) -> list[Op]:
         row = trial_row(trial)
         try:
-            params = {k: str(v) for k, v in study_config(study).trial_config(trial.params).to_dict().items()}
+            params = {k: param_text(v) for k, v in study_config(study).trial_config(trial.params).to_dict().items()}
         except ValueError:  # an invalid sample (the registry's check refused it): what was drawn
             params = {k: str(v) for k, v in trial.params.items()}
         params[TRIAL_TAG] = str(trial.number)

@@ -81,10 +81,14 @@ def code_span(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+# Keys a URL may repeat: each value is one registry entry (``optimizer=sgd&optimizer=adam``).
+LIST_KEYS = ("optimizer", "augment")
+
+
 def query_dict() -> dict[str, Any]:
-    """The URL's query parameters; ``optimizer`` may repeat, so it is always a list."""
+    """The URL's query parameters; the :data:`LIST_KEYS` are always lists."""
     qp = st.query_params
-    return {k: qp.get_all(k) if k == "optimizer" else qp.get(k) for k in qp.keys()}
+    return {k: qp.get_all(k) if k in LIST_KEYS else qp.get(k) for k in qp.keys()}
 
 
 def write_query(flat: dict[str, Any], *, page: str | None = None) -> None:
@@ -133,7 +137,7 @@ def config_from_url(
         flat = {**flat, "optimizer": default.to_dict()["optimizer"]}
     try:
         qp = st.query_params
-        if twice := next((k for k in qp if k != "optimizer" and len(qp.get_all(k)) > 1), None):
+        if twice := next((k for k in qp if k not in LIST_KEYS and len(qp.get_all(k)) > 1), None):
             raise ConfigError(f"{twice[:60]}: given more than once; give it once")
         return parse(flat), flat
     except ConfigError as err:

@@ -20,7 +20,10 @@ from typing import Any, get_args
 from dlopt_core.experiments.compare import Comparison, RunObserver, RunResult, metric_name, summary_rows
 from dlopt_core.experiments.lr_range import SUGGESTION_LABELS, SUGGESTIONS, LRRangeConfig, LRRangeResult, run_lr_range
 from dlopt_core.experiments.sweep import SweepConfig, best_lrs, sweep_points
-from dlopt_core.config import ComparisonConfig, ConfigError, Device, EngineChoice, ModelConfig, OptimizerConfig, Precision
+from dlopt_core.config import (
+    AugmentConfig, ComparisonConfig, ConfigError, Device, EngineChoice, ModelConfig, OptimizerConfig, Precision,
+)
+from dlopt_core.catalog.augmentations import AUGMENTATIONS
 from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.catalog.functions import FUNCTIONS
@@ -78,6 +81,11 @@ def _setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) 
     )
     parser.add_argument("--grad-clip", type=float, default=None, metavar="NORM", help="clip the gradient norm")
     parser.add_argument(
+        "--augment", action="append", default=[], metavar="NAME[:key=value...]",
+        help="augment each training batch (repeatable, applied in order), e.g. --augment flip "
+        f"--augment noise:std=0.1 --augment mixup:alpha=0.2; names: {', '.join(AUGMENTATIONS)}",
+    )
+    parser.add_argument(
         "--fast-nondeterministic", action="store_true",
         help="on CUDA, let cuDNN pick the fastest (non-reproducible) kernels; runs are reproducible by default",
     )
@@ -102,6 +110,7 @@ def _shared_setup_values(args: argparse.Namespace) -> dict[str, Any]:
         "precision": args.precision,
         "grad_clip": args.grad_clip,
         "deterministic": not args.fast_nondeterministic,
+        "augment": tuple(AugmentConfig.parse(text) for text in args.augment),
     }
 
 

@@ -56,6 +56,8 @@ def why_not_batched(config: RunConfig) -> str | None:
         return "fp16 loss scaling is per run"
     if not get_model_spec(config.model.name).stackable:
         return f"the {config.model.name} model has no stacked form"
+    if config.augment:
+        return "augmentation transforms each run's batches with its own random draws"
     return None
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
 
+from dlopt_core.catalog.augmentations import BatchInfo, compose, get_augmentation
 from dlopt_core.catalog.datasets import Dataset, load_dataset
 from dlopt_core.catalog.models import build_model, loss_fn
 from dlopt_core.catalog.optimizers import get_optimizer
@@ -21,7 +23,7 @@ from dlopt_core.engine.stopwatch import Stopwatch, training_clock
 # Module-level names: an enum member lookup costs ~0.1 us, and these are read every step.
 _RUNNING, _DIVERGED = Status.RUNNING, Status.DIVERGED
 
-__all__ = ["Record", "Status", "evaluate", "load_run_data", "run", "steps_per_epoch"]
+__all__ = ["Record", "Status", "augmented", "evaluate", "load_run_data", "run", "steps_per_epoch"]
 
 
 def load_run_data(config: RunConfig) -> Dataset:
@@ -59,6 +61,15 @@ def steps_per_epoch(config: RunConfig, n_train: int) -> int:
     return math.ceil(n_train / min(batch, n_train))
 
 
+def augmented(config: RunConfig, data: Dataset, hooks: StepHooks) -> StepHooks:
+    """``hooks`` with the run's augmentations first (in their order), then any transform of its own."""
+    if not config.augment:
+        return hooks
+    info = BatchInfo(data.image_shape, data.n_classes if data.task == "classification" else 0)
+    made = [get_augmentation(a.name).make(a.params, info) for a in config.augment]
+    return replace(hooks, batch_transform=compose([*made, *filter(None, [hooks.batch_transform])]))
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: Dataset, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Loss and metric (accuracy, or R^2 for regression) of ``model`` on ``x, y``."""
@@ -93,7 +104,7 @@ def run(
     use_determinism(device, config.deterministic)
     optimizer = spec.build(list(model.named_parameters()), config.optimizer.lr, config.optimizer.params, device)
     step_fn = build_step(
-        model, optimizer, loss_fn(data), needs_closure=spec.needs_closure, hooks=hooks,
+        model, optimizer, loss_fn(data), needs_closure=spec.needs_closure, hooks=augmented(config, data, hooks),
         precision=config.precision, grad_clip=config.grad_clip, device_type=device.type, seed=config.seed,
         grad_evals=counted,
     )
