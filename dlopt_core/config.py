@@ -21,6 +21,7 @@ from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
 from dlopt_core.catalog.hyperparams import HyperParam, Value, check_params, int_list, parse_spec, shown
 from dlopt_core.catalog.models import get_model_spec
 from dlopt_core.catalog.optimizers import get_optimizer
+from dlopt_core.catalog.reductions import get_reduction
 from dlopt_core.catalog.schedules import Budget, get_schedule
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -171,6 +172,17 @@ class AugmentConfig(NamedWithParams):
         return get_augmentation(name)
 
 
+class ReduceConfig(NamedWithParams):
+    """A way to shrink the training data (fewer rows, features or bits) and its settings."""
+
+    kind: ClassVar[str] = "reduce"
+    name: str
+
+    @classmethod
+    def _spec(cls, name: str) -> Any:
+        return get_reduction(name)
+
+
 class ModelConfig(NamedWithParams):
     """A model family from the registry and its hyperparameters (widths, activation, ...)."""
 
@@ -224,6 +236,7 @@ class TrainingSetup(Frozen):
     )
     deterministic: bool = Field(True, description="on CUDA: reproducible kernels rather than the fastest")
     augment: tuple[AugmentConfig, ...] = Field((), max_length=8, description="applied to each training batch, in order")
+    reduce: ReduceConfig | None = Field(None, description="shrink the training data first; None: all of it")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -252,6 +265,15 @@ class TrainingSetup(Frozen):
                 a.name, images=dataset.image_shape is not None, classification=dataset.task == "classification"
             ):
                 raise ValueError(f"{problem}; {self.data.name!r} is {'image' if dataset.image_shape else 'tabular'} data")
+        if self.reduce is not None:
+            if get_reduction(self.reduce.name).classification_only and dataset.task != "classification":
+                raise ValueError(f"reduce: {self.reduce.name!r} needs class labels; {self.data.name!r} is a regression")
+            if self.reduce.name == "pca" and (model.needs_images or any(
+                get_augmentation(a.name).needs == "images" for a in self.augment
+            )):
+                raise ValueError(
+                    "reduce: 'pca' turns images into plain features; the CNN and image augmentations need images"
+                )
         return self
 
     @property

@@ -22,8 +22,10 @@ from dlopt_core.experiments.lr_range import SUGGESTION_LABELS, SUGGESTIONS, LRRa
 from dlopt_core.experiments.sweep import SweepConfig, best_lrs, sweep_points
 from dlopt_core.config import (
     AugmentConfig, ComparisonConfig, ConfigError, Device, EngineChoice, ModelConfig, OptimizerConfig, Precision,
+    ReduceConfig,
 )
 from dlopt_core.catalog.augmentations import AUGMENTATIONS
+from dlopt_core.catalog.reductions import REDUCTIONS
 from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.catalog.functions import FUNCTIONS
@@ -81,6 +83,10 @@ def _setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) 
     )
     parser.add_argument("--grad-clip", type=float, default=None, metavar="NORM", help="clip the gradient norm")
     parser.add_argument(
+        "--reduce", default=None, metavar="NAME[:key=value...]",
+        help=f"shrink the training data first, e.g. subsample:fraction=0.1 or pca:components=8; names: {', '.join(REDUCTIONS)}",
+    )
+    parser.add_argument(
         "--augment", action="append", default=[], metavar="NAME[:key=value...]",
         help="augment each training batch (repeatable, applied in order), e.g. --augment flip "
         f"--augment noise:std=0.1 --augment mixup:alpha=0.2; names: {', '.join(AUGMENTATIONS)}",
@@ -111,6 +117,7 @@ def _shared_setup_values(args: argparse.Namespace) -> dict[str, Any]:
         "grad_clip": args.grad_clip,
         "deterministic": not args.fast_nondeterministic,
         "augment": tuple(AugmentConfig.parse(text) for text in args.augment),
+        "reduce": ReduceConfig.parse(args.reduce) if args.reduce else None,
     }
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from dlopt_core.catalog.augmentations import BatchInfo, compose, get_augmentation
@@ -14,7 +16,8 @@ from dlopt_core.catalog.datasets import Dataset, load_dataset
 from dlopt_core.catalog.models import build_model, loss_fn
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import Budget, get_schedule
-from dlopt_core.config import RunConfig
+from dlopt_core.catalog.reductions import Reduced, reduce_arrays
+from dlopt_core.config import DataConfig, ReduceConfig, RunConfig
 from dlopt_core.device import resolve_device, use_determinism
 from dlopt_core.engine.records import Record, Status, divergence_limit
 from dlopt_core.engine.step import GradEvals, StepHooks, build_step
@@ -23,18 +26,63 @@ from dlopt_core.engine.stopwatch import Stopwatch, training_clock
 # Module-level names: an enum member lookup costs ~0.1 us, and these are read every step.
 _RUNNING, _DIVERGED = Status.RUNNING, Status.DIVERGED
 
-__all__ = ["Record", "Status", "augmented", "evaluate", "load_run_data", "run", "steps_per_epoch"]
+__all__ = [
+    "Record", "Status", "augmented", "evaluate", "load_run_data", "reduced_split", "run", "steps_per_epoch", "train_size",
+]
 
 
 def load_run_data(config: RunConfig) -> Dataset:
-    """The run's data set on the run's device."""
-    return load_dataset(
+    """The run's data set on the run's device (its training set reduced, if the run says so)."""
+    data = load_dataset(
         config.data.name,
         config.data.options,
         val_fraction=config.data.val_fraction,
         split_seed=config.data.split_seed,
         device=resolve_device(config.device),
     )
+    if config.reduce is None:
+        return data
+    r = reduced_split(config)
+    device = data.x_train.device
+
+    def put(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(a, dtype=like.dtype, device=device)
+
+    return replace(
+        data, x_train=put(r.x_train, data.x_train), y_train=put(r.y_train, data.y_train),
+        x_val=put(r.x_val, data.x_val), y_val=put(r.y_val, data.y_val),
+        # Fewer features (PCA) are no longer an image.
+        image_shape=data.image_shape if r.x_train.shape[1] == data.n_features else None,
+    )
+
+
+def reduced_split(config: RunConfig) -> Reduced:
+    """The run's training data as its reduction leaves it, with the sizes (stored and original).
+
+    Drawn with the data's split seed, not the run's: the reduced set is part of the data, the
+    same for every run of a comparison (which trains them all on one data set), as the split is.
+    """
+    assert config.reduce is not None
+    return _reduced(config.data.model_dump_json(), config.reduce.model_dump_json())
+
+
+@functools.lru_cache(maxsize=8)
+def _reduced(data_json: str, reduce_json: str) -> Reduced:
+    # Cached: k-means takes seconds, and every run of a comparison asks.
+    data_cfg, reduce_cfg = DataConfig.model_validate_json(data_json), ReduceConfig.model_validate_json(reduce_json)
+    data = load_dataset(
+        data_cfg.name, data_cfg.options, val_fraction=data_cfg.val_fraction, split_seed=data_cfg.split_seed,
+        device=torch.device("cpu"),
+    )
+    return reduce_arrays(
+        reduce_cfg.name, reduce_cfg.params, data.x_train.numpy(), data.y_train.numpy(), data.x_val.numpy(),
+        data.y_val.numpy(), task=data.task, seed=data_cfg.split_seed,
+    )
+
+
+def train_size(config: RunConfig, n_train: int) -> int:
+    """Training rows the run steps through: ``n_train``, or what its reduction keeps."""
+    return n_train if config.reduce is None else reduced_split(config).n_train
 
 
 # Weights ride on evaluation records only for models this small (a 64-wide MLP on moons has

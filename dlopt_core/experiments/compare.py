@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from dlopt_core.catalog.datasets import get_dataset_spec, split_sizes
 from dlopt_core.catalog.models import convex_optimum, get_model_spec
 from dlopt_core.config import ComparisonConfig, RunConfig, TrainingSetup
-from dlopt_core.engine.loop import load_run_data, steps_per_epoch
+from dlopt_core.engine.loop import load_run_data, steps_per_epoch, train_size
 from dlopt_core.engine.records import Measures, Record, Status
 from dlopt_core.engine.plan import MergedEngine, build_engine
 
@@ -54,12 +54,13 @@ class RunResult:
     weights: dict[str, Any] | None = None
     # Keep lows and lr points (a sweep of thousands of runs reads neither).
     detailed: bool = True
+    name: str | None = None  # what the legend and table call it; None: its optimizer's label
     _best: tuple[int, float] | None = field(default=None, repr=False)  # the latest strict low
     _window: deque[float] = field(default_factory=deque, repr=False)
 
     @property
     def label(self) -> str:
-        return self.config.optimizer.label
+        return self.name or self.config.optimizer.label
 
     @property
     def steps_per_epoch(self) -> int:
@@ -202,8 +203,13 @@ class Comparison:
         n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
         # A sweep (thousands of runs, read only at its end) opts out of the per-step details.
         self.detailed: bool = getattr(config, "detailed", True)
+        # A plan whose runs differ in more than the optimizer names them itself (run_label).
+        name_of = getattr(config, "run_label", None)
         self.runs = [
-            RunResult(i, c, c.epochs * steps_per_epoch(c, n_train), self.id, detailed=self.detailed)
+            RunResult(
+                i, c, c.epochs * steps_per_epoch(c, train_size(c, n_train)), self.id, detailed=self.detailed,
+                name=name_of(c) if name_of is not None else None,
+            )
             for i, c in enumerate(configs)
         ]
         self._stops: dict[int, Status] = {}
