@@ -8,6 +8,7 @@ numbers, and split arrays are cached up to :data:`CACHE_BYTES`.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -194,8 +195,21 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+# Uploaded sets are named by a hash of their content (dlopt_core.catalog.user_data).
+USER_NAME = re.compile(r"user-[0-9a-f]{12}")
+
+
 def get_dataset_spec(name: str) -> DatasetSpec:
-    """Look up a registry entry; the error lists what is allowed."""
+    """Look up a registry entry, or an uploaded set stored under ``$DLOPT_HOME/datasets``.
+
+    Any process with the same ``$DLOPT_HOME`` (worker processes inherit it) finds an
+    uploaded set by its name. The error lists what is allowed.
+    """
+    if isinstance(name, str) and USER_NAME.fullmatch(name):
+        # Imported here: user_data imports this module (and the config's error type).
+        from dlopt_core.catalog.user_data import user_dataset_spec
+
+        return user_dataset_spec(name)
     return lookup(DATASETS, name, kind="dataset")
 
 

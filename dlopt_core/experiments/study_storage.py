@@ -60,6 +60,8 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from dlopt_core.home import dlopt_home
+
 ENV_STORAGE = "DLOPT_OPTUNA_STORAGE"
 ENV_HEARTBEAT = "DLOPT_OPTUNA_HEARTBEAT"
 JOURNAL_PREFIX = "journal:"
@@ -91,11 +93,6 @@ class StudyStorage:
     def heartbeat(self) -> bool:
         """Whether dead workers are found by heartbeats (RDB) rather than by host and pid."""
         return self.kind in ("sqlite", "postgresql", "rdb")
-
-
-def dlopt_home() -> Path:
-    """``$DLOPT_HOME`` (default ``./.dlopt``), read now; the same rule as tracking.store."""
-    return Path(os.environ.get("DLOPT_HOME", ".dlopt")).expanduser().resolve()
 
 
 def default_storage_url() -> str:
