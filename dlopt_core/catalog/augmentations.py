@@ -6,7 +6,7 @@ so a run is the same with the same seed, and augmenting never shifts the data or
 initial weights or dropout. Images arrive flattened (the data sets keep ``image_shape``);
 geometric transforms use kornia's differentiable geometry (``warp_affine``, ``hflip``) with
 parameters drawn here rather than kornia's augmentation modules, which draw from the global
-RNG. Brightness and contrast are written out: the pixels are standardised, and kornia's
+RNG. Uncovered pixels take each image's background (its darkest value). Brightness and contrast are written out: the pixels are standardised, and kornia's
 colour jitter clamps to [0, 1].
 
 Mixup and CutMix return soft targets (class probabilities), which cross-entropy takes as
@@ -61,6 +61,12 @@ def _as_images(x: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     return x.reshape(x.shape[0], *info.image_shape)
 
 
+def _background(images: torch.Tensor) -> torch.Tensor:
+    """Each image's darkest value, (n, 1, 1, 1): what uncovered pixels are filled with (the blank
+    paper of a digit, where the standardised 0 would be a grey smear)."""
+    return images.amin(dim=(1, 2, 3), keepdim=True)
+
+
 def _flip(p: Mapping[str, Any], info: BatchInfo) -> BatchTransform:
     def transform(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         images = _as_images(x, info)
@@ -83,9 +89,9 @@ def _affine(p: Mapping[str, Any], info: BatchInfo) -> BatchTransform:
         center = torch.tensor([[(w - 1) / 2, (h - 1) / 2]], device=x.device).expand(n, 2)
         scale = torch.ones(n, 2, device=x.device)
         matrix = get_affine_matrix2d(shift, center, scale, angle)[:, :2]
-        # Zero fill is the mean pixel: the data are standardised.
-        moved = warp_affine(images, matrix.to(images.dtype), (h, w), padding_mode="zeros", align_corners=True)
-        return moved.reshape(x.shape), y
+        fill = _background(images)
+        moved = warp_affine(images - fill, matrix.to(images.dtype), (h, w), padding_mode="zeros", align_corners=True)
+        return (moved + fill).reshape(x.shape), y
 
     return transform
 
@@ -96,7 +102,8 @@ def _crop(p: Mapping[str, Any], info: BatchInfo) -> BatchTransform:
     def transform(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         images = _as_images(x, info)
         n, c, h, w = images.shape
-        padded = F.pad(images, (pad, pad, pad, pad))
+        fill = _background(images)
+        padded = F.pad(images - fill, (pad, pad, pad, pad)) + fill
         # Each image's window: its top-left corner anywhere in the padded frame.
         top = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
         left = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
@@ -124,7 +131,7 @@ def _erase(p: Mapping[str, Any], info: BatchInfo) -> BatchTransform:
         inside_r = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
         inside_c = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
         mask = (inside_r[:, :, None] & inside_c[:, None, :] & chosen[:, None, None]).to(x.device)
-        erased = images.masked_fill(mask[:, None], 0.0)  # 0: the mean pixel
+        erased = torch.where(mask[:, None], _background(images), images)
         return erased.reshape(x.shape), y
 
     return transform

@@ -300,7 +300,17 @@ def _split_arrays(
     n_val = _n_val(len(x), val_fraction)
     val, train = order[:n_val], order[n_val:]
     x_train, x_val = x[train], x[val]
-    if spec.standardize:
+    if spec.standardize and spec.image_shape is not None:
+        # Per channel, not per pixel: a pixel standardised with its own statistics takes them
+        # along when an image is flipped or shifted (and a corner pixel that is always blank
+        # would be scaled by a made-up 1). One mean and spread per channel keeps an image an image.
+        channels = spec.image_shape[0]
+        by_channel = x_train.reshape(len(x_train), channels, -1)
+        mean = by_channel.mean(axis=(0, 2)).repeat(by_channel.shape[2])
+        std = by_channel.std(axis=(0, 2)).repeat(by_channel.shape[2])
+        std[std == 0] = 1.0
+        x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
+    elif spec.standardize:
         mean, std = x_train.mean(axis=0), x_train.std(axis=0)
         std[std == 0] = 1.0
         x_train, x_val = (x_train - mean) / std, (x_val - mean) / std

@@ -27,7 +27,7 @@ from dlopt_core.engine.stopwatch import Stopwatch, training_clock
 _RUNNING, _DIVERGED = Status.RUNNING, Status.DIVERGED
 
 __all__ = [
-    "Record", "Status", "augmented", "evaluate", "load_run_data", "reduced_split", "run", "steps_per_epoch", "train_size",
+    "Record", "Status", "augmented", "data_key", "evaluate", "load_run_data", "reduced_split", "run", "steps_per_epoch", "train_size",
 ]
 
 
@@ -54,6 +54,11 @@ def load_run_data(config: RunConfig) -> Dataset:
         # Fewer features (PCA) are no longer an image.
         image_shape=data.image_shape if r.x_train.shape[1] == data.n_features else None,
     )
+
+
+def data_key(config: RunConfig) -> str:
+    """What makes two runs' data the same: the data set, its split and any reduction."""
+    return config.data.model_dump_json() + (config.reduce.model_dump_json() if config.reduce else "")
 
 
 def reduced_split(config: RunConfig) -> Reduced:

@@ -11,13 +11,13 @@ same stream.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import EngineChoice, RunConfig
 from dlopt_core.engine.batched import BatchedEngine, why_not_batched
-from dlopt_core.engine.loop import steps_per_epoch
+from dlopt_core.engine.loop import data_key, steps_per_epoch
 from dlopt_core.engine.records import Measures, Record
 from dlopt_core.engine.sequential import SequentialEngine, failed_record
 from dlopt_core.engine.split import SplitEngine, cpu_parts
@@ -46,7 +46,10 @@ def plan(configs: Sequence[RunConfig], choice: EngineChoice = "auto") -> list[tu
         if choice == "sequential" or why_not_batched(c) is not None:
             alone.append(i)
         else:
-            key = (c.model.model_dump_json(), c.batch_size, c.epochs, c.precision, c.grad_clip, c.device, c.deterministic)
+            key = (
+                c.model.model_dump_json(), c.batch_size, c.epochs, c.precision, c.grad_clip, c.device, c.deterministic,
+                data_key(c),  # a stacked pass trains every member on one data set
+            )
             groups.setdefault(key, []).append(i)
     out: list[tuple[str, list[int]]] = []
     for members in groups.values():
@@ -105,19 +108,30 @@ def _steps(config: RunConfig, data: Dataset) -> int:
 
 
 def build_engine(
-    configs: Sequence[RunConfig], *, data: Dataset, choice: EngineChoice = "auto", measures: Measures = Measures()
+    configs: Sequence[RunConfig], *, data: Dataset | Callable[[RunConfig], Dataset], choice: EngineChoice = "auto",
+    measures: Measures = Measures(),
 ) -> MergedEngine:
-    """One stream over ``configs``, each group on the engine :func:`plan` chose."""
+    """One stream over ``configs``, each group on the engine :func:`plan` chose.
+
+    ``data``: the data set every run trains on, or a function giving each run's (runs whose
+    data differ, a reduced training set say, train in separate groups).
+    """
+    load = data if callable(data) else (lambda _: data)
     parts: list[tuple[str, list[int], Engine]] = []
-    for name, members in plan(configs, choice):
-        chosen = [configs[i] for i in members]
-        mine = measures.part(members)
-        engine: Engine
-        if name == "sequential":
-            engine = SequentialEngine(chosen, data=data, measures=mine)
-        elif (processes := cpu_parts(len(chosen), data.x_train.device.type, _steps(chosen[0], data))) > 1:
-            engine = SplitEngine(chosen, data=data, parts=processes, measures=mine)
-        else:
-            engine = BatchedEngine(chosen, data=data, measures=mine)
-        parts.append((name, members, engine))
+    for name, planned in plan(configs, choice):
+        by_data: dict[str, list[int]] = {}
+        for i in planned:
+            by_data.setdefault(data_key(configs[i]), []).append(i)
+        for members in by_data.values():
+            chosen = [configs[i] for i in members]
+            part_data = load(chosen[0])
+            mine = measures.part(members)
+            engine: Engine
+            if name == "sequential":
+                engine = SequentialEngine(chosen, data=part_data, measures=mine)
+            elif (processes := cpu_parts(len(chosen), part_data.x_train.device.type, _steps(chosen[0], part_data))) > 1:
+                engine = SplitEngine(chosen, data=part_data, parts=processes, measures=mine)
+            else:
+                engine = BatchedEngine(chosen, data=part_data, measures=mine)
+            parts.append((name, members, engine))
     return MergedEngine(parts)

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dlopt_core.catalog.datasets import get_dataset_spec, split_sizes
+from dlopt_core.catalog.datasets import Dataset, get_dataset_spec, split_sizes
 from dlopt_core.catalog.models import convex_optimum, get_model_spec
 from dlopt_core.config import ComparisonConfig, RunConfig, TrainingSetup
-from dlopt_core.engine.loop import load_run_data, steps_per_epoch, train_size
+from dlopt_core.engine.loop import data_key, load_run_data, steps_per_epoch, train_size
 from dlopt_core.engine.records import Measures, Record, Status
 from dlopt_core.engine.plan import MergedEngine, build_engine
 
@@ -277,6 +277,18 @@ class Comparison:
             stops, self._stops = self._stops, {}
         return stops
 
+    def _data_of(self) -> Callable[[RunConfig], Dataset]:
+        """Each run's data set, loaded once per distinct data (most comparisons have one)."""
+        loaded: dict[str, Dataset] = {}
+
+        def data_of(config: RunConfig) -> Dataset:
+            key = data_key(config)
+            if key not in loaded:
+                loaded[key] = load_run_data(config)
+            return loaded[key]
+
+        return data_of
+
     def execute(
         self,
         *,
@@ -293,7 +305,7 @@ class Comparison:
             # Inside the try: building forks processes, and announcing a run creates it in
             # MLflow (thousands in a sweep); a stop or SIGTERM meanwhile still ends them all.
             engine = build_engine(
-                [r.config for r in self.runs], data=load_run_data(self.runs[0].config), choice=self.config.engine,
+                [r.config for r in self.runs], data=self._data_of(), choice=self.config.engine,
                 measures=self.measures(),
             )
             # After the build: a split engine forks, and a child must not inherit the locks
