@@ -138,3 +138,26 @@ def test_tabular_mixup_trains_a_regression() -> None:
     config = RunConfig.make(data={"name": "linear"}, model={"name": "linear"}, epochs=2, augment=[{"name": "mixup"}])
     losses = [r.val_loss for r in run(config) if r.is_eval]
     assert losses[-1] < losses[0]
+
+
+def test_the_cli_trains_on_a_csv_and_refuses_a_formula(tmp_path, dlopt_home) -> None:
+    import subprocess
+    import sys
+
+    good = tmp_path / "plants.csv"
+    good.write_text("height,width,kind\n" + "\n".join(f"{i % 7},{(i * 3) % 11},{'tall' if i % 2 else 'short'}" for i in range(60)))
+    ok = subprocess.run(
+        [sys.executable, "-m", "dlopt_core", "compare", "--csv", str(good), "--target", "kind", "--optimizer", "adam",
+         "--epochs", "2", "--no-track", "--augment", "noise:std=0.1", "--reduce", "subsample:fraction=0.5"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "finished" in ok.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,kind\n=1+1,x\n")
+    refused = subprocess.run(
+        [sys.executable, "-m", "dlopt_core", "compare", "--csv", str(bad), "--target", "kind", "--optimizer", "adam", "--no-track"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert refused.returncode == 2 and "formula" in refused.stderr
+    assert not (dlopt_home / "datasets").exists() or len(list((dlopt_home / "datasets").glob("*.npz"))) == 1

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, get_args
 
 from dlopt_core.experiments.compare import Comparison, RunObserver, RunResult, metric_name, summary_rows
@@ -26,6 +27,7 @@ from dlopt_core.config import (
 )
 from dlopt_core.catalog.augmentations import AUGMENTATIONS
 from dlopt_core.catalog.reductions import REDUCTIONS
+from dlopt_core.catalog.user_data import parse_csv, store_table
 from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.catalog.functions import FUNCTIONS
@@ -63,6 +65,15 @@ def _setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) 
     logs nothing has no use for (schedule, epochs, engine, tracking): the LR range test.
     """
     parser.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)}")
+    parser.add_argument(
+        "--csv", default=None, metavar="PATH",
+        help="train on your own CSV instead (numeric features and one target column; checked, never executed)",
+    )
+    parser.add_argument("--target", default=None, metavar="COLUMN", help="with --csv: the column to predict")
+    parser.add_argument(
+        "--task", default="auto", choices=("auto", "classification", "regression"),
+        help="with --csv: auto reads text or at most 20 whole-number values as classes",
+    )
     _options(parser, "--dataset-option", "noise=0.3 or condition_number=1000")
     parser.add_argument(
         "--model", default="mlp", metavar="NAME[:key=value...]",
@@ -106,10 +117,24 @@ def _setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) 
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
 
 
+def _data_values(args: argparse.Namespace) -> dict[str, Any]:
+    """``--dataset`` with its options, or ``--csv``: checked and stored under $DLOPT_HOME by its content hash."""
+    if args.csv is None:
+        return {"name": args.dataset, "options": _option_values(args.dataset_option)}
+    if not args.target:
+        raise ConfigError("target: --csv needs --target COLUMN, the column to predict")
+    try:
+        raw = Path(args.csv).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"csv: cannot read {args.csv!r}: {err.strerror}") from None
+    table = parse_csv(raw, target=args.target, task=args.task, source=Path(args.csv).name)
+    return {"name": store_table(table)}
+
+
 def _shared_setup_values(args: argparse.Namespace) -> dict[str, Any]:
     """The values of ``_setup_arguments(..., training=False)``."""
     return {
-        "data": {"name": args.dataset, "options": _option_values(args.dataset_option)},
+        "data": _data_values(args),
         "model": ModelConfig.parse(args.model),
         "batch_size": args.batch_size,
         "device": args.device,
