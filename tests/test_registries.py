@@ -97,7 +97,13 @@ def test_each_dataset_is_split_without_leakage(name: str) -> None:
     assert abs(n_val / (n_train + n_val) - 0.2) < 0.01
     train_rows = {tuple(r) for r in data.x_train.numpy().round(6)}
     assert not any(tuple(r) in train_rows for r in data.x_val.numpy().round(6))
-    if spec.standardize:
+    if spec.standardize and spec.image_shape:
+        # Images: one mean and spread per channel (train statistics), so an image stays an image.
+        per_channel = data.x_train.reshape(n_train, spec.image_shape[0], -1)
+        assert torch.allclose(per_channel.mean(dim=(0, 2)), torch.zeros(spec.image_shape[0]), atol=1e-4)
+        assert torch.allclose(per_channel.std(dim=(0, 2)), torch.ones(spec.image_shape[0]), atol=1e-3)
+        assert not torch.allclose(data.x_val.mean(), torch.zeros(()), atol=1e-6)
+    elif spec.standardize:
         assert torch.allclose(data.x_train.mean(0), torch.zeros(data.n_features), atol=1e-4)
         assert not torch.allclose(data.x_val.mean(0), torch.zeros(data.n_features), atol=1e-6)
     if spec.task == "classification":

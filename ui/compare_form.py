@@ -17,7 +17,7 @@ from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
 from ui.live import find_job
 from ui.optimizer_slots import optimizer_slots, set_slots, stacked_latex
-from ui.widgets import config_from_url, param_input, seed_state, write_query
+from ui.widgets import config_from_url, param_input, seed_state, uploaded_datasets, write_query
 
 DEFAULT = ComparisonConfig.make(
     optimizers=(
@@ -86,8 +86,9 @@ def setup_widgets(prefix: str = "", *, epochs: int = 10, batch_size: int = 64, s
 
     st.header("Setup")
     dataset = st.selectbox(
-        "data set", list(DATASETS), key=key("dataset"),
-        format_func=lambda n: DATASETS[n].label, help="scikit-learn's bundled sets or generated ones",
+        "data set", [*DATASETS, *uploaded_datasets()], key=key("dataset"),
+        format_func=lambda n: get_dataset_spec(n).label,
+        help="scikit-learn's bundled sets, generated ones, and the CSV files this session uploaded (Data page)",
     )
     spec = get_dataset_spec(dataset)
     st.caption(f"{spec.description}  \n**What it shows:** {spec.shows}")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import ComparisonConfig, RunConfig
-from dlopt_core.engine.loop import load_run_data
+from dlopt_core.engine.loop import data_key, load_run_data
 from dlopt_core.device import resolve_device
 from dlopt_core.engine.records import Status
 from dlopt_core.experiments.compare import Comparison, ComparisonWork, summary_rows
@@ -146,8 +146,8 @@ LR_NOTE = (
 )
 
 
-@st.cache_resource(max_entries=4, show_spinner=False, hash_funcs={RunConfig: lambda c: c.data.model_dump_json()})
-def _run_data(config: RunConfig) -> Dataset:
+@st.cache_resource(max_entries=4, show_spinner=False, hash_funcs={RunConfig: data_key})
+def run_data(config: RunConfig) -> Dataset:
     # The same points the runs trained on (the split is seeded), for the boundary figure.
     return load_run_data(config)
 
@@ -155,7 +155,7 @@ def _run_data(config: RunConfig) -> Dataset:
 BOUNDARY_SECONDS = 2.0
 
 
-def _boundary(comparison: Comparison, *, live: bool) -> object:
+def boundary_chart(comparison: Comparison, *, live: bool) -> object:
     # Rebuilt when a run reported new weights, at most every BOUNDARY_SECONDS while training:
     # a live view that takes longer than its polling interval is cut short and its charts blink.
     state = tuple((r.index, r.records[-1].step if r.records else -1) for r in comparison.runs if r.weights is not None)
@@ -163,7 +163,7 @@ def _boundary(comparison: Comparison, *, live: bool) -> object:
     if cache.get("id") != comparison.id or (
         cache.get("state") != state and (not live or time.monotonic() - cache.get("at", 0.0) > BOUNDARY_SECONDS)
     ):
-        figure = boundary_figure(boundary_data(comparison, _run_data(comparison.runs[0].config)))
+        figure = boundary_figure(boundary_data(comparison, run_data(comparison.runs[0].config)))
         cache.update(id=comparison.id, state=state, at=time.monotonic(), figure=figure)
     return cache["figure"]
 
@@ -207,7 +207,7 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCu
         if note := engine_note(comparison):
             st.caption(note)
         if any(r.weights is not None for r in comparison.runs):
-            st.plotly_chart(_boundary(comparison, live=job.active), key="boundary", width="stretch")
+            st.plotly_chart(boundary_chart(comparison, live=job.active), key="boundary", width="stretch")
             st.caption(BOUNDARY_NOTE)
         if planned_lr is not None:
             st.plotly_chart(

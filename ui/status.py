@@ -48,6 +48,10 @@ PAGES = (
         "pages/4_LR_search.py", "LR search", ":material/travel_explore:",
         "An LR range test, then an Optuna study per optimizer: the tuned lr and how easy it was to find",
     ),
+    PageInfo(
+        "pages/5_Data.py", "Data", ":material/dataset:",
+        "Augmentation against overfitting, what shrinking the training data costs, and your own CSV",
+    ),
 )
 
 

@@ -66,6 +66,30 @@ def lr_input(key: str, default: float, lr_range: tuple[float, float]) -> float:
     )
 
 
+UPLOADS = "uploads"  # the data sets this browser session uploaded, by name
+
+
+def remember_upload(name: str) -> None:
+    """Add an uploaded data set to this session's list (every page's data-set picker shows it)."""
+    names = st.session_state.setdefault(UPLOADS, [])
+    if name not in names:
+        names.append(name)
+
+
+def uploaded_datasets() -> list[str]:
+    """This session's uploaded data sets that can still be loaded (their files may be gone)."""
+    from dlopt_core.catalog.datasets import get_dataset_spec
+
+    kept = []
+    for name in st.session_state.get(UPLOADS, []):
+        try:
+            get_dataset_spec(name)
+        except ValueError:
+            continue
+        kept.append(name)
+    return kept
+
+
 def code_span(text: str) -> str:
     """``text`` as one Markdown code span: shown as typed, never as a link, image, formula or colour.
 

@@ -1,0 +1,41 @@
+"""The Data page in Chromium: the augmentation grid, and a CSV upload that joins the data sets."""
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+# Heatmap panels of the augmentation grid, found by their subplot titles (never by place).
+GRID_JS = """
+() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+  .map(d => (d.layout?.annotations || []).map(a => a.text))
+  .filter(titles => titles.some(t => t.startsWith('original:')))
+"""
+
+
+def test_the_grid_shows_originals_and_augmented_versions_and_a_csv_joins_the_data_sets(
+    app_server: str, browser, tmp_path
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{app_server}/Data")
+    page.wait_for_function(f"() => ({GRID_JS})().length > 0", timeout=60_000)
+    titles = page.evaluate(GRID_JS)[-1]
+    originals = [t for t in titles if t.startswith("original:")]
+    assert len(originals) == 6 and len(titles) == 6 * 5  # six samples, four augmented versions each
+    page.get_by_role("tab", name="Your data").click()
+    csv = tmp_path / "plants.csv"
+    rows = "\n".join(f"{i % 7},{(i * 3) % 11},{'tall' if i % 2 else 'short'}" for i in range(60))
+    csv.write_text("height,width,kind\n" + rows + "\n")
+    page.locator("input[type=file]").set_input_files(str(csv))
+    page.get_by_role("button", name="Add this data set").click()
+    page.get_by_text("60 rows, 2 features, 2 classes").wait_for(timeout=60_000)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,kind\n1,x\n2\n")
+    page.locator("input[type=file]").set_input_files(str(bad))
+    page.get_by_role("button", name="Add this data set").click()
+    page.get_by_text("Not imported").wait_for(timeout=60_000)
+    assert page.get_by_text("row 3").count() >= 1
+    # The upload is a data set on every page of this session.
+    page.get_by_role("link", name="Compare optimizers").click()  # the same session: a reload starts another
+    page.get_by_label("data set").first.click()
+    page.get_by_role("option", name="plants.csv", exact=False).first.wait_for(timeout=30_000)
+    page.close()

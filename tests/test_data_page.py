@@ -1,0 +1,86 @@
+"""AppTest for the Data page: the preview, both experiments, and a CSV upload."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from apptest import open_page
+from dlopt_core.runner.jobs import registry
+
+DATA = "pages/5_Data.py"
+
+
+def _button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def _wait(at: AppTest) -> AppTest:
+    for job in registry().jobs():
+        assert job.wait(180)
+    return at.run()
+
+
+def test_the_page_starts_on_digits_with_an_augmentation_preview() -> None:
+    at = open_page(DATA)
+    assert not at.exception and not at.error
+    assert at.sidebar.selectbox(key="data.dataset").value == "digits"
+    assert at.sidebar.selectbox(key="data.model").value == "mlp"
+    assert at.multiselect(key="data.augment.digits").value == ["affine", "noise"]
+    titles = [c for c in at.get("plotly_chart")]
+    assert titles, "the preview grid is drawn"
+    assert any("augmented versions" in c.value for c in at.caption)
+
+
+def test_image_only_augmentations_are_not_offered_for_points() -> None:
+    at = open_page(DATA)
+    at.sidebar.selectbox(key="data.dataset").set_value("moons").run()
+    assert not at.exception and not at.error
+    offered = at.multiselect(key="data.augment.moons").options  # as shown: the labels
+    assert offered == ["Gaussian noise", "Feature dropout", "Mixup"]
+    assert any("augmented copies" in c.value for c in at.caption)
+
+
+def test_the_overfitting_demo_runs_every_variant_and_reports_the_gap() -> None:
+    at = open_page(DATA)
+    at.sidebar.number_input(key="data.epochs").set_value(3).run()
+    _button(at, "Run").click().run()
+    at = _wait(at)
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["variant"]) == ["no augmentation", "affine", "noise", "all together"]
+    assert set(table["status"]) == {"finished"}
+    assert all(v != "—" for v in table["gap (val − train loss)"])
+
+
+def test_the_reduction_sweep_measures_size_and_accuracy() -> None:
+    at = open_page(DATA)
+    at.sidebar.number_input(key="data.epochs").set_value(2).run()
+    at.multiselect(key="data.methods").set_value(["subsample", "int8"]).run()
+    at.text_input(key="data.fractions").input("0.1,0.5").run()
+    buttons = [b for b in at.button if b.label == "Run"]
+    buttons[-1].click().run()  # the second tab's Run
+    at = _wait(at)
+    assert not at.exception and not at.error
+    table = at.dataframe[-1].value
+    assert list(table["variant"]) == ["full data", "subsample 0.1", "subsample 0.5", "int8"]
+    sizes = [float(v.split()[0].replace(",", "")) for v in table["stored"]]
+    assert sizes[1] < sizes[2] < sizes[0] and sizes[3] < sizes[0]
+
+
+def test_a_stored_upload_is_a_data_set_of_the_session_on_every_page() -> None:
+    # AppTest has no file uploader (the browser test uploads a file); the session's list is what
+    # the uploader fills.
+    from dlopt_core.catalog.datasets import get_dataset_spec
+    from dlopt_core.catalog.user_data import parse_csv, store_table
+
+    good = "a,b,label\n" + "\n".join(f"{i},{i % 3},{'x' if i % 2 else 'y'}" for i in range(40))
+    name = store_table(parse_csv(good.encode(), target="label"))
+    at = open_page(DATA)
+    at.session_state["uploads"] = [name]
+    at.run()
+    label = get_dataset_spec(name).label  # "your data: upload.csv"
+    assert label in at.sidebar.selectbox(key="data.dataset").options
+    at.sidebar.selectbox(key="data.dataset").set_value(name).run()
+    assert not at.exception and not at.error
+    at.switch_page("pages/1_Compare_optimizers.py").run()
+    assert label in at.sidebar.selectbox(key="dataset").options

@@ -1,0 +1,139 @@
+"""The Data page's form: the setup, one optimizer, the augmentations, the reduction sweep and
+uploads, turned into the core's configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dlopt_core.catalog.augmentations import AUGMENTATIONS, check_fits
+from dlopt_core.catalog.datasets import get_dataset_spec
+from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
+from dlopt_core.catalog.reductions import REDUCTIONS
+from dlopt_core.catalog.user_data import DataFileError, parse_csv, store_table
+from dlopt_core.config import ConfigError, RunConfig
+from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig
+from ui.compare_form import set_setup_state, setup_widgets, step_options
+from ui.widgets import code_span, lr_input, param_input, remember_upload, seed_state
+
+PREFIX = "data"
+TASKS = {"auto": "detect", "classification": "classification", "regression": "regression"}
+
+
+DEFAULT_SETUP = RunConfig.make(epochs=30)
+
+
+def setup_sidebar() -> dict[str, Any]:
+    """Data, model, schedule, budget and step options, and the one optimizer every variant uses."""
+    if f"{PREFIX}.dataset" not in st.session_state:  # a first visit, or Streamlit dropped the widgets' state
+        set_setup_state(f"{PREFIX}.", DEFAULT_SETUP)
+    with st.sidebar:
+        setup = setup_widgets(
+            f"{PREFIX}.", epochs=30, batch_size=64,
+            schedule_help="every variant trains with it",
+        )
+        step = step_options(engine=False)
+        st.header("Optimizer")
+        seed_state(f"{PREFIX}.optimizer", "adam")
+        name = st.selectbox(
+            "optimizer", list(OPTIMIZERS), key=f"{PREFIX}.optimizer", format_func=lambda n: OPTIMIZERS[n].label,
+            help="every variant trains with it, so only the data differs",
+        )
+        spec = get_optimizer(name)
+        lr = lr_input(f"{PREFIX}.lr.{name}", 0.003 if name == "adam" else spec.default_lr, spec.lr_range)
+    return {**setup, **step, "optimizer": {"name": name, "lr": lr}}
+
+
+def _fits(name: str, setup: dict[str, Any]) -> bool:
+    try:
+        spec = get_dataset_spec(setup["data"]["name"])
+    except ValueError:
+        return False
+    return check_fits(name, images=spec.image_shape is not None, classification=spec.task == "classification") is None
+
+
+def augment_inputs(setup: dict[str, Any]) -> list[dict[str, Any]]:
+    """The augmentations that fit this data, with their hyperparameters; returns the chosen ones."""
+    names = [n for n in AUGMENTATIONS if _fits(n, setup)]
+    key = f"{PREFIX}.augment.{setup['data']['name']}"
+    images = "affine" in names
+    seed_state(key, ["affine", "noise"] if images else ["noise", "mixup"])
+    chosen = st.multiselect(
+        "augmentations", names, key=key, format_func=lambda n: AUGMENTATIONS[n].label,
+        help="applied to every training batch, in this order; only those that fit this data set are listed",
+    )
+    out = []
+    if chosen:
+        cols = st.columns(min(3, len(chosen)))
+        for i, name in enumerate(chosen):
+            spec = AUGMENTATIONS[name]
+            with cols[i % len(cols)].expander(spec.label):
+                st.caption(spec.description)
+                params = {p.name: param_input(p, f"{PREFIX}.aug.{name}.{p.name}") for p in spec.hyperparams}
+            out.append({"name": name, "params": params})
+    return out
+
+
+def augment_demo(setup: dict[str, Any], augment: list[dict[str, Any]], subset: float) -> AugmentDemoConfig:
+    """Validate; raises :class:`ConfigError` with the field and what is allowed."""
+    values = {k: v for k, v in setup.items() if k != "reduce"}
+    return AugmentDemoConfig.make(**values, augment=augment, subset=subset)
+
+
+def reduce_inputs(setup: dict[str, Any]) -> dict[str, Any]:
+    """Which reductions and at which sizes; returns the raw values."""
+    try:
+        task = get_dataset_spec(setup["data"]["name"]).task
+    except ValueError:
+        task = "classification"
+    names = [n for n, s in REDUCTIONS.items() if task == "classification" or not s.classification_only]
+    seed_state(f"{PREFIX}.methods", names)
+    seed_state(f"{PREFIX}.fractions", "0.05,0.1,0.25,0.5")
+    seed_state(f"{PREFIX}.components", "2,4,8,16")
+    methods = st.multiselect(
+        "methods", names, key=f"{PREFIX}.methods", format_func=lambda n: REDUCTIONS[n].label,
+        help="; ".join(f"{s.label}: {s.description}" for s in REDUCTIONS.values()),
+    )
+    cols = st.columns(2)
+    fractions = cols[0].text_input(
+        "fractions of the rows", key=f"{PREFIX}.fractions", help="for subsampling and k-means: the shares kept",
+    )
+    components = cols[1].text_input("PCA dimensions", key=f"{PREFIX}.components", help="for PCA: the dimensions kept")
+    return {"methods": tuple(methods), "fractions": fractions, "components": components}
+
+
+def reduce_sweep(setup: dict[str, Any], values: dict[str, Any]) -> ReduceSweepConfig:
+    """Validate; raises :class:`ConfigError` with the field and what is allowed."""
+    if not values["methods"]:
+        raise ConfigError("methods: choose at least one way to shrink the data")
+    return ReduceSweepConfig.make(**{k: v for k, v in setup.items() if k != "reduce"}, **values)
+
+
+def upload_form() -> None:
+    """A CSV file, its target column and task: checked on the server, then a data set of this session."""
+    file = st.file_uploader("CSV file", type=["csv"], key=f"{PREFIX}.upload", help="numeric features and one target column; at most 20 MB")
+    if file is None:
+        return
+    raw = file.getvalue()
+    header = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip().split(",")
+    cols = st.columns([2, 1, 1], vertical_alignment="bottom")
+    target = cols[0].selectbox("target column", header[::-1] or [""], key=f"{PREFIX}.target",
+                               help="what the model predicts; every other column is a feature")
+    task = cols[1].selectbox("task", list(TASKS), key=f"{PREFIX}.task", format_func=TASKS.get,
+                             help="detect: text or at most 20 whole-number values are classes, otherwise regression")
+    if cols[2].button("Add this data set", type="primary", width="stretch"):
+        try:
+            table = parse_csv(raw, target=target, task=task, source=file.name)
+            name = store_table(table)
+        except (DataFileError, ConfigError) as err:
+            st.error(f"Not imported: {code_span(str(err))}")
+            return
+        remember_upload(name)
+        n, d = table.shape
+        classes = f"{len(table.classes)} classes" if table.task == "classification" else "regression"
+        st.success(
+            f"Added **{get_dataset_spec(name).label}**: {n:,} rows, {d} features, {classes}. It is in the "
+            "data-set list of every page for this browser session (content hash "
+            f"`{table.sha256[:12]}`); runs on it log its name, hash and shape."
+        )

@@ -1,0 +1,129 @@
+"""The Data page's views: the augmentation preview, and the two experiments drawn live."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from dlopt_core.catalog.augmentations import AUGMENTATIONS, BatchInfo, compose
+from dlopt_core.catalog.datasets import Dataset
+from dlopt_core.config import RunConfig
+from dlopt_core.engine.records import Status
+from dlopt_core.experiments.compare import ComparisonWork
+from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig, variant_rows
+from dlopt_core.plots import curves_data, curves_figure
+from dlopt_core.plots.augment import augment_grid_data, augment_grid_figure, augment_scatter_data, augment_scatter_figure
+from dlopt_core.plots.reduction import XAxis, reduction_data, reduction_figure
+from dlopt_core.runner.jobs import Job, registry
+from ui.live import boundary_chart, poll_seconds, run_data
+from ui.status import browser_id, report_errors
+
+EXPERIMENT = "dlopt-data"
+GAP_NOTE = (
+    "**What to look for:** on a small training set the train loss (solid, lower) keeps falling while "
+    "the validation loss stalls or climbs: the gap between them is overfitting. An augmentation that "
+    "helps narrows the gap (its train loss is higher: the task got harder) and lowers the validation "
+    "loss; one that hurts (a flip on digits turns a 2 into something else) raises both."
+)
+REDUCE_NOTE = (
+    "**What to look for:** each line is one way of shrinking the training data, from its smallest to "
+    "its largest setting; the star and the dashed line are the full data. A line that reaches the "
+    "dashed line far to the left of the star keeps the accuracy with much less data. Subsampling "
+    "throws rows away, k-means keeps representative rows, PCA keeps every row with fewer features, "
+    "and float16/int8 keep everything at fewer bits per value."
+)
+
+
+def preview(config: RunConfig, augment: list[dict], seed: int) -> None:
+    """Original samples beside augmented versions (images), or points and their copies (2-D data)."""
+    data: Dataset = run_data(config)
+    info = BatchInfo(data.image_shape, data.n_classes if data.task == "classification" else 0)
+    made = [AUGMENTATIONS[a["name"]].make(a["params"], info) for a in augment]
+    transform = compose(made)
+    classes = [str(k) for k in range(data.n_classes)]
+    x, y = data.x_train.cpu(), data.y_train.cpu()
+    if data.image_shape is not None:
+        picks = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:6]
+        grid = augment_grid_data(x[picks], y[picks], data.image_shape, transform, classes=classes, seed=seed)
+        st.plotly_chart(augment_grid_figure(grid), key="augment_grid", width="stretch")
+        st.caption("Each row: a training image (left) and four augmented versions of it, as the model sees them "
+                   "in training; mixed images are titled with their blended labels.")
+    elif data.n_features == 2 and data.task == "classification":
+        picks = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:150]
+        scatter = augment_scatter_data(x[picks], y[picks], transform, classes=classes, seed=seed)
+        st.plotly_chart(augment_scatter_figure(scatter), key="augment_scatter", width="stretch")
+        st.caption("Filled dots: 150 training points; rings: three augmented copies of each (a mixed copy "
+                   "takes the colour of its heavier label).")
+    else:
+        st.caption(f"A picture needs image or 2-D data; this data set has {data.n_features} features.")
+
+
+def start(config: AugmentDemoConfig | ReduceSweepConfig) -> Job:
+    """Submit (or attach to the same experiment already running), owned by this browser."""
+    existing = registry().get(config.key())
+    if existing is not None and existing.active:
+        return existing
+    work = ComparisonWork(config, experiment=EXPERIMENT, parent=config.parent_name())
+    return registry().submit(work, owner=browser_id())
+
+
+def find(config: AugmentDemoConfig | ReduceSweepConfig) -> Job | None:
+    return registry().get(config.key())
+
+
+def _rows_frame(job: Job, *, reduce: bool) -> pd.DataFrame:
+    work: ComparisonWork = job.work  # type: ignore[assignment]
+    rows = variant_rows(work.comparison)
+    out = []
+    for r in rows:
+        row = {"variant": r.label, "status": "finished" if r.finished else "training…",
+               "final val accuracy": "—" if r.val_metric is None else f"{r.val_metric:.3f}",
+               "final val loss": "—" if r.val_loss is None else f"{r.val_loss:.4g}"}
+        if reduce:
+            row.update({"training rows": f"{r.rows:,}", "stored": f"{r.stored_bytes / 1000:,.1f} kB",
+                        "ms per epoch": "—" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch * 1000:.3g}"})
+        else:
+            row.update({"final train loss": "—" if r.train_loss is None else f"{r.train_loss:.4g}",
+                        "gap (val − train loss)": "—" if r.gap is None else f"{r.gap:.4g}"})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def experiment_view(job: Job, *, kind: str, x_axis: XAxis = "bytes") -> None:
+    """Progress, then the curves (augmentation) or the size chart (reduction), and the table."""
+    polling = job.active
+    render_key = f"data._render_{kind}"
+
+    @st.fragment(run_every=max(0.5, poll_seconds(st.session_state.get(render_key, 0.0))) if polling else None)
+    def view() -> None:
+        report_errors()
+        started = time.perf_counter()
+        work: ComparisonWork = job.work  # type: ignore[assignment]
+        comparison = work.comparison
+        state = {Status.PENDING: "waiting for a free worker", Status.RUNNING: "training"}.get(job.status, str(job.status))
+        st.progress(min(comparison.progress, 1.0), text=f"{state}: {comparison.progress:.0%} of {comparison.total_steps:,} steps")
+        if kind == "augment":
+            st.plotly_chart(curves_figure(curves_data(comparison, x="epoch")), key="augment_curves", width="stretch")
+            st.caption(GAP_NOTE)
+            st.dataframe(_rows_frame(job, reduce=False), hide_index=True, width="stretch")
+            if any(r.weights is not None for r in comparison.runs):
+                st.plotly_chart(boundary_chart(comparison, live=job.active), key="augment_boundary", width="stretch")
+                st.caption("Each panel: one variant's model over the plane, its decision boundary in black.")
+        else:
+            rows = variant_rows(comparison)
+            st.plotly_chart(reduction_figure(reduction_data(rows, x_axis=x_axis)), key="reduce_chart", width="stretch")
+            st.caption(REDUCE_NOTE)
+            st.dataframe(_rows_frame(job, reduce=True), hide_index=True, width="stretch")
+        if job.status is Status.FAILED:
+            st.error(f"The experiment failed: {job.error}")
+        for err in work.tracking_errors:
+            st.warning(f"MLflow logging failed: {err}")
+        took = time.perf_counter() - started
+        st.session_state[render_key] = 0.7 * st.session_state.get(render_key, took) + 0.3 * took
+        if polling and not job.active:
+            st.rerun()
+
+    view()
