@@ -36,6 +36,8 @@ def test_the_grid_shows_originals_and_augmented_versions_and_a_csv_joins_the_dat
     assert page.get_by_text("row 3").count() >= 1
     # The upload is a data set on every page of this session.
     page.get_by_role("link", name="Compare optimizers").click()  # the same session: a reload starts another
-    page.get_by_label("data set").first.click()
-    page.get_by_role("option", name="plants.csv", exact=False).first.wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Compare optimizers").wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
+    page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").first.click()
+    page.get_by_role("option", name="your data: plants.csv").wait_for(timeout=30_000)
     page.close()
