@@ -238,7 +238,9 @@ def _parser() -> argparse.ArgumentParser:
 
     search.add_parser(sub, _setup_arguments)
 
-    ls = sub.add_parser("list", help="list optimizers, schedules, data sets, models and test functions")
+    ls = sub.add_parser(
+        "list", help="list optimizers, schedules, data sets, models, test functions, augmentations and reductions",
+    )
     ls.set_defaults(func=_list)
     return parser
 
@@ -573,6 +575,8 @@ def _list(args: argparse.Namespace) -> int:
         "datasets": {n: s.description for n, s in DATASETS.items()},
         "models": {n: s.description for n, s in MODELS.items()},
         "functions": {n: f"{f.label}: {f.formula}" for n, f in FUNCTIONS.items()},
+        "augmentations": {n: s.description for n, s in AUGMENTATIONS.items()},
+        "reductions": {n: s.description for n, s in REDUCTIONS.items()},
     }
     for title, entries in sections.items():
         print(f"{title}:")
