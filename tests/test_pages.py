@@ -86,6 +86,11 @@ def test_stop_cancels_a_running_comparison() -> None:
     assert job.active
     # The sidebar counts this tab's own job at once.
     assert any("**Jobs:** 1 running" in c.value for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
+    # Stop once it has trained some steps (the bar must then say how far it got).
+    deadline = time.monotonic() + 60
+    while job.work.comparison.progress == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     next(b for b in at.button if b.label == "Stop").click().run()
     assert job.wait(5) and job.status == "cancelled"
     at.run()
