@@ -55,7 +55,7 @@ with augment_tab:
     if base is not None:
         augment = form.augment_inputs(setup)
         seed_state("data.preview_seed", 0)
-        cols = st.columns([3, 1], vertical_alignment="bottom")
+        cols = st.columns([2, 1], vertical_alignment="bottom")
         cols[0].subheader("What the model sees")
         if cols[1].button("New samples", icon=":material/casino:", width="stretch"):
             st.session_state["data.preview_seed"] += 1
@@ -96,7 +96,9 @@ with upload_tab:
     st.caption(
         "A CSV with a header row, numeric feature columns and one target column. It is checked on the "
         "server (size, encoding, ragged rows, missing or non-numeric values, formula-looking cells, a "
-        "target with one class) and never executed; a valid file becomes a data set of this browser "
-        "session on every page."
+        "target with one class) and never executed; a valid file becomes a data set on every page "
+        "of this tab (until you reload it)."
     )
     form.upload_form()
+
+form.keep_settings()

@@ -84,3 +84,35 @@ def test_a_stored_upload_is_a_data_set_of_the_session_on_every_page() -> None:
     assert not at.exception and not at.error
     at.switch_page("pages/1_Compare_optimizers.py").run()
     assert label in at.sidebar.selectbox(key="dataset").options
+
+
+def test_settings_survive_a_visit_to_another_page() -> None:
+    at = open_page(DATA)
+    at.sidebar.selectbox(key="data.dataset").set_value("moons").run()
+    at.sidebar.number_input(key="data.epochs").set_value(20).run()
+    at.multiselect(key="data.augment.moons").set_value(["dropout"]).run()
+    at.switch_page("pages/1_Compare_optimizers.py").run()
+    at.switch_page(DATA).run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="data.dataset").value == "moons"
+    assert at.sidebar.number_input(key="data.epochs").value == 20
+    assert at.multiselect(key="data.augment.moons").value == ["dropout"]
+
+
+def test_a_stopped_run_says_so_in_the_table() -> None:
+    import time
+
+    at = open_page(DATA)
+    at.sidebar.number_input(key="data.epochs").set_value(3000).run()
+    _button(at, "Run").click().run()
+    job = registry().jobs()[-1]
+    deadline = time.monotonic() + 60
+    while job.work.comparison.progress == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    _button(at, "Stop").click().run()
+    assert job.wait(60)
+    at.run()
+    table = at.dataframe[0].value
+    assert all(s.startswith("cancelled at step") for s in table["status"])
+    assert "last val accuracy" in table.columns and "final val accuracy" not in table.columns

@@ -21,13 +21,36 @@ PREFIX = "data"
 TASKS = {"auto": "detect", "classification": "classification", "regression": "regression"}
 
 
-DEFAULT_SETUP = RunConfig.make(epochs=30)
+# 100 epochs on a tenth of digits: long enough that the validation loss turns up (overfitting).
+DEFAULT_SETUP = RunConfig.make(epochs=100)
+_SHADOW = f"{PREFIX}._shadow"
+
+
+def keep_settings() -> None:
+    """Copy every widget value of the page aside (call at the end of a run): Streamlit drops a
+    page's widget state when another page runs, and :func:`restore_settings` puts it back."""
+    st.session_state[_SHADOW] = {
+        k: v for k, v in st.session_state.items() if isinstance(k, str) and k.startswith(f"{PREFIX}.")
+        # Not the uploader (it cannot be set) nor its target and task (their options come with a file).
+        and k not in (f"{PREFIX}.upload", f"{PREFIX}.target", f"{PREFIX}.task") and not k.startswith(f"{PREFIX}._")
+    }
+
+
+def restore_settings() -> None:
+    """On a first visit the defaults; after a visit to another page, the settings as they were."""
+    if f"{PREFIX}.dataset" in st.session_state:
+        return
+    shadow = st.session_state.get(_SHADOW)
+    if shadow:
+        for k, v in shadow.items():
+            st.session_state[k] = v
+    else:
+        set_setup_state(f"{PREFIX}.", DEFAULT_SETUP)
 
 
 def setup_sidebar() -> dict[str, Any]:
     """Data, model, schedule, budget and step options, and the one optimizer every variant uses."""
-    if f"{PREFIX}.dataset" not in st.session_state:  # a first visit, or Streamlit dropped the widgets' state
-        set_setup_state(f"{PREFIX}.", DEFAULT_SETUP)
+    restore_settings()
     with st.sidebar:
         setup = setup_widgets(
             f"{PREFIX}.", epochs=30, batch_size=64,
@@ -132,8 +155,11 @@ def upload_form() -> None:
         remember_upload(name)
         n, d = table.shape
         classes = f"{len(table.classes)} classes" if table.task == "classification" else "regression"
-        st.success(
+        st.session_state[f"{PREFIX}._added"] = (
             f"Added **{get_dataset_spec(name).label}**: {n:,} rows, {d} features, {classes}. It is in the "
-            "data-set list of every page for this browser session (content hash "
-            f"`{table.sha256[:12]}`); runs on it log its name, hash and shape."
+            "data-set list of every page in this tab until you reload it (stored by content hash "
+            f"`{table.sha256[:12]}`; runs on it log that name)."
         )
+        st.rerun()  # the sidebar, drawn before this form, lists the new data set
+    if added := st.session_state.pop(f"{PREFIX}._added", None):
+        st.success(added)

@@ -12,7 +12,7 @@ from dlopt_core.catalog.augmentations import AUGMENTATIONS, BatchInfo, compose
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import RunConfig
 from dlopt_core.engine.records import Status
-from dlopt_core.experiments.compare import ComparisonWork
+from dlopt_core.experiments.compare import ComparisonWork, metric_name
 from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig, variant_rows
 from dlopt_core.plots import curves_data, curves_figure
 from dlopt_core.plots.augment import augment_grid_data, augment_grid_figure, augment_scatter_data, augment_scatter_figure
@@ -23,10 +23,11 @@ from ui.status import browser_id, report_errors
 
 EXPERIMENT = "dlopt-data"
 GAP_NOTE = (
-    "**What to look for:** on a small training set the train loss (solid, lower) keeps falling while "
-    "the validation loss stalls or climbs: the gap between them is overfitting. An augmentation that "
-    "helps narrows the gap (its train loss is higher: the task got harder) and lowers the validation "
-    "loss; one that hurts (a flip on digits turns a 2 into something else) raises both."
+    "**What to look for:** on a small training set the train loss keeps falling while the validation "
+    "loss stalls, then climbs: overfitting (compare a variant's last validation loss with its lowest). "
+    "An augmentation that helps lowers the validation loss. A smaller gap alone is not a win: a harder "
+    "task raises the train loss too, and a variant whose validation loss is also higher underfits "
+    "(a flip turns a 2 into something else)."
 )
 REDUCE_NOTE = (
     "**What to look for:** each line is one way of shrinking the training data, from its smallest to "
@@ -76,17 +77,21 @@ def find(config: AugmentDemoConfig | ReduceSweepConfig) -> Job | None:
 
 def _rows_frame(job: Job, *, reduce: bool) -> pd.DataFrame:
     work: ComparisonWork = job.work  # type: ignore[assignment]
-    rows = variant_rows(work.comparison)
+    comparison = work.comparison
+    metric = metric_name(comparison.runs[0].config)  # val accuracy, or val R² for a regression
     out = []
-    for r in rows:
-        row = {"variant": r.label, "status": "finished" if r.finished else "training…",
-               "final val accuracy": "—" if r.val_metric is None else f"{r.val_metric:.3f}",
-               "final val loss": "—" if r.val_loss is None else f"{r.val_loss:.4g}"}
+    for r in variant_rows(comparison):
+        # "last", not "final", for a run that was stopped or is still training.
+        when = "final" if r.finished and r.status == "finished" else "last"
+        row = {"variant": r.label, "status": r.status,
+               f"{when} {metric}": "—" if r.val_metric is None else f"{r.val_metric:.3f}",
+               f"{when} val loss": "—" if r.val_loss is None else f"{r.val_loss:.4g}"}
         if reduce:
             row.update({"training rows": f"{r.rows:,}", "stored": f"{r.stored_bytes / 1000:,.1f} kB",
                         "ms per epoch": "—" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch * 1000:.3g}"})
         else:
-            row.update({"final train loss": "—" if r.train_loss is None else f"{r.train_loss:.4g}",
+            row.update({"lowest val loss": "—" if r.best_val_loss is None else f"{r.best_val_loss:.4g}",
+                        f"{when} train loss": "—" if r.train_loss is None else f"{r.train_loss:.4g}",
                         "gap (val − train loss)": "—" if r.gap is None else f"{r.gap:.4g}"})
         out.append(row)
     return pd.DataFrame(out)
@@ -114,8 +119,12 @@ def experiment_view(job: Job, *, kind: str, x_axis: XAxis = "bytes") -> None:
                 st.caption("Each panel: one variant's model over the plane, its decision boundary in black.")
         else:
             rows = variant_rows(comparison)
-            st.plotly_chart(reduction_figure(reduction_data(rows, x_axis=x_axis)), key="reduce_chart", width="stretch")
-            st.caption(REDUCE_NOTE)
+            shown = reduction_data(rows, x_axis=x_axis)
+            st.plotly_chart(reduction_figure(shown), key="reduce_chart", width="stretch")
+            st.caption(REDUCE_NOTE + (
+                f" Not drawn against the share of rows: {', '.join(shown.left_out)} (they keep every row; "
+                "see them against bytes)." if shown.left_out else ""
+            ))
             st.dataframe(_rows_frame(job, reduce=True), hide_index=True, width="stretch")
         if job.status is Status.FAILED:
             st.error(f"The experiment failed: {job.error}")

@@ -179,6 +179,7 @@ class VariantRow:
     label: str
     method: str
     val_loss: float | None
+    best_val_loss: float | None  # the lowest over the evaluations: overfitting shows as last > best
     val_metric: float | None
     train_loss: float | None
     gap: float | None  # validation minus train loss: how much it overfits
@@ -186,6 +187,7 @@ class VariantRow:
     rows: int
     seconds_per_epoch: float | None
     finished: bool
+    status: str  # the runs' own: finished, training, cancelled at step N, diverged at step N, ...
 
 
 def _mean(values: list[float]) -> float | None:
@@ -200,6 +202,8 @@ def variant_rows(comparison: Comparison, methods: dict[str, str] | None = None) 
     rows = []
     for label, runs in groups.items():
         evals = [next((rec for rec in reversed(r.records) if rec.is_eval), None) for r in runs]
+        lows = [min(rec.val_loss for rec in r.records if rec.is_eval and rec.val_loss is not None) for r in runs
+                if any(rec.is_eval and rec.val_loss is not None for rec in r.records)]
         done = [e for e in evals if e is not None]
         val = [e.val_loss for e in done if e.val_loss is not None]
         metric = [e.val_metric for e in done if e.val_metric is not None]
@@ -212,11 +216,12 @@ def variant_rows(comparison: Comparison, methods: dict[str, str] | None = None) 
             stored, rows_kept = split.stored_bytes + split.extra_bytes, split.n_train
         epochs_done = [rec.epoch for r in runs for rec in r.records[-1:]]
         per_epoch = [r.wall_time / e for r, e in zip(runs, epochs_done) if e > 0 and r.wall_time > 0]
+        statuses = sorted({r.status_text for r in runs})
         rows.append(VariantRow(
             label, (methods or {}).get(label, config.reduce.name if config.reduce else FULL_DATA),
-            _mean(val), _mean(metric), _mean(train),
+            _mean(val), _mean(lows), _mean(metric), _mean(train),
             None if not val or not train else _mean(val) - _mean(train),  # type: ignore[operator]
-            stored, rows_kept, _mean(per_epoch), all(r.status.ended for r in runs),
+            stored, rows_kept, _mean(per_epoch), all(r.status.ended for r in runs), ", ".join(statuses),
         ))
     return rows
 

@@ -17,7 +17,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from dlopt_core.catalog.augmentations import BatchTransform
-from dlopt_core.plots.style import PALETTE
+from dlopt_core.plots.boundary import CLASS_COLORS
 
 
 def _label_text(target: torch.Tensor, classes: list[str]) -> str:
@@ -45,9 +45,16 @@ def augment_grid_data(
 ) -> AugmentGridData:
     """``x`` (n, features) flattened images; ``versions`` augmented copies of each, drawn with ``seed``."""
     n = x.shape[0]
-    repeated_x, repeated_y = x.repeat(versions, 1), y.repeat(versions)
-    if transform is not None:
-        repeated_x, repeated_y = transform(repeated_x, repeated_y, torch.Generator().manual_seed(seed))
+    # Each version is a batch of its own: mixing draws one weight (and one CutMix box) per batch,
+    # so one shared batch would show the same mix in every cell.
+    xs, ys = [], []
+    for v in range(versions):
+        bx, by = x, y
+        if transform is not None:
+            bx, by = transform(x, y, torch.Generator().manual_seed(seed * 1000 + v))
+        xs.append(bx)
+        ys.append(by)
+    repeated_x, repeated_y = torch.cat(xs), torch.cat(ys)
     shape = image_shape[1:]
     images, titles = [], []
     for i in range(n):
@@ -116,19 +123,20 @@ def augment_scatter_data(
 def augment_scatter_figure(data: AugmentScatterData, *, height: int = 420) -> go.Figure:
     """Originals as filled dots, augmented copies as faint rings in the same class colour."""
     fig = go.Figure()
-    for i, (name, xs, ys) in enumerate(data.augmented):
+    for name, xs, ys in data.augmented:
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="markers", name=f"class {name}, augmented", legendgroup=name,
-            marker={"symbol": "circle-open", "size": 6, "color": PALETTE[i % len(PALETTE)], "opacity": 0.5},
+            marker={"symbol": "circle-open", "size": 6, "color": CLASS_COLORS[int(name) % len(CLASS_COLORS)], "opacity": 0.5},
         ))
-    for i, (name, xs, ys) in enumerate(data.original):
+    for name, xs, ys in data.original:
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="markers", name=f"class {name}", legendgroup=name,
-            marker={"size": 7, "color": PALETTE[i % len(PALETTE)], "line": {"width": 1, "color": "white"}},
+            marker={"size": 7, "color": CLASS_COLORS[int(name) % len(CLASS_COLORS)], "line": {"width": 1, "color": "white"}},
         ))
     fig.update_layout(
         title={"text": "Original points and their augmented copies"}, height=height,
         margin={"l": 40, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.12},
     )
-    fig.update_yaxes(scaleanchor="x")
+    fig.update_yaxes(scaleanchor="x", constrain="domain")
+    fig.update_xaxes(constrain="domain")
     return fig

@@ -37,6 +37,7 @@ class ReductionData:
     y_title: str
     lines: list[ReductionLine]
     baseline: tuple[float, float, str] | None  # x, y, hover
+    left_out: list[str]  # methods not drawn: against the share of rows, those that keep every row
 
 
 def _size_text(n: int) -> str:
@@ -55,9 +56,11 @@ def reduction_data(rows: Sequence[VariantRow], *, x_axis: XAxis = "bytes", metri
         per_epoch = f", {r.seconds_per_epoch * 1000:.3g} ms per epoch" if r.seconds_per_epoch else ""
         return f"{r.label}: {metric} {r.val_metric:.3f}, {_size_text(r.stored_bytes)}, {r.rows:,} rows{per_epoch}"
 
+    keep_all = {r.method for r in rows if r.method != FULL_DATA and r.rows == full_rows}
+    left_out = sorted(keep_all) if x_axis == "rows" else []
     lines: dict[str, ReductionLine] = {}
     for r in rows:
-        if r.method == FULL_DATA or r.val_metric is None:
+        if r.method == FULL_DATA or r.val_metric is None or r.method in left_out:
             continue
         line = lines.setdefault(r.method, ReductionLine(r.method, PALETTE[len(lines) % len(PALETTE)], [], [], []))
         line.x.append(x_of(r))
@@ -66,7 +69,7 @@ def reduction_data(rows: Sequence[VariantRow], *, x_axis: XAxis = "bytes", metri
     baseline = None
     if full is not None and full.val_metric is not None:
         baseline = (x_of(full), full.val_metric, hover(full))
-    return ReductionData(x_axis, metric, list(lines.values()), baseline)
+    return ReductionData(x_axis, metric, list(lines.values()), baseline, left_out)
 
 
 def reduction_figure(data: ReductionData, *, height: int = 440) -> go.Figure:
@@ -77,6 +80,8 @@ def reduction_figure(data: ReductionData, *, height: int = 440) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=[line.x[i] for i in order], y=[line.y[i] for i in order], mode="lines+markers", name=line.method,
             line={"color": line.color}, text=[line.text[i] for i in order], hovertemplate="%{text}<extra></extra>",
+            # A method with one size (float16, int8) is one point: big enough to see beside a line.
+            marker={"size": 12 if len(line.x) == 1 else 7, "symbol": "diamond" if len(line.x) == 1 else "circle"},
         ))
     if data.baseline is not None:
         x, y, text = data.baseline
@@ -89,7 +94,8 @@ def reduction_figure(data: ReductionData, *, height: int = 440) -> go.Figure:
         title={"text": "What shrinking the training data costs"}, height=height, hovermode="closest",
         margin={"l": 60, "r": 20, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2},
         xaxis={"title": {"text": X_TITLES[data.x_axis]}, "type": "log" if data.x_axis == "bytes" else "linear",
-               **({"tickformat": ".0%"} if data.x_axis == "rows" else {})},
+               # Bytes as 20k, 50k, 100k (plotly's log axis would write bare minor digits).
+               **({"tickformat": ".0%"} if data.x_axis == "rows" else {"tickformat": "~s", "dtick": "D2"})},
         yaxis={"title": {"text": data.y_title}},
     )
     return fig
