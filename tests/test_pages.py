@@ -280,3 +280,21 @@ def test_landscape_settings_survive_a_visit_to_another_page() -> None:
     assert not at.exception
     assert at.selectbox(key="landscape.function").value == "beale"
 
+
+
+def test_augmentation_and_reduction_travel_in_the_link_and_the_sidebar() -> None:
+    at = _compare({
+        "optimizer": ["sgd:lr=0.1"], "augment": ["noise:std=0.3", "flip"], "reduce": "subsample",
+        "reduce.fraction": "0.5", "epochs": "2",
+    })
+    assert not at.exception and not at.warning
+    assert at.multiselect(key="augment").value == ["noise", "flip"]
+    assert at.selectbox(key="reduce").value == "subsample"
+    assert at.query_params["augment"] == ["noise:std=0.3", "flip"]  # the link's settings are kept
+    at.multiselect(key="augment").set_value(["noise", "mixup"]).run()
+    assert at.query_params["augment"] == ["noise:std=0.3", "mixup"]
+    next(b for b in at.button if b.label == "Run").click().run()
+    _wait_for_job(at)
+    config = registry().jobs()[-1].work.config
+    assert [a.to_spec() for a in config.augment] == ["noise:std=0.3", "mixup"]
+    assert config.reduce is not None and config.reduce.params["fraction"] == 0.5

@@ -11,7 +11,9 @@ from typing import Any, get_args
 import streamlit as st
 
 from dlopt_core.config import ComparisonConfig, Device, EngineChoice, OptimizerConfig, Precision, TrainingSetup, param_specs
+from dlopt_core.catalog.augmentations import AUGMENTATIONS, check_fits
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
+from dlopt_core.catalog.reductions import REDUCTIONS
 from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
@@ -60,6 +62,12 @@ def set_setup_state(prefix: str, cfg: TrainingSetup) -> None:
     for k, v in cfg.schedule.params.items():
         s[f"{prefix}schedule.{cfg.schedule.name}.{k}"] = v
     s[f"{prefix}epochs"] = cfg.epochs
+    s[f"{prefix}augment"] = [a.name for a in cfg.augment]
+    s[f"{prefix}augment_params"] = {a.name: dict(a.params) for a in cfg.augment}
+    s[f"{prefix}reduce"] = cfg.reduce.name if cfg.reduce else "none"
+    if cfg.reduce:
+        for k, v in cfg.reduce.params.items():
+            s[f"{prefix}reduce.{cfg.reduce.name}.{k}"] = v
     s[f"{prefix}full_batch"] = cfg.batch_size is None
     s[f"{prefix}batch_size"] = cfg.batch_size or 64
     # The step options' widgets are shared by every page (step_options), keys and all.
@@ -76,10 +84,14 @@ def _set_state(cfg: ComparisonConfig) -> None:
     set_slots(PREFIX, cfg.optimizers)
 
 
-def setup_widgets(prefix: str = "", *, epochs: int = 10, batch_size: int = 64, schedule_help: str | None = None) -> dict[str, Any]:
+def setup_widgets(
+    prefix: str = "", *, epochs: int = 10, batch_size: int = 64, schedule_help: str | None = None,
+    data_options: bool = True,
+) -> dict[str, Any]:
     """Data, model, schedule and budget widgets (keys under ``prefix``); returns the raw values.
 
     Shared by every page that trains: each page keeps its own keys, so its settings stay its own.
+    ``data_options``: also augmentation and data reduction (the Data page has its own).
     """
     def key(name: str) -> str:
         return f"{prefix}{name}"
@@ -119,12 +131,47 @@ def setup_widgets(prefix: str = "", *, epochs: int = 10, batch_size: int = 64, s
     )
     seed_state(key("batch_size"), batch_size)
     batch = None if full else st.number_input("batch size", min_value=1, step=1, key=key("batch_size"))
-    return {
+    values = {
         "data": {"name": dataset, "options": options},
         "model": {"name": model, "params": model_params},
         "schedule": {"name": schedule, "params": sched_params},
         "epochs": n_epochs,
         "batch_size": batch,
+    }
+    if data_options:
+        with st.expander("augmentation and data reduction"):
+            values.update(_data_option_widgets(prefix, spec))
+    return values
+
+
+def _data_option_widgets(prefix: str, spec: Any) -> dict[str, Any]:
+    """Augmentations (their settings as a link gave them, else the defaults; the Data page shows
+    each) and one reduction of the training data with its settings."""
+    images, classification = spec.image_shape is not None, spec.task == "classification"
+    names = [n for n in AUGMENTATIONS if check_fits(n, images=images, classification=classification) is None]
+    seed_state(f"{prefix}augment", [])
+    # A link may name an augmentation this data set cannot take: it is not offered, and dropped.
+    st.session_state[f"{prefix}augment"] = [n for n in st.session_state[f"{prefix}augment"] if n in names]
+    chosen = st.multiselect(
+        "augment each batch with", names, key=f"{prefix}augment", format_func=lambda n: AUGMENTATIONS[n].label,
+        help="in this order, each at the settings the link gave or its defaults (try them on the Data page)",
+    )
+    given = st.session_state.get(f"{prefix}augment_params", {})
+    reductions = ["none", *(n for n, r in REDUCTIONS.items() if classification or not r.classification_only)]
+    seed_state(f"{prefix}reduce", "none")
+    if st.session_state[f"{prefix}reduce"] not in reductions:
+        st.session_state[f"{prefix}reduce"] = "none"
+    reduce = st.selectbox(
+        "shrink the training data", reductions, key=f"{prefix}reduce",
+        format_func=lambda n: "no: all of it" if n == "none" else REDUCTIONS[n].label,
+        help="the validation set stays whole; compare the methods on the Data page",
+    )
+    params = {} if reduce == "none" else {
+        p.name: param_input(p, f"{prefix}reduce.{reduce}.{p.name}") for p in REDUCTIONS[reduce].hyperparams
+    }
+    return {
+        "augment": [{"name": n, "params": given.get(n, {})} for n in chosen],
+        "reduce": None if reduce == "none" else {"name": reduce, "params": params},
     }
 
 

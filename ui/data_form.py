@@ -53,8 +53,8 @@ def setup_sidebar() -> dict[str, Any]:
     restore_settings()
     with st.sidebar:
         setup = setup_widgets(
-            f"{PREFIX}.", epochs=30, batch_size=64,
-            schedule_help="every variant trains with it",
+            f"{PREFIX}.", epochs=100, batch_size=64,
+            schedule_help="every variant trains with it", data_options=False,
         )
         step = step_options(engine=False)
         st.header("Optimizer")
