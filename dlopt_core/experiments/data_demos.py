@@ -77,7 +77,7 @@ class AugmentDemoConfig(_DataPlan):
     subset: float = Field(0.1, gt=0.0, le=1.0, description="share of the training set, to make it overfit")
 
     @model_validator(mode="after")
-    def _something(self) -> Self:
+    def _needs_augmentation(self) -> Self:
         if not self.augment:
             raise ValueError("augment: choose at least one augmentation to compare with none")
         return self
@@ -194,7 +194,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def variant_rows(comparison: Comparison, methods: dict[str, str] | None = None) -> list[VariantRow]:
+def variant_rows(comparison: Comparison) -> list[VariantRow]:
     """One row per variant (runs grouped by label), in the plan's order."""
     groups: dict[str, list[RunResult]] = {}
     for r in comparison.runs:
@@ -214,11 +214,10 @@ def variant_rows(comparison: Comparison, methods: dict[str, str] | None = None) 
             stored, rows_kept = full_size(config)
         else:
             stored, rows_kept = split.stored_bytes + split.extra_bytes, split.n_train
-        epochs_done = [rec.epoch for r in runs for rec in r.records[-1:]]
-        per_epoch = [r.wall_time / e for r, e in zip(runs, epochs_done) if e > 0 and r.wall_time > 0]
+        per_epoch = [r.wall_time / r.records[-1].epoch for r in runs if r.records and r.records[-1].epoch > 0 and r.wall_time > 0]
         statuses = sorted({r.status_text for r in runs})
         rows.append(VariantRow(
-            label, (methods or {}).get(label, config.reduce.name if config.reduce else FULL_DATA),
+            label, config.reduce.name if config.reduce else FULL_DATA,
             _mean(val), _mean(lows), _mean(metric), _mean(train),
             None if not val or not train else _mean(val) - _mean(train),  # type: ignore[operator]
             stored, rows_kept, _mean(per_epoch), all(r.status.ended for r in runs), ", ".join(statuses),
