@@ -532,3 +532,28 @@ def test_study_storage_keeps_dlopt_home() -> None:
     from dlopt_core.experiments import study_storage
 
     assert study_storage.dlopt_home is home.dlopt_home
+
+
+def test_a_run_on_an_upload_logs_the_file_its_hash_and_shape(dlopt_home) -> None:
+    from mlflow import MlflowClient
+
+    from dlopt_core.config import ComparisonConfig
+    from dlopt_core.experiments.compare import ComparisonWork
+    from dlopt_core.runner.jobs import JobRegistry
+    from tracking.store import settings
+
+    raw = ("a,b,kind\n" + "\n".join(f"{i},{i % 5},{'x' if i % 2 else 'y'}" for i in range(30))).encode()
+    table = parse_csv(raw, target="kind", source="plants.csv")
+    name = store_table(table)
+    registry = JobRegistry(1, launcher="thread")
+    try:
+        job = registry.submit(ComparisonWork(ComparisonConfig.make(optimizers=[{"name": "adam"}], data={"name": name}, epochs=1)))
+        assert job.wait(120) and job.status == "finished", job.error
+    finally:
+        registry.shutdown()
+    client = MlflowClient(settings().mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("dlopt-compare").experiment_id])
+    tags = run.data.tags
+    assert tags["data.source"] == "plants.csv" and tags["data.sha256"] == table.sha256
+    assert tags["data.shape"] == "30 x 2" and tags["data.target"] == "kind"
+    assert run.data.params["dataset"] == name

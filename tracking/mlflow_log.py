@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dlopt_core.catalog.user_data import user_dataset_tags
 from dlopt_core.config import param_text
 from dlopt_core.plots import curves_data, curves_figure
 from tracking.reconcile import run_identity_tags
@@ -125,6 +126,8 @@ class MlflowObserver:
             # batched: trained in one stacked model with others (same curves to float rounding)
             "engine": run.engine or "sequential",
             **run_identity_tags(),
+            # An upload: which file, by content (the data set's name is its hash's start).
+            **user_dataset_tags(cfg.data.name),
         }
         if _PARENT in self.run_ids:
             tags["mlflow.parentRunId"] = self.run_ids[_PARENT]

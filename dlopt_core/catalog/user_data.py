@@ -704,6 +704,22 @@ def _write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
         raise
 
 
+def user_dataset_tags(name: str) -> dict[str, str]:
+    """What a run on an upload records of it (MLflow tags): the file's name, content hash,
+    target and shape; empty for a data set that is not an upload, or no longer stored."""
+    if not isinstance(name, str) or not USER_NAME.fullmatch(name):
+        return {}
+    try:
+        meta = json.loads((user_datasets_dir() / f"{name}.json").read_text(encoding="utf-8"))
+        rows, features = meta["shape"]
+        return {
+            "data.source": str(meta["source"]), "data.sha256": str(meta["sha256"]),
+            "data.target": str(meta["target"]), "data.shape": f"{rows} x {features}",
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def user_dataset_spec(name: str) -> DatasetSpec:
     """The registry entry of a stored upload, read from ``$DLOPT_HOME/datasets``.
 
