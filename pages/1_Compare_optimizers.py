@@ -49,10 +49,14 @@ if config is not None:
     buttons = st.columns([1, 1, 2])
     running = job is not None and job.active
     if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
-        job = start_comparison(config)
-        form.remember_job(config)
-        # Redraw at once: Run turns disabled and the sidebar counts this job.
-        st.rerun()
+        try:
+            job = start_comparison(config)
+        except ConfigError as err:  # a setting this data cannot take (PCA to more dimensions than it has)
+            st.error(f"Fix this before running: {code_span(str(err))}")
+        else:
+            form.remember_job(config)
+            # Redraw at once: Run turns disabled and the sidebar counts this job.
+            st.rerun()
     if buttons[1].button("Stop", disabled=not may_stop(job), width="stretch") and may_stop(job):
         job.cancel()
     if running and not may_stop(job):

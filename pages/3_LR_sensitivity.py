@@ -43,10 +43,14 @@ if config is not None:
     running = job is not None and job.active
     buttons = st.columns([1, 1, 4])
     if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
-        start_sweep(config)
-        form.remember_job(config)
-        # Redraw at once: Run turns disabled and the live view starts polling.
-        st.rerun()
+        try:
+            start_sweep(config)
+        except ConfigError as err:  # a setting this data cannot take (PCA to more dimensions than it has)
+            st.error(f"Fix this before running: {code_span(str(err))}")
+        else:
+            form.remember_job(config)
+            # Redraw at once: Run turns disabled and the live view starts polling.
+            st.rerun()
     if buttons[1].button("Stop", disabled=not may_stop(job), width="stretch") and may_stop(job):
         job.cancel()
     if running and not may_stop(job):

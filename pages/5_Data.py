@@ -32,8 +32,12 @@ def run_buttons(config, kind: str) -> None:
     running = job is not None and job.active
     cols = st.columns([1, 1, 4])
     if cols[0].button("Run", type="primary", disabled=running, key=f"run-{kind}", width="stretch"):
-        start(config)
-        st.rerun()
+        try:
+            start(config)
+        except ConfigError as err:  # a setting this data cannot take (PCA to more dimensions than it has)
+            st.error(f"Fix this before running: {code_span(str(err))}")
+        else:
+            st.rerun()
     if cols[1].button("Stop", disabled=not may_stop(job), key=f"stop-{kind}", width="stretch") and may_stop(job):
         job.cancel()
     if running and not may_stop(job):

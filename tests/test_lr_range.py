@@ -270,3 +270,9 @@ def test_cli_text_summary_help_and_bad_input() -> None:
     for option in ("--optimizer", "--seeds", "--steps", "--lr-min", "--lr-max", "--json", "--batch-size"):
         assert option in usage
     assert "--epochs" not in usage and "--schedule" not in usage  # the test sets every rate itself
+
+
+def test_the_range_test_trains_with_the_setups_augmentation() -> None:
+    plain = run_lr_range(_config("sgd", seeds=(0,), steps=40)).curves[0].losses
+    noisy = run_lr_range(_config("sgd", seeds=(0,), steps=40, augment=[{"name": "noise", "params": {"std": 2.0}}]))
+    assert noisy.curves[0].losses != plain

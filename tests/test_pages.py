@@ -298,3 +298,11 @@ def test_augmentation_and_reduction_travel_in_the_link_and_the_sidebar() -> None
     config = registry().jobs()[-1].work.config
     assert [a.to_spec() for a in config.augment] == ["noise:std=0.3", "mixup"]
     assert config.reduce is not None and config.reduce.params["fraction"] == 0.5
+
+
+def test_a_reduction_this_data_cannot_take_is_an_error_on_run_not_a_crash() -> None:
+    at = _compare({"optimizer": ["sgd:lr=0.1"], "dataset": "moons", "reduce": "pca", "reduce.components": "8"})
+    assert not at.exception and not at.warning
+    next(b for b in at.button if b.label == "Run").click().run()
+    assert not at.exception
+    assert any("reduce.components" in e.value and "features" in e.value for e in at.error)

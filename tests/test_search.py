@@ -147,3 +147,23 @@ def test_range_test_bounds_span_its_suggestions() -> None:
     assert result.config.lr_min <= low < high <= result.config.lr_max
     # The bounds make a valid search.
     SearchConfig.make(optimizers=(SGD,), lr_min=(low,), lr_max=(high,))
+
+
+def test_a_past_search_with_two_studies_of_one_optimizer_keeps_the_most_advanced() -> None:
+    storage = study_storage("memory")
+    plain = SearchConfig.make(optimizers=(SGD, ADAM), epochs=1, n_trials=2)
+    tuned = SearchConfig.make(optimizers=(OptimizerConfig.make(name="sgd", params={"momentum": 0.9}),), epochs=1, n_trials=1)
+    for study in [*plain.studies(), *tuned.studies()]:
+        run_worker(study, storage, worker=0)
+    (found,) = past_searches(storage)
+    assert [o.name for o in found.config.optimizers] == ["sgd", "adam"] and found.finished == (2, 2)
+
+
+def test_a_loss_of_zero_is_left_off_the_log_axis(finished) -> None:
+    from dataclasses import replace
+
+    _, _, summaries = finished
+    first = summaries[0]
+    zero = replace(first.trials[0], value=0.0, state="complete", diverged_step=None)
+    data = trial_lr_data([replace(first, trials=(zero, *first.trials[1:]))])
+    assert data.y_range is not None and all(map(math.isfinite, data.y_range))

@@ -134,7 +134,7 @@ class MlflowObserver:
         create = {
             "op": "create",
             "experiment": self.experiment,
-            "run_name": f"{cfg.optimizer.label} seed={cfg.seed}",
+            "run_name": f"{run.label} seed={cfg.seed}",  # a Data-page variant's name, else the optimizer's
             "tags": tags,
             "start_time": _now_ms(),
         }

@@ -19,7 +19,7 @@ from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
 from ui.live import find_job
 from ui.optimizer_slots import optimizer_slots, set_slots, stacked_latex
-from ui.widgets import config_from_url, param_input, seed_state, uploaded_datasets, write_query
+from ui.widgets import code_span, config_from_url, param_input, seed_state, uploaded_datasets, write_query
 
 DEFAULT = ComparisonConfig.make(
     optimizers=(
@@ -97,13 +97,20 @@ def setup_widgets(
         return f"{prefix}{name}"
 
     st.header("Setup")
+    offered = [*DATASETS, *uploaded_datasets()]
+    linked = st.session_state.get(key("dataset"))
+    if linked not in offered and _loadable(linked):  # an upload a link or a past search named
+        offered.append(linked)
     dataset = st.selectbox(
-        "data set", [*DATASETS, *uploaded_datasets()], key=key("dataset"),
+        "data set", offered, key=key("dataset"),
         format_func=lambda n: get_dataset_spec(n).label,
         help="scikit-learn's bundled sets, generated ones, and the CSV files this session uploaded (Data page)",
     )
     spec = get_dataset_spec(dataset)
-    st.caption(f"{spec.description}  \n**What it shows:** {spec.shows}")
+    if dataset in DATASETS:
+        st.caption(f"{spec.description}  \n**What it shows:** {spec.shows}")
+    else:  # an upload's description holds the file's own text: shown as typed, never as Markdown
+        st.caption(code_span(spec.description))
     options = {}
     if spec.hyperparams:
         with st.expander("data set options"):
@@ -142,6 +149,14 @@ def setup_widgets(
         with st.expander("augmentation and data reduction"):
             values.update(_data_option_widgets(prefix, spec))
     return values
+
+
+def _loadable(name: object) -> bool:
+    try:
+        get_dataset_spec(name)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _data_option_widgets(prefix: str, spec: Any) -> dict[str, Any]:

@@ -156,7 +156,7 @@ def upload_form() -> None:
         n, d = table.shape
         classes = f"{len(table.classes)} classes" if table.task == "classification" else "regression"
         st.session_state[f"{PREFIX}._added"] = (
-            f"Added **{get_dataset_spec(name).label}**: {n:,} rows, {d} features, {classes}. It is in the "
+            f"Added {code_span(get_dataset_spec(name).label)}: {n:,} rows, {d} features, {classes}. It is in the "
             "data-set list of every page in this tab until you reload it (stored by content hash "
             f"`{table.sha256[:12]}`; runs on it log that name)."
         )

@@ -111,7 +111,7 @@ def _setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) 
     parser.add_argument(
         "--engine", default="auto", choices=get_args(EngineChoice),
         help="batched: runs of one model shape train as one stacked model (same curves, faster); "
-        "auto: batched for groups of 2 or more; runs that cannot be batched (L-BFGS, Muon, CNN, fp16) "
+        "auto: batched for groups of 2 or more; runs that cannot be batched (L-BFGS, Muon, CNN, fp16, augmented) "
         "always train on their own",
     )
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")

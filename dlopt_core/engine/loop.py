@@ -71,7 +71,8 @@ def reduced_split(config: RunConfig) -> Reduced:
     return _reduced(config.data.model_dump_json(), config.reduce.model_dump_json())
 
 
-@functools.lru_cache(maxsize=8)
+# A data-reduction sweep has ~20 variants, each read on every redraw of the page.
+@functools.lru_cache(maxsize=64)
 def _reduced(data_json: str, reduce_json: str) -> Reduced:
     # Cached: k-means takes seconds, and every run of a comparison asks.
     data_cfg, reduce_cfg = DataConfig.model_validate_json(data_json), ReduceConfig.model_validate_json(reduce_json)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from dlopt_core.catalog.datasets import Dataset, get_dataset_spec, split_sizes
 from dlopt_core.catalog.models import convex_optimum, get_model_spec
-from dlopt_core.config import ComparisonConfig, RunConfig, TrainingSetup
+from dlopt_core.config import ComparisonConfig, ConfigError, RunConfig, TrainingSetup
 from dlopt_core.engine.loop import data_key, load_run_data, steps_per_epoch, train_size
 from dlopt_core.engine.records import Measures, Record, Status
 from dlopt_core.engine.plan import MergedEngine, build_engine
@@ -205,9 +205,13 @@ class Comparison:
         self.detailed: bool = getattr(config, "detailed", True)
         # A plan whose runs differ in more than the optimizer names them itself (run_label).
         name_of = getattr(config, "run_label", None)
+        try:
+            sizes = {data_key(c): train_size(c, n_train) for c in configs}
+        except ValueError as err:  # a reduction's settings that this data cannot take (PCA > features)
+            raise ConfigError(str(err)) from None
         self.runs = [
             RunResult(
-                i, c, c.epochs * steps_per_epoch(c, train_size(c, n_train)), self.id, detailed=self.detailed,
+                i, c, c.epochs * steps_per_epoch(c, sizes[data_key(c)]), self.id, detailed=self.detailed,
                 name=name_of(c) if name_of is not None else None,
             )
             for i, c in enumerate(configs)

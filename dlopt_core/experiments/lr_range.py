@@ -33,8 +33,8 @@ from dlopt_core.config import (
     unflatten,
 )
 from dlopt_core.device import use_determinism
-from dlopt_core.engine.loop import load_run_data
-from dlopt_core.engine.step import build_step
+from dlopt_core.engine.loop import augmented, load_run_data
+from dlopt_core.engine.step import StepHooks, build_step
 
 __all__ = [
     "SUGGESTIONS", "SUGGESTION_LABELS", "LRRangeConfig", "LRRangeCurve", "LRRangePoint", "LRRangeResult",
@@ -312,6 +312,7 @@ def lr_range_steps(config: LRRangeConfig, seed: int, *, data: Dataset | None = N
     step_fn = build_step(
         model, optimizer, loss_fn(data), needs_closure=spec.needs_closure, precision=config.precision,
         grad_clip=config.grad_clip, device_type=device.type, seed=seed,
+        hooks=augmented(run_cfg, data, StepHooks()),  # the setup's augmentation, as its runs train
     )
     model.train()
     if spec.train_eval_modes:

@@ -232,9 +232,9 @@ def past_searches(storage: StudyStorage | str | None = None, *, limit: int = 50)
         # One study per optimizer: a renamed or resumed duplicate keeps the most advanced.
         by_optimizer: dict[str, tuple[StudyConfig, str, int, datetime | None]] = {}
         for m in members:
-            held = by_optimizer.get(m[0].optimizer.label)
+            held = by_optimizer.get(m[0].optimizer.name)  # a search has one study per optimizer name
             if held is None or m[2] > held[2]:
-                by_optimizer[m[0].optimizer.label] = m
+                by_optimizer[m[0].optimizer.name] = m
         # Registry order, as the page lists optimizers: the same search reads the same each time.
         order = list(OPTIMIZERS)
         chosen = sorted(by_optimizer.values(), key=lambda m: (order.index(m[0].optimizer.name), m[0].optimizer.label))

@@ -189,8 +189,9 @@ def trial_lr_data(summaries: Sequence[StudySummary]) -> TrialLrData:
     lo = min((b[2] for b in bounds), default=1e-4)
     hi = max((b[3] for b in bounds), default=1.0)
     y_range = None
-    if top is not None and values:
-        bottom = min(values)
+    positive = [v for v in values if v > 0]  # a loss of exactly 0 has no place on a log axis
+    if top is not None and positive:
+        bottom = min(positive)
         y_range = (math.log10(bottom) - 0.05 * math.log10(top / bottom) - 0.02, math.log10(top) + 0.08)
     y_ticks = log_ticks(10 ** y_range[0], 10 ** y_range[1]) if y_range else []
     return TrialLrData(METRIC_TITLES.get(metric, metric), minimize, groups, bounds, y_range, log_ticks(lo, hi), y_ticks)
