@@ -339,8 +339,7 @@ class ComparisonConfig(TrainingSetup):
 
     def key(self) -> str:
         """Stable short hash: the same comparison gets the same key in every process."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        return config_hash(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat keys; ``optimizer`` is a list of ``name:lr=...`` specs (also the URL's query)."""
@@ -350,6 +349,13 @@ class ComparisonConfig(TrainingSetup):
     def from_dict(cls, flat: dict[str, Any]) -> ComparisonConfig:
         """Read back :meth:`to_dict` (also the URL's query parameters)."""
         return unflatten(cls, flat)
+
+
+def config_hash(cfg: BaseModel, *, exclude: set[str] | None = None, length: int = 12) -> str:
+    """A stable short hash of ``cfg``'s values (less ``exclude``): the same in every process, so
+    it names jobs, studies and MLflow runs."""
+    blob = json.dumps(cfg.model_dump(mode="json", exclude=exclude), sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:length]
 
 
 def check_seeds(value: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
+from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.config import ConfigError, OptimizerConfig
 from dlopt_core.experiments.lr_range import SUGGESTION_LABELS, SUGGESTIONS, LRRangeConfig, LRRangeResult, run_lr_range
 from dlopt_core.experiments.search import PastSearch, SearchConfig

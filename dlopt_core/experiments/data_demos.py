@@ -12,8 +12,6 @@ Both are plans a :class:`~dlopt_core.experiments.compare.Comparison` runs (``run
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -28,6 +26,7 @@ from dlopt_core.config import (
     RunConfig,
     TrainingSetup,
     check_seeds,
+    config_hash,
     flatten,
     unflatten,
 )
@@ -37,10 +36,6 @@ from dlopt_core.experiments.compare import Comparison, RunResult
 NO_AUGMENT = "no augmentation"
 ALL_TOGETHER = "all together"
 FULL_DATA = "full data"
-
-
-def _key(cfg: TrainingSetup) -> str:
-    return hashlib.sha1(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
 
 
 class _DataPlan(TrainingSetup):
@@ -57,7 +52,7 @@ class _DataPlan(TrainingSetup):
         return check_seeds(value)
 
     def key(self) -> str:
-        return _key(self)
+        return config_hash(self)
 
     def to_dict(self) -> dict[str, Any]:
         return flatten(self)

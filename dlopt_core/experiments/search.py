@@ -10,14 +10,11 @@ searches a storage holds (they outlive the server that ran them).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
-import optuna
 from optuna.trial import TrialState
 from pydantic import Field, field_validator, model_validator
 
@@ -25,6 +22,7 @@ from dlopt_core.catalog.hyperparams import int_list
 from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
 from dlopt_core.config import (
     MAX_SEED,
+    config_hash,
     ComparisonConfig,
     ConfigError,
     OptimizerConfig,
@@ -143,8 +141,7 @@ class SearchConfig(TrainingSetup):
 
 def search_key(study: StudyConfig) -> str:
     """The search a study belongs to: a hash of its setup and method, without the optimizer."""
-    blob = json.dumps(study.model_dump(mode="json", exclude=_PER_OPTIMIZER), sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+    return config_hash(study, exclude=_PER_OPTIMIZER, length=10)
 
 
 def comparison_at_tuned(config: SearchConfig, summaries: Sequence[StudySummary]) -> ComparisonConfig:

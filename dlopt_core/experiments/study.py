@@ -14,8 +14,6 @@ and never more. A page starts workers and reads progress from the storage with
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import re
@@ -38,6 +36,7 @@ from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import SCHEDULES
 from dlopt_core.config import (
     MAX_SEED,
+    config_hash,
     ConfigError,
     OptimizerConfig,
     RunConfig,
@@ -164,8 +163,7 @@ class StudyConfig(TrainingSetup):
     def key(self) -> str:
         """Stable short hash of the setup and search (not the budget, not the name): resuming
         with more trials continues the same study."""
-        blob = json.dumps(self.model_dump(mode="json", exclude={"n_trials", "study_name"}), sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:10]
+        return config_hash(self, exclude={"n_trials", "study_name"}, length=10)
 
     def searched_hyperparams(self) -> tuple[HyperParam, ...]:
         """The optimizer's numeric hyperparameters with a range (searched when ``search_hyperparams``)."""

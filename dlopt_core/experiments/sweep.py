@@ -7,8 +7,6 @@ engine trains the whole grid as one stacked model. The result is the final valid
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from dlopt_core.config import (
     RunConfig,
     TrainingSetup,
     check_seeds,
+    config_hash,
     flatten,
     unflatten,
 )
@@ -95,8 +94,7 @@ class SweepConfig(TrainingSetup):
         return RunConfig.make(**{**shared, "batch_size": batch}, optimizer=opt.model_copy(update={"lr": lr}), seed=seed)
 
     def key(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return "sweep-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
+        return "sweep-" + config_hash(self)
 
     def parent_name(self) -> str:
         """The name of the MLflow run that holds the sweep's runs (the CLI's and the page's)."""
