@@ -8,7 +8,7 @@ from dlopt_core.catalog.schedules import get_schedule
 from dlopt_core.catalog.datasets import split_sizes
 from ui import compare_form as form
 from ui.live import find_job, live_view, start_comparison
-from ui.status import OTHERS_JOB, may_stop, page_frame
+from ui.status import OTHERS_JOB, may_stop, page_frame, started
 from ui.widgets import code_span
 
 page_frame("Compare optimizers · dlopt")
@@ -49,11 +49,7 @@ if config is not None:
     buttons = st.columns([1, 1, 2])
     running = job is not None and job.active
     if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
-        try:
-            job = start_comparison(config)
-        except ConfigError as err:  # a setting this data cannot take (PCA to more dimensions than it has)
-            st.error(f"Fix this before running: {code_span(str(err))}")
-        else:
+        if started(lambda: start_comparison(config)) is not None:
             form.remember_job(config)
             # Redraw at once: Run turns disabled and the sidebar counts this job.
             st.rerun()

@@ -5,7 +5,7 @@ import streamlit as st
 from dlopt_core.config import ConfigError
 from ui import sweep_form as form
 from ui.compare_form import schedule_note
-from ui.status import OTHERS_JOB, may_stop, page_frame
+from ui.status import OTHERS_JOB, may_stop, page_frame, started
 from ui.sweep_view import compare_button, find_sweep, start_sweep, sweep_view
 from ui.widgets import code_span
 
@@ -43,11 +43,7 @@ if config is not None:
     running = job is not None and job.active
     buttons = st.columns([1, 1, 4])
     if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
-        try:
-            start_sweep(config)
-        except ConfigError as err:  # a setting this data cannot take (PCA to more dimensions than it has)
-            st.error(f"Fix this before running: {code_span(str(err))}")
-        else:
+        if started(lambda: start_sweep(config)) is not None:
             form.remember_job(config)
             # Redraw at once: Run turns disabled and the live view starts polling.
             st.rerun()

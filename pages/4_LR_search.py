@@ -76,4 +76,4 @@ if config is not None:
     else:
         search_view(config, storage)
         if not running:
-            compare_button(config, storage)
+            compare_button(config, summaries)

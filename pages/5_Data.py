@@ -6,7 +6,7 @@ from dlopt_core.config import ConfigError, RunConfig
 from ui import data_form as form
 from ui.compare_form import schedule_note
 from ui.data_view import experiment_view, find, preview, start
-from ui.status import OTHERS_JOB, may_stop, page_frame
+from ui.status import OTHERS_JOB, may_stop, page_frame, started
 from ui.widgets import code_span, seed_state
 
 page_frame("Data · dlopt")
@@ -32,11 +32,7 @@ def run_buttons(config, kind: str) -> None:
     running = job is not None and job.active
     cols = st.columns([1, 1, 4])
     if cols[0].button("Run", type="primary", disabled=running, key=f"run-{kind}", width="stretch"):
-        try:
-            start(config)
-        except ConfigError as err:  # a setting this data cannot take (PCA to more dimensions than it has)
-            st.error(f"Fix this before running: {code_span(str(err))}")
-        else:
+        if started(lambda: start(config)) is not None:
             st.rerun()
     if cols[1].button("Stop", disabled=not may_stop(job), key=f"stop-{kind}", width="stretch") and may_stop(job):
         job.cancel()

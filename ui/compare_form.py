@@ -19,7 +19,9 @@ from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
 from ui.live import find_job
 from ui.optimizer_slots import optimizer_slots, set_slots, stacked_latex
-from ui.widgets import code_span, config_from_url, param_input, seed_state, uploaded_datasets, write_query
+from ui.widgets import (
+    code_span, config_from_url, loadable_dataset, param_input, seed_state, uploaded_datasets, write_query,
+)
 
 DEFAULT = ComparisonConfig.make(
     optimizers=(
@@ -99,7 +101,7 @@ def setup_widgets(
     st.header("Setup")
     offered = [*DATASETS, *uploaded_datasets()]
     linked = st.session_state.get(key("dataset"))
-    if linked not in offered and _loadable(linked):  # an upload a link or a past search named
+    if linked not in offered and loadable_dataset(linked):  # an upload a link or a past search named
         offered.append(linked)
     dataset = st.selectbox(
         "data set", offered, key=key("dataset"),
@@ -149,14 +151,6 @@ def setup_widgets(
         with st.expander("augmentation and data reduction"):
             values.update(_data_option_widgets(prefix, spec))
     return values
-
-
-def _loadable(name: object) -> bool:
-    try:
-        get_dataset_spec(name)  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        return False
-    return True
 
 
 def _data_option_widgets(prefix: str, spec: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import RunConfig
 from dlopt_core.engine.records import Status
 from dlopt_core.experiments.compare import ComparisonWork, metric_name
-from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig, variant_rows
+from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig, VariantRow, variant_rows
 from dlopt_core.plots import curves_data, curves_figure
 from dlopt_core.plots.augment import augment_grid_data, augment_grid_figure, augment_scatter_data, augment_scatter_figure
 from dlopt_core.plots.reduction import XAxis, reduction_data, reduction_figure
@@ -75,12 +75,9 @@ def find(config: AugmentDemoConfig | ReduceSweepConfig) -> Job | None:
     return registry().get(config.key())
 
 
-def _rows_frame(job: Job, *, reduce: bool) -> pd.DataFrame:
-    work: ComparisonWork = job.work  # type: ignore[assignment]
-    comparison = work.comparison
-    metric = metric_name(comparison.runs[0].config)  # val accuracy, or val R² for a regression
+def _rows_frame(rows: list[VariantRow], metric: str, *, reduce: bool) -> pd.DataFrame:
     out = []
-    for r in variant_rows(comparison):
+    for r in rows:
         # "last", not "final", for a run that was stopped or is still training.
         when = "final" if r.finished and r.status == "finished" else "last"
         row = {"variant": r.label, "status": r.status,
@@ -110,22 +107,24 @@ def experiment_view(job: Job, *, kind: str, x_axis: XAxis = "bytes") -> None:
         comparison = work.comparison
         state = {Status.PENDING: "waiting for a free worker", Status.RUNNING: "training"}.get(job.status, str(job.status))
         st.progress(min(comparison.progress, 1.0), text=f"{state}: {comparison.progress:.0%} of {comparison.total_steps:,} steps")
+        # Once per redraw: a variant's sizes come from its reduced data set.
+        rows = variant_rows(comparison)
+        metric = metric_name(comparison.runs[0].config)  # val accuracy, or val R² for a regression
         if kind == "augment":
             st.plotly_chart(curves_figure(curves_data(comparison, x="epoch")), key="augment_curves", width="stretch")
             st.caption(GAP_NOTE)
-            st.dataframe(_rows_frame(job, reduce=False), hide_index=True, width="stretch")
+            st.dataframe(_rows_frame(rows, metric, reduce=False), hide_index=True, width="stretch")
             if any(r.weights is not None for r in comparison.runs):
                 st.plotly_chart(boundary_chart(comparison, live=job.active), key="augment_boundary", width="stretch")
                 st.caption("Each panel: one variant's model over the plane, its decision boundary in black.")
         else:
-            rows = variant_rows(comparison)
             shown = reduction_data(rows, x_axis=x_axis)
             st.plotly_chart(reduction_figure(shown), key="reduce_chart", width="stretch")
             st.caption(REDUCE_NOTE + (
                 f" Not drawn against the share of rows: {', '.join(shown.left_out)} (they keep every row; "
                 "see them against bytes)." if shown.left_out else ""
             ))
-            st.dataframe(_rows_frame(job, reduce=True), hide_index=True, width="stretch")
+            st.dataframe(_rows_frame(rows, metric, reduce=True), hide_index=True, width="stretch")
         if job.status is Status.FAILED:
             st.error(f"The experiment failed: {job.error}")
         for err in work.tracking_errors:

@@ -278,10 +278,12 @@ def search_view(config: SearchConfig, storage: StudyStorage) -> None:
     optuna_views()
 
 
-def compare_button(config: SearchConfig, storage: StudyStorage) -> None:
-    """Send each optimizer at its tuned lr (and hyperparameters) to the Compare page, through the URL."""
-    summaries = [s for s in read_summaries(config, storage) if s is not None]
-    ready = [s for s in summaries if s.best is not None]
+def compare_button(config: SearchConfig, summaries: Sequence[StudySummary | None]) -> None:
+    """Send each optimizer at its tuned lr (and hyperparameters) to the Compare page, through the URL.
+
+    ``summaries``: the studies as :func:`read_summaries` read them (no worker is running).
+    """
+    ready = [s for s in summaries if s is not None and s.best is not None]
     pressed = st.button(
         "Compare at the tuned learning rates", icon=":material/compare_arrows:", disabled=not ready,
         help="open the Compare page with each optimizer at its best trial's lr: the full training curves",

@@ -7,11 +7,14 @@ import hashlib
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from dlopt_core.config import ConfigError
 from dlopt_core.device import describe_device, resolve_device, use_one_thread
 from dlopt_core.runner.jobs import Job, registry
 from dlopt_core.runner.warm import warm_up_process
@@ -20,6 +23,7 @@ from tracking.store import experiment_id, settings
 from ui.widgets import code_span
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,16 @@ def browser_id() -> str:
 def may_stop(job: Job | None) -> bool:
     """Whether this browser may stop ``job``: one it started (a job with no owner: anyone)."""
     return job is not None and job.active and job.steerable_by(browser_id())
+
+
+def started(start: Callable[[], T]) -> T | None:
+    """``start()``'s job; ``None`` (with the message on the page) when a setting turned out to be
+    one this data cannot take, which only the data can say (PCA to more dimensions than it has)."""
+    try:
+        return start()
+    except ConfigError as err:
+        st.error(f"Fix this before running: {code_span(str(err))}")
+        return None
 
 
 OTHERS_JOB = (

@@ -76,18 +76,20 @@ def remember_upload(name: str) -> None:
         names.append(name)
 
 
-def uploaded_datasets() -> list[str]:
-    """This session's uploaded data sets that can still be loaded (their files may be gone)."""
+def loadable_dataset(name: object) -> bool:
+    """Whether ``name`` is a data set this process can load (an upload's files may be gone)."""
     from dlopt_core.catalog.datasets import get_dataset_spec
 
-    kept = []
-    for name in st.session_state.get(UPLOADS, []):
-        try:
-            get_dataset_spec(name)
-        except ValueError:
-            continue
-        kept.append(name)
-    return kept
+    try:
+        get_dataset_spec(name)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def uploaded_datasets() -> list[str]:
+    """This session's uploaded data sets that can still be loaded."""
+    return [name for name in st.session_state.get(UPLOADS, []) if loadable_dataset(name)]
 
 
 def code_span(text: str) -> str:
