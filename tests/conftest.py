@@ -22,10 +22,15 @@ def dlopt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+SERVER_LOG = pytest.StashKey[Path]()
+
+
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app_server(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[str]:
     """``streamlit run app.py`` on a free port with its own data folder; yields the URL."""
-    with streamlit_server(tmp_path_factory.mktemp("server-home")) as url:
+    home = tmp_path_factory.mktemp("server-home")
+    pytestconfig.stash[SERVER_LOG] = home / "server.log"
+    with streamlit_server(home) as url:
         yield url
 
 
@@ -49,3 +54,27 @@ def postgres_url() -> Iterator[str]:
 
     with postgres_server() as url:
         yield url
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[object]:
+    """When a browser test fails, keep what the pages showed and the server's log in the report.
+
+    CI hands back only its output: a failure on a loaded machine that never shows up here
+    must carry enough to tell a slow page from a wrong one.
+    """
+    report = yield
+    if not report.failed or call.when != "call" or "app_server" not in item.fixturenames:
+        return report
+    browser = item.funcargs.get("browser")
+    for i, context in enumerate(getattr(browser, "contexts", [])):
+        for j, page in enumerate(context.pages):
+            try:
+                text = page.inner_text("body", timeout=5_000)
+            except Exception as err:  # noqa: BLE001  (a closed or hung page still gets a line)
+                text = f"(unreadable: {err})"
+            report.sections.append((f"page {i}.{j} {page.url}", text[-4000:]))
+    log = item.config.stash.get(SERVER_LOG, None)
+    if log is not None and log.exists():
+        report.sections.append(("streamlit server log (tail)", log.read_text(errors="replace")[-6000:]))
+    return report
