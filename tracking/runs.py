@@ -23,11 +23,12 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from dlopt_core.catalog.datasets import split_sizes
 from dlopt_core.config import ComparisonConfig, ConfigError, RunConfig, config_hash
@@ -239,7 +240,7 @@ def _label(run_name: str) -> str:
 
 
 def _when(ms: int | None) -> datetime:
-    return datetime.fromtimestamp((ms or 0) / 1000, tz=timezone.utc).astimezone()
+    return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC).astimezone()
 
 
 # -- one comparison, read back --
@@ -415,7 +416,7 @@ def _steps(c: Any, run: Run, store: StoreSettings) -> list[tuple[int, float, flo
         with tempfile.TemporaryDirectory(dir=store.home if not store.is_remote else None) as tmp:
             path = Path(c.download_artifacts(run.info.run_id, "curve.csv", tmp))
             text = path.read_text()
-    except Exception:  # no curve file (a run that never stepped, an older store): evaluations only
+    except (MlflowException, OSError):  # no curve file (a run that never stepped, an older store): evaluations only
         return []
     rows = csv.DictReader(io.StringIO(text))
     return [(int(r["step"]), float(r["batch_loss"]), float(r["lr"]), float(r["wall_time"])) for r in rows]
