@@ -57,6 +57,31 @@ def test_a_crop_with_padding_shifts_the_image_by_at_most_the_padding(batch) -> N
         assert any(torch.allclose(moved, padded[r : r + 8, c : c + 8]) for r in range(3) for c in range(3))
 
 
+def test_the_affine_warp_is_kornias_rotation_about_the_centre_then_shift(batch) -> None:
+    import math
+
+    from kornia.geometry.transform import warp_affine
+
+    # A non-square image: rotation must happen in pixels, not in the stretched [-1, 1] square.
+    info = BatchInfo(image_shape=(1, 6, 10), n_classes=10)
+    x = torch.rand(32, 60) + 1.0
+    params = {"degrees": 30.0, "translate": 0.2}
+    out, _ = AUGMENTATIONS["affine"].make(params, info)(x, batch[1], torch.Generator().manual_seed(3))
+    # The same draws from the same generator: angle and shifts, each uniform in its range.
+    draws = (torch.rand(32, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1) * torch.tensor(
+        [math.radians(30.0), 0.2 * 10, 0.2 * 6], dtype=torch.float64)
+    cos, sin = torch.cos(draws[:, 0]), torch.sin(draws[:, 0])
+    cx, cy = 4.5, 2.5
+    forward = torch.stack((  # source -> output pixels: rotate about the centre, then shift
+        torch.stack((cos, -sin, cx - cos * cx + sin * cy + draws[:, 1]), 1),
+        torch.stack((sin, cos, cy - sin * cx - cos * cy + draws[:, 2]), 1),
+    ), 1).float()
+    images = x.reshape(32, 1, 6, 10)
+    fill = images.amin(dim=(1, 2, 3), keepdim=True)
+    expected = warp_affine(images - fill, forward, (6, 10), align_corners=True) + fill
+    assert torch.allclose(out.reshape(32, 1, 6, 10), expected, atol=1e-5)
+
+
 def test_feature_dropout_zeroes_features_and_keeps_the_mean(batch) -> None:
     x = torch.ones(2000, 64)
     out, _ = AUGMENTATIONS["dropout"].make({"p": 0.25}, DIGITS)(x, batch[1][:1].repeat(2000), torch.Generator().manual_seed(0))
