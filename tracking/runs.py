@@ -59,6 +59,7 @@ STATUS_FILTER: dict[str, str] = {
 }
 StatusChoice = Literal["finished", "failed", "stopped", "running"]
 PARENT_TAG = "mlflow.parentRunId"
+ROLE_TAG = "dlopt.role"  # a study's parent run: "study" (a second parent made in a race: "duplicate")
 # The validation metric's name: the first version logged ``val_metric``; it is being renamed
 # for what it is (accuracy, R²). Either reads back.
 VAL_METRIC_KEYS = ("val_metric", "val_accuracy", "val_r2")
@@ -175,7 +176,7 @@ def list_entries(
         list(experiments), filters.filter_string(), max_results=page_size,
         order_by=["attributes.start_time DESC", "attributes.run_id ASC"], page_token=page_token,
     )
-    entries = [_entry(r, experiments[r.info.experiment_id]) for r in runs]
+    entries = [_entry(r, experiments[r.info.experiment_id]) for r in runs if r.data.tags.get(ROLE_TAG) != "duplicate"]
     entries = [e for e in _merge_parentless(entries) if _shows(e, filters)]
     return EntryPage(entries, runs.token or None)
 
@@ -191,7 +192,7 @@ def _entry(run: Run, experiment: str) -> Entry:
     names = tuple(dict.fromkeys(s.split(":", 1)[0] for s in specs))
     labels: tuple[str, ...] = ()
     n_runs = None
-    if "optimizer" in tags:  # a run of its own: its label is its name less the seed
+    if _is_run(run):  # a run of its own: its label is its name less the seed
         labels = (_label(run.info.run_name or ""),)
         n_runs = 1
     elif kind == "comparison" and "seeds" in params and specs:
@@ -231,6 +232,15 @@ def _merge_parentless(entries: list[Entry]) -> list[Entry]:
             labels=tuple(dict.fromkeys(e.labels + first.labels)), n_runs=(first.n_runs or 0) + 1,
         )
     return out
+
+
+def _is_run(run: Run) -> bool:
+    """One training run (a comparison's run, a trial), not a parent that holds others.
+
+    A study's parent carries its optimizer's name too; its role tag tells it apart.
+    """
+    tags = run.data.tags
+    return "optimizer" in tags and tags.get(ROLE_TAG) not in ("study", "duplicate")
 
 
 def _label(run_name: str) -> str:
@@ -319,8 +329,8 @@ def load_comparison(comparison_id: str, *, store: StoreSettings | None = None) -
     store = store or settings()
     runs = comparison_runs(comparison_id, store=store)
     experiments = experiment_ids(store)
-    parent = next((r for r in runs if "optimizer" not in r.data.tags), None)
-    children = [r for r in runs if "optimizer" in r.data.tags]
+    parent = next((r for r in runs if not _is_run(r)), None)
+    children = [r for r in runs if _is_run(r)]
     if not children:
         raise RunsError(f"comparison {comparison_id!r}: no runs in {store.mlflow_uri}")
     experiment = experiments.get(children[0].info.experiment_id, "")
@@ -487,23 +497,41 @@ def _n_train(config: RunConfig) -> int:
 # -- hyperparameters against the final metric --
 
 
-def run_rows(comparison_ids: Iterable[str], *, store: StoreSettings | None = None) -> list[dict[str, Any]]:
-    """One row per run of these comparisons: its params (flat, as logged) and final metrics.
+def entry_runs(entry: Entry, *, store: StoreSettings | None = None) -> list[Run]:
+    """The individual runs of a row: a comparison's or sweep's runs, a study's trials, a landscape run."""
+    if entry.comparison_id is not None:
+        runs = comparison_runs(entry.comparison_id, store=store)
+    else:
+        c = client(store)
+        runs = [c.get_run(entry.run_id)]
+        token = None
+        while True:
+            page = c.search_runs(
+                [runs[0].info.experiment_id], f"tags.`{PARENT_TAG}` = {_quoted(entry.run_id)}",
+                max_results=_SEARCH_PAGE, order_by=["attributes.start_time ASC"], page_token=token,
+            )
+            runs += page
+            if not (token := page.token):
+                break
+    return [r for r in runs if _is_run(r)]
+
+
+def run_rows(entries: Iterable[Entry], *, store: StoreSettings | None = None) -> list[dict[str, Any]]:
+    """One row per run of these rows: its params (flat, as logged) and final metrics.
 
     Read from the search results alone (MLflow returns each run's params and latest metrics):
     no metric history, no artifact.
     """
     rows = []
-    for cid in comparison_ids:
-        for run in comparison_runs(cid, store=store):
-            if "optimizer" not in run.data.tags:
-                continue
+    for entry in entries:
+        for run in entry_runs(entry, store=store):
             metrics = {k: v for k, v in run.data.metrics.items() if math.isfinite(v)}
             for key in VAL_METRIC_KEYS:
                 if key in metrics:
                     metrics["val_metric"] = metrics.pop(key)
             rows.append({
-                "comparison": cid, "run": _label(run.info.run_name or ""), "status": run.data.tags.get("status", ""),
+                "comparison": entry.ref, "run": _label(run.info.run_name or ""),
+                "status": run.data.tags.get("status", ""),
                 **run.data.params, **{f"final {k}": v for k, v in metrics.items()},
             })
     return rows

@@ -56,6 +56,10 @@ PAGES = (
         "pages/5_Data.py", "Data", ":material/dataset:",
         "Augmentation against overfitting, what shrinking the training data costs, and your own CSV",
     ),
+    PageInfo(
+        "pages/6_Runs.py", "Runs", ":material/history:",
+        "Every past comparison from the run store: open it as it looked live, overlay several, export a report",
+    ),
 )
 
 
