@@ -26,10 +26,12 @@ RUN pip install --no-cache-dir -c constraints.txt .
 COPY app.py ./
 COPY pages ./pages
 COPY .streamlit ./.streamlit
+# The service commands deploy/compose.yaml runs (the app's, and the team MLflow server's).
+COPY deploy/app.sh deploy/mlflow-server.sh ./deploy/
 
 USER 1000:1000
 VOLUME ["/data"]
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=40s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).status != 200)"]
-CMD ["streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=8501"]
+CMD ["deploy/app.sh"]
