@@ -6,6 +6,7 @@ from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.schedules import SCHEDULES
 from tracking.store import settings
+from ui.presets import PRESETS
 from ui.status import PAGES, device_text, page_frame
 
 page_frame("dlopt")
@@ -31,6 +32,14 @@ st.caption(
     "Set `DLOPT_HOME` or `MLFLOW_TRACKING_URI` to store runs elsewhere; "
     "`mlflow ui --backend-store-uri` with the address above shows every run."
 )
+st.subheader("Demo presets")
+st.caption("One click opens a page set up to show one lesson; press Run there.")
+for preset in PRESETS:
+    st.markdown(f"**{preset.title}**")
+    row = st.container(horizontal=True)
+    for link in preset.links:
+        row.page_link(link.page, label=link.label, icon=":material/play_circle:", query_params=link.query)
+    st.caption(preset.lesson)
 st.subheader("Pages")
 for page in PAGES[1:]:
     st.page_link(page.path, label=page.title, icon=page.icon)

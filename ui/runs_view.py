@@ -254,44 +254,44 @@ def hparams_view(entries: list[Entry]) -> None:
     )
 
 
-def opened_ref(selected: list[Entry]) -> str | None:
-    """The comparison to open: the first selected one that opens, else the URL's ``open``."""
-    ref = next((e.ref for e in selected if e.openable), None)
-    if ref is not None:
-        if st.query_params.get("open") != ref:
-            st.query_params["open"] = ref  # the address now opens it again
-        return ref
-    return st.query_params.get("open")
+def opened_refs(selected: list[Entry]) -> list[str]:
+    """The comparisons to show: the selected ones that open, else the URL's ``open`` values.
+
+    A selection is written to the URL (``?open=a&open=b``), so the address reopens the same view.
+    """
+    refs = list(dict.fromkeys(e.ref for e in selected if e.openable))
+    if refs:
+        if st.query_params.get_all("open") != refs:
+            st.query_params["open"] = refs
+        return refs
+    return list(dict.fromkeys(st.query_params.get_all("open")))
 
 
 def selection_views(selected: list[Entry]) -> None:
-    """The opened comparison, the overlay of the selection and the hyperparameter view."""
-    ref = opened_ref(selected)
-    openable = [e for e in selected if e.openable]
-    if ref is None and not selected:
+    """The first comparison opened, the overlay of all of them and the hyperparameter view."""
+    refs = opened_refs(selected)
+    if not refs and not selected:
         st.caption("Select a row to open it; select several to overlay their curves.")
         return
     tabs = st.tabs(["Comparison", "Overlay", "Hyperparameters"])
-    chosen: list[StoredComparison] = []
+    chosen = [c for r in refs if (c := load(r)) is not None]
     with tabs[0]:
-        found = load(ref) if ref is not None else None
-        if found is not None:
+        if chosen:
             if st.button("Reload", icon=":material/refresh:", help="Read it again (a comparison still training)"):
                 stored.clear()
                 st.rerun()
-            opened_view(found)
+            opened_view(chosen[0])
+            if len(chosen) > 1:
+                st.caption(f"{len(chosen) - 1} more selected: their runs are together in the Overlay tab.")
         elif selected:
             st.info(f"A {selected[0].kind} opens on its own page; its runs are in the Hyperparameters tab.")
     with tabs[1]:
-        refs = list(dict.fromkeys([e.ref for e in openable] or ([ref] if ref else [])))
-        chosen = [c for r in refs if (c := load(r)) is not None]
         if chosen:
             overlay_view(chosen)
         else:
             st.info("Select comparisons or sweeps to overlay their runs.")
     with tabs[2]:
-        scope = selected or chosen_entries(chosen)
-        if scope:
+        if scope := selected or chosen_entries(chosen):
             hparams_view(scope)
 
 
