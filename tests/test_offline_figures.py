@@ -63,7 +63,7 @@ def test_the_comparison_figure_draws_without_a_network(browser) -> None:
     assert observer.errors == []
     client = MlflowClient(settings().mlflow_uri)
     first, second = (observer.run_ids[r.index] for r in comparison.runs)
-    assert [a.path for a in client.list_artifacts(second)] == ["curve.csv"]  # one copy per comparison
+    assert [a.path for a in client.list_artifacts(second)] == ["curve.csv", "state_dict.pt"]  # one figure per comparison
 
     names, tried = _drawn_offline(browser, _artifact(client, first, "comparison.html"))
     assert {"SGD lr=0.05", "Adam lr=0.001"} <= set(names)

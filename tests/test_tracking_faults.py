@@ -201,8 +201,9 @@ def test_writes_a_lost_server_missed_are_kept_and_replayed_when_it_is_back(
                 assert logged.info.status == "FINISHED" and logged.data.tags["status"] == "finished"
                 history = c.get_metric_history(logged.info.run_id, "val_loss")
                 assert [m.step for m in history] == [rec.step for rec in r.records if rec.is_eval]
-                # The figure (self-contained, 4.8 MB) once per comparison: on its first run.
-                expected = ["comparison.html", "curve.csv"] if r.index == 0 else ["curve.csv"]
+                # The figure (self-contained, 4.8 MB) once per comparison: on its first run; the
+                # final weights on every finished run, replayed from the spool like the rest.
+                expected = ["comparison.html", "curve.csv", "state_dict.pt"] if r.index == 0 else ["curve.csv", "state_dict.pt"]
                 assert sorted(a.path for a in c.list_artifacts(logged.info.run_id)) == expected
         assert runs[(lost_mid_run.id, "sgd")].info.run_id == first_run_id
     finally:

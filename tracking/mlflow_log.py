@@ -1,7 +1,8 @@
 """Log comparisons to MLflow; metric batches, artifacts and statuses go through a writer thread.
 
 Each run gets its config as params (once), evaluation metrics with their step in batches
-(``log_batch``), its per-step curve as one CSV artifact, and a final status: FINISHED,
+(``log_batch``), its per-step curve as one CSV artifact, its final weights as a ``state_dict``
+(``state_dict.pt``, read back by :mod:`tracking.weights`), and a final status: FINISHED,
 FAILED (diverged, crashed) or KILLED (pruned, cancelled). The comparison's figure, one
 self-contained HTML file, goes on the parent run (or on the first run when there is none).
 
@@ -15,6 +16,7 @@ written is in :attr:`MlflowObserver.unwritten`, and is written by
 
 from __future__ import annotations
 
+import base64
 import io
 import queue
 import threading
@@ -22,7 +24,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+
 from dlopt_core.catalog.user_data import user_dataset_tags
+from dlopt_core.compression.weights import STATE_DICT_FILE, state_dict_bytes
 from dlopt_core.config import param_text
 from dlopt_core.plots import curves_data, curves_figure
 from tracking.reconcile import run_identity_tags
@@ -43,6 +49,12 @@ _STATUS = {
 }
 _PARENT = -1  # the parent run's index among a comparison's runs
 _EVAL_METRICS = ("train_loss", "running_loss", "val_loss", "val_metric", "lr", "epoch")
+
+
+def weights_op(state: dict[str, Any]) -> Op:
+    """The write that stores a run's final ``state_dict`` as :data:`STATE_DICT_FILE`."""
+    tensors = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}
+    return {"op": "file", "path": STATE_DICT_FILE, "base64": base64.b64encode(state_dict_bytes(tensors)).decode()}
 
 
 def _now_ms() -> int:
@@ -80,6 +92,7 @@ class MlflowObserver:
         self._experiments: dict[str, str] = {}
         self._pending: dict[int, list[list[Any]]] = {}
         self._steps: dict[int, list[tuple[int, float, float, float]]] = {}
+        self._states: dict[int, dict[str, Any]] = {}  # a finished run's final weights, until it ends
         self._last_flush = time.monotonic()
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._writer: threading.Thread | None = None
@@ -144,6 +157,8 @@ class MlflowObserver:
         self._write(run.index, {"op": "params", "params": {k: param_text(v) for k, v in cfg.to_dict().items()}})
 
     def record(self, run: RunResult, rec: Record) -> None:
+        if rec.state is not None:
+            self._states[run.index] = rec.state
         if rec.batch_loss is not None:
             self._steps[run.index].append((rec.step, rec.batch_loss, rec.lr, rec.wall_time))
         if rec.is_eval:
@@ -159,7 +174,7 @@ class MlflowObserver:
 
     def run_ended(self, run: RunResult) -> None:
         index = run.index
-        ops: list[Op] = []
+        ops: list[Op | Callable[[], Op]] = []
         if metrics := self._pending.pop(index, []):
             ops.append({"op": "metrics", "metrics": metrics})
         if steps := self._steps.pop(index, []):
@@ -168,13 +183,17 @@ class MlflowObserver:
             csv.writelines(f"{s},{loss!r},{lr!r},{t!r}\n" for s, loss, lr, t in steps)
             ops.append({"op": "text", "path": "curve.csv", "text": csv.getvalue()})
         tags = {"status": run.status_text}
+        if (state := self._states.pop(index, None)) is not None:
+            # Serialised on the writer thread: torch.save of a large model must not pause training.
+            ops.append(lambda: weights_op(state))
+            tags["weights"] = STATE_DICT_FILE
         if run.diverged_step is not None:
             tags["diverged_step"] = str(run.diverged_step)
         if run.error:
             tags["error"] = run.error[:5000]
         ops.append({"op": "tags", "tags": tags})
         ops.append({"op": "end", "status": _STATUS.get(str(run.status), "FAILED"), "end_time": _now_ms()})
-        self._submit(lambda: [self._write(index, op) for op in ops])
+        self._submit(lambda: [self._write(index, op() if callable(op) else op) for op in ops])
 
     def comparison_ended(self, comparison: Comparison) -> None:
         if self.figure_html:

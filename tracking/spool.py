@@ -6,6 +6,7 @@ when a spool is replayed, so the two paths cannot drift apart:
 - ``create``: the run (experiment name, run name, tags, start time)
 - ``params``, ``metrics`` (``[key, value, timestamp_ms, step]`` rows), ``tags``
 - ``text``: a text artifact (``curve.csv``, ``comparison.html``)
+- ``file``: a binary artifact, base64 in the op (a run's final ``state_dict.pt``)
 - ``end``: the final MLflow status and end time
 
 ``$DLOPT_HOME/spool/<key>.jsonl`` holds one run: a header line ``{"uri": ..., "run_id": ...}``
@@ -22,9 +23,11 @@ and value), tags and text artifacts are overwritten, params with the same value 
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -72,11 +75,22 @@ def apply(c: Any, op: Op, run_id: str | None, *, store: StoreSettings, experimen
             c.log_batch(run_id, tags=chunk)
     elif kind == "text":
         c.log_text(run_id, op["text"], op["path"])
+    elif kind == "file":
+        _log_bytes(c, run_id, base64.b64decode(op["base64"]), op["path"])
     elif kind == "end":
         c.set_terminated(run_id, op["status"], end_time=op["end_time"])
     else:
         raise SpoolError(f"unknown spool operation {kind!r}")
     return run_id
+
+
+def _log_bytes(c: Any, run_id: str, data: bytes, path: str) -> None:
+    # MLflow logs binary artifacts from files only (log_text and log_dict take text).
+    folder, _, name = path.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / name
+        local.write_bytes(data)
+        c.log_artifact(run_id, str(local), folder or None)
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

@@ -27,7 +27,7 @@ from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import Budget, get_schedule
 from dlopt_core.config import RunConfig
 from dlopt_core.device import use_determinism
-from dlopt_core.engine.loop import steps_per_epoch, wants_weights, weights_of
+from dlopt_core.engine.loop import state_of, steps_per_epoch, wants_weights, weights_of
 from dlopt_core.engine.records import Measures, Record, Status, divergence_limit
 from dlopt_core.engine.sequential import failed_record
 from dlopt_core.engine.step import AUTOCAST
@@ -319,6 +319,7 @@ class BatchedEngine:
                 train_loss[k], val_loss[k], val_metric[k], status,
                 running_loss=running[k] if running is not None else None,
                 weights=weights_of(r.model) if k in self.carry_weights else None,
+                state=state_of(r.model) if status is Status.FINISHED else None,
             )))
         return out
 

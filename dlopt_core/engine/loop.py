@@ -27,7 +27,8 @@ from dlopt_core.engine.stopwatch import Stopwatch, training_clock
 _RUNNING, _DIVERGED = Status.RUNNING, Status.DIVERGED
 
 __all__ = [
-    "Record", "Status", "augmented", "data_key", "evaluate", "load_run_data", "reduced_split", "run", "steps_per_epoch", "train_size",
+    "Record", "Status", "augmented", "data_key", "evaluate", "load_run_data", "reduced_split", "run", "state_of",
+    "steps_per_epoch", "train_size",
 ]
 
 
@@ -109,6 +110,15 @@ def weights_of(model: torch.nn.Module) -> dict[str, Any]:
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
 
+def state_of(model: torch.nn.Module) -> dict[str, Any]:
+    """The model's final weights for its observers (storage): :func:`weights_of`'s NumPy copies.
+
+    NumPy, not tensors: a record from a forked engine process travels through a pipe, where
+    torch would hand a tensor over as shared memory that dies with the process.
+    """
+    return weights_of(model)
+
+
 def steps_per_epoch(config: RunConfig, n_train: int) -> int:
     """Optimizer steps in one pass over ``n_train`` samples (the last batch may be short)."""
     batch = config.batch_size or n_train
@@ -139,9 +149,12 @@ def evaluate(model: torch.nn.Module, data: Dataset, x: torch.Tensor, y: torch.Te
 
 def run(
     config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = StepHooks(),
-    train_loss: bool = True, weights: bool = False,
+    train_loss: bool = True, weights: bool = False, model: torch.nn.Module | None = None,
 ) -> Iterator[Record]:
     """Train ``config``, yielding a record after every step and after every evaluation.
+
+    ``model``: train this model (as it is: pruned, say) instead of building ``config.model``
+    from the seed; it is trained in place, so the caller holds the trained weights afterwards.
 
     Evaluation (train and validation sets) happens before the first step and after every
     epoch. A non-finite loss ends the run with a ``diverged`` record at that step. Records'
@@ -149,7 +162,7 @@ def run(
     """
     data = data if data is not None else load_run_data(config)
     spec = get_optimizer(config.optimizer.name)
-    model = build_model(config.model, data, config.seed)
+    model = model if model is not None else build_model(config.model, data, config.seed)
     device = data.x_train.device
     watch = Stopwatch(training_clock(device))
     counted = GradEvals() if spec.needs_closure else None
@@ -239,7 +252,7 @@ def run(
         rec = eval_record(step, samples, lr, loss_sum / epoch_samples)
         lr_factor.observe(rec.val_loss if math.isfinite(rec.val_loss or math.nan) else math.inf)
         if rec.status is Status.RUNNING and epoch == config.epochs - 1:
-            rec = rec._replace(status=Status.FINISHED)
+            rec = rec._replace(status=Status.FINISHED, state=state_of(model))
         yield rec
         if rec.status is not Status.RUNNING:
             return

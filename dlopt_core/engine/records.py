@@ -73,6 +73,9 @@ class Record(NamedTuple):
     # At evaluations of a 2-D classification run: the model's weights (name -> numpy array),
     # so a page can draw its decision boundary live. Tiny for such models; None elsewhere.
     weights: dict[str, Any] | None = None
+    # On a finished run's last record: its final weights (state_dict names -> NumPy arrays), so
+    # a tracking observer can store them; None on every other record.
+    state: dict[str, Any] | None = None
 
     @property
     def is_eval(self) -> bool:

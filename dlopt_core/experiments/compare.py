@@ -143,6 +143,8 @@ class RunResult:
         if rec.weights is not None:
             self.weights = rec.weights
             rec = rec._replace(weights=None)
+        if rec.state is not None:  # the final weights are for observers (storage), not for the live view
+            rec = rec._replace(state=None)
         self.steps, self.wall_time = rec.step, rec.wall_time
         if self.detailed:
             self._track_loss(rec)
@@ -452,7 +454,8 @@ class _Relay(RunObserver):
 
     def record(self, run: RunResult, rec: Record) -> None:
         # The first points and every evaluation go at once: they are what a person waits to see.
-        self.emit(("record", run.index, rec), urgent=rec.is_eval)
+        # The final weights stay here: the trackers beside this relay have stored them.
+        self.emit(("record", run.index, rec if rec.state is None else rec._replace(state=None)), urgent=rec.is_eval)
         if self._optimum is None and (optimum := self.comparison.optimum) is not None:
             self._optimum = optimum
             self.emit(("optimum", optimum), urgent=True)
