@@ -26,6 +26,7 @@ from dlopt_core.config import (
     ReduceConfig,
 )
 from dlopt_core.catalog.augmentations import AUGMENTATIONS
+from dlopt_core.catalog.compressions import COMPRESSIONS
 from dlopt_core.catalog.reductions import REDUCTIONS
 from dlopt_core.catalog.user_data import parse_csv, store_table
 from dlopt_core.catalog.datasets import DATASETS
@@ -38,7 +39,7 @@ from dlopt_core.catalog.hyperparams import parse_spec
 from dlopt_core.catalog.schedules import SCHEDULES
 from dlopt_core.engine.records import Record
 from dlopt_core.runner.plugins import tracking_observers, tracking_start
-from dlopt_core.cli import search
+from dlopt_core.cli import compress, search
 
 
 def _options(parser: argparse.ArgumentParser, flag: str, example: str) -> None:
@@ -237,9 +238,12 @@ def _parser() -> argparse.ArgumentParser:
     land.set_defaults(func=_landscape)
 
     search.add_parser(sub, _setup_arguments)
+    compress.add_parser(sub, _setup_arguments, _shared_setup_values, _table, _dumps)
 
     ls = sub.add_parser(
-        "list", help="list optimizers, schedules, data sets, models, test functions, augmentations and reductions",
+        "list",
+        help="list optimizers, schedules, data sets, models, test functions, augmentations, reductions and "
+        "compression methods",
     )
     ls.set_defaults(func=_list)
     return parser
@@ -577,6 +581,7 @@ def _list(args: argparse.Namespace) -> int:
         "functions": {n: f"{f.label}: {f.formula}" for n, f in FUNCTIONS.items()},
         "augmentations": {n: s.description for n, s in AUGMENTATIONS.items()},
         "reductions": {n: s.description for n, s in REDUCTIONS.items()},
+        "compression methods": {n: s.description for n, s in COMPRESSIONS.items()},
     }
     for title, entries in sections.items():
         print(f"{title}:")
