@@ -94,10 +94,11 @@ with reduce_tab:
 
 with upload_tab:
     st.caption(
-        "A CSV with a header row, numeric feature columns and one target column. It is checked on the "
-        "server (size, encoding, ragged rows, missing or non-numeric values, formula-looking cells, a "
-        "target with one class) and never executed; a valid file becomes a data set on every page "
-        "of this tab (until you reload it)."
+        "A CSV with a header row, numeric feature columns and one target column; a NumPy .npz with "
+        "arrays x and y; or MNIST's two idx files (images and labels). Each is checked on the server "
+        "(size, encoding, ragged rows, missing or non-numeric values, formula-looking cells, a target "
+        "with one class; an .npz is read without pickles) and never executed; a valid upload becomes "
+        "a data set on every page of this tab (until you reload it)."
     )
     form.upload_form()
 

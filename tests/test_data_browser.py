@@ -1,5 +1,9 @@
-"""The Data page in Chromium: the augmentation grid, and a CSV upload that joins the data sets."""
+"""The Data page in Chromium: the augmentation grid, and CSV and MNIST uploads that join the data sets."""
 
+import gzip
+import struct
+
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -34,6 +38,19 @@ def test_the_grid_shows_originals_and_augmented_versions_and_a_csv_joins_the_dat
     page.get_by_role("button", name="Add this data set").click()
     page.get_by_text("Not imported").wait_for(timeout=60_000)
     assert page.get_by_text("row 3").count() >= 1
+    # MNIST's format: a gzipped idx pair of 28x28 images and their labels.
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.arange(40, dtype=np.uint8) % 4
+    for name, a in (("t10k-images-idx3-ubyte.gz", images), ("t10k-labels-idx1-ubyte.gz", labels)):
+        header = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f">{a.ndim}i", *a.shape)
+        (tmp_path / name).write_bytes(gzip.compress(header + a.tobytes()))
+    page.get_by_text("MNIST idx pair", exact=True).click()
+    page.get_by_text("images (idx3)").wait_for(timeout=30_000)
+    for label, name in (("images (idx3)", "t10k-images-idx3-ubyte.gz"), ("labels (idx1)", "t10k-labels-idx1-ubyte.gz")):
+        uploader = page.locator("[data-testid=stFileUploader]").filter(has_text=label)
+        uploader.locator("input[type=file]").set_input_files(str(tmp_path / name))
+    page.get_by_role("button", name="Add this data set").click()
+    page.get_by_text("40 images of 28x28, 4 classes").wait_for(timeout=60_000)
     # The upload is a data set on every page of this session.
     page.get_by_role("link", name="Compare optimizers").click()  # the same session: a reload starts another
     page.get_by_role("heading", name="Compare optimizers").wait_for(timeout=60_000)

@@ -557,3 +557,42 @@ def test_a_run_on_an_upload_logs_the_file_its_hash_and_shape(dlopt_home) -> None
     assert tags["data.source"] == "plants.csv" and tags["data.sha256"] == table.sha256
     assert tags["data.shape"] == "30 x 2" and tags["data.target"] == "kind"
     assert run.data.params["dataset"] == name
+
+
+# ------------------------------------------------------------------------------ uploads of any kind
+
+
+def test_an_upload_of_an_idx_pair_in_either_order_is_one_image_data_set(images) -> None:
+    x, y = images
+    files = [("t10k-labels-idx1-ubyte.gz", gzip.compress(_idx(y, 0x08))), ("t10k-images-idx3-ubyte", _idx(x, 0x08))]
+    table = user_data.parse_upload(files)
+    assert table.image_shape == (1, 6, 5) and table.shape == (24, 30)
+    assert table.task == "classification" and np.array_equal(table.y, y)
+    assert table.source == "t10k-images-idx3-ubyte + t10k-labels-idx1-ubyte.gz"
+    assert user_data.parse_upload(files[::-1]).sha256 == table.sha256
+
+
+def test_an_upload_of_an_npz_or_a_csv_reads_its_arrays_or_its_target() -> None:
+    npz = user_data.parse_upload([("my.npz", _npz_bytes())], task="classification")
+    assert npz.shape == (12, 3) and npz.classes == ("a", "b")
+    csv_table = user_data.parse_upload([("t.csv", b"a,b,label\n" + b"1,2,x\n3,4,y\n" * 6)], target="label")
+    assert csv_table.shape == (12, 2) and csv_table.target == "label"
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ([], "no file: give one CSV file"),
+    ([("a.csv", b""), ("b.csv", b"")], "give one CSV file, one .npz archive"),
+    ([("x.npz", b""), ("labels-idx1-ubyte", b"")], "give one CSV file"),
+    ([("t.csv", b"a,b\n1,2\n")], "choose the target column"),
+])
+def test_an_upload_that_is_no_known_kind_says_what_is_accepted(files, message: str) -> None:
+    with pytest.raises(DataFileError, match=message):
+        user_data.parse_upload(files)
+
+
+def test_an_idx_pair_needs_one_image_array_and_one_label_array(images) -> None:
+    x, y = images
+    with pytest.raises(DataFileError, match=r"a \(24,\), b \(24,\): an idx pair is one array of images"):
+        user_data.parse_upload([("a", _idx(y, 0x08)), ("b", _idx(y, 0x08))])
+    with pytest.raises(DataFileError, match="y: shape"):
+        user_data.parse_upload([("a", _idx(x, 0x08)), ("b", _idx(y[:5], 0x08))])

@@ -11,7 +11,7 @@ from dlopt_core.catalog.augmentations import AUGMENTATIONS, check_fits
 from dlopt_core.catalog.datasets import get_dataset_spec
 from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
 from dlopt_core.catalog.reductions import REDUCTIONS
-from dlopt_core.catalog.user_data import DataFileError, parse_csv, store_table
+from dlopt_core.catalog.user_data import DataFileError, parse_upload, store_table
 from dlopt_core.config import ConfigError, RunConfig
 from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig
 from ui.compare_form import set_setup_state, setup_widgets, step_options
@@ -133,30 +133,62 @@ def reduce_sweep(setup: dict[str, Any], values: dict[str, Any]) -> ReduceSweepCo
     return ReduceSweepConfig.make(**{k: v for k, v in setup.items() if k != "reduce"}, **values)
 
 
+FORMATS = {"csv": "CSV", "npz": "NumPy .npz", "idx": "MNIST idx pair"}
+# Streamlit filters by the text after the last dot; MNIST's files end in .gz or -ubyte names.
+IDX_TYPES = ["gz", "idx", "ubyte", "idx1-ubyte", "idx3-ubyte"]
+
+
+def _uploaded_files(fmt: str) -> list[tuple[str, bytes]]:
+    """The chosen format's file(s) as (name, bytes); empty until every one is there."""
+    limit = "at most 20 MB"
+    if fmt == "csv":
+        files = [st.file_uploader("CSV file", type=["csv"], key=f"{PREFIX}.upload",
+                                  help=f"numeric features and one target column; {limit}")]
+    elif fmt == "npz":
+        files = [st.file_uploader(".npz archive", type=["npz"], key=f"{PREFIX}.upload_npz",
+                                  help=f"np.savez(file, x=inputs, y=labels); images as (rows, height, width); {limit}")]
+    else:
+        cols = st.columns(2)
+        files = [
+            cols[0].file_uploader("images (idx3)", type=IDX_TYPES, key=f"{PREFIX}.upload_images",
+                                  help=f"e.g. train-images-idx3-ubyte.gz; {limit}"),
+            cols[1].file_uploader("labels (idx1)", type=IDX_TYPES, key=f"{PREFIX}.upload_labels",
+                                  help=f"e.g. train-labels-idx1-ubyte.gz; {limit}"),
+        ]
+    if any(f is None for f in files):
+        return []
+    return [(f.name, f.getvalue()) for f in files]
+
+
 def upload_form() -> None:
-    """A CSV file, its target column and task: checked on the server, then a data set of this session."""
-    file = st.file_uploader("CSV file", type=["csv"], key=f"{PREFIX}.upload", help="numeric features and one target column; at most 20 MB")
-    if file is None:
+    """A CSV, an .npz or an idx pair, its target and task: checked on the server, then a data
+    set of this session."""
+    fmt = st.segmented_control("file format", list(FORMATS), format_func=FORMATS.get, default="csv",
+                               required=True, key=f"{PREFIX}.format")
+    files = _uploaded_files(fmt)
+    if not files:
         return
-    raw = file.getvalue()
-    header = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip().split(",")
     cols = st.columns([2, 1, 1], vertical_alignment="bottom")
-    target = cols[0].selectbox("target column", header[::-1] or [""], key=f"{PREFIX}.target",
-                               help="what the model predicts; every other column is a feature")
+    target = None
+    if fmt == "csv":
+        header = files[0][1].split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip().split(",")
+        target = cols[0].selectbox("target column", header[::-1] or [""], key=f"{PREFIX}.target",
+                                   help="what the model predicts; every other column is a feature")
     task = cols[1].selectbox("task", list(TASKS), key=f"{PREFIX}.task", format_func=TASKS.get,
                              help="detect: text or at most 20 whole-number values are classes, otherwise regression")
     if cols[2].button("Add this data set", type="primary", width="stretch"):
         try:
-            table = parse_csv(raw, target=target, task=task, source=file.name)
+            table = parse_upload(files, target=target, task=task)
             name = store_table(table)
         except (DataFileError, ConfigError) as err:
             st.error(f"Not imported: {code_span(str(err))}")
             return
         remember_upload(name)
         n, d = table.shape
+        shape = f"{n:,} images of {table.image_shape[1]}x{table.image_shape[2]}" if table.image_shape else f"{n:,} rows, {d} features"
         classes = f"{len(table.classes)} classes" if table.task == "classification" else "regression"
         st.session_state[f"{PREFIX}._added"] = (
-            f"Added {code_span(get_dataset_spec(name).label)}: {n:,} rows, {d} features, {classes}. It is in the "
+            f"Added {code_span(get_dataset_spec(name).label)}: {shape}, {classes}. It is in the "
             "data-set list of every page in this tab until you reload it (stored by content hash "
             f"`{table.sha256[:12]}`; runs on it log that name)."
         )

@@ -32,7 +32,7 @@ import unicodedata
 import zipfile
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -640,6 +640,57 @@ def table_from_arrays(
         x=flat, y=y_encoded, task=resolved, feature_names=tuple(f"x{j}" for j in range(d)),
         classes=classes, source=source, sha256=digest.hexdigest(), target="y", image_shape=image_shape,
     )
+
+
+def upload_kind(names: Sequence[str]) -> Literal["csv", "npz", "idx"]:
+    """Which reader a set of uploaded file names goes to: one CSV, one .npz, or an idx pair.
+
+    Raises:
+        DataFileError: any other combination, saying what is accepted.
+    """
+    lowered = [name.lower() for name in names]
+    if len(lowered) == 1 and lowered[0].endswith(".csv"):
+        return "csv"
+    if len(lowered) == 1 and lowered[0].endswith(".npz"):
+        return "npz"
+    if len(lowered) == 2 and not any(name.endswith((".csv", ".npz")) for name in lowered):
+        return "idx"
+    listed = ", ".join(shown(n, limit=60) for n in names) or "no file"
+    raise DataFileError(
+        f"{listed}: give one CSV file, one .npz archive (x and y), or two idx files "
+        "(images and labels, as MNIST is published)"
+    )
+
+
+def parse_upload(
+    files: Sequence[tuple[str, bytes]], *, target: str | None = None, task: TaskChoice = "auto"
+) -> UserTable:
+    """A checked table from uploaded files ``(name, bytes)``, read by :func:`upload_kind`:
+    a CSV (``target`` names its column), an .npz with arrays ``x`` and ``y``, or two idx
+    files, the images (2 or more dimensions) and the labels (1), in either order.
+
+    Raises:
+        DataFileError: the first problem found, naming the file.
+    """
+    kind = upload_kind([name for name, _ in files])
+    if kind == "csv":
+        name, raw = files[0]
+        if not target:
+            raise DataFileError(f"{_clean_source(name)}: choose the target column, the one to predict")
+        return parse_csv(raw, target=target, task=task, source=name)
+    if kind == "npz":
+        name, raw = files[0]
+        x, y = parse_npz(raw, source=name)
+        return table_from_arrays(x, y, source=name, task=task)
+    arrays = [(name, parse_idx(raw, source=name)) for name, raw in files]
+    images = [(name, a) for name, a in arrays if a.ndim >= 2]
+    labels = [(name, a) for name, a in arrays if a.ndim == 1]
+    if len(images) != 1 or len(labels) != 1:
+        shapes = ", ".join(f"{_clean_source(name)} {a.shape}" for name, a in arrays)
+        raise DataFileError(f"{shapes}: an idx pair is one array of images (rows, height, width) "
+                            "and one of labels (rows,)")
+    source = f"{_clean_source(images[0][0])} + {_clean_source(labels[0][0])}"
+    return table_from_arrays(images[0][1], labels[0][1], source=source, task=task)
 
 
 def _check_finite(a: np.ndarray, what: str, source: str) -> None:
