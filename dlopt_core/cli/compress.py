@@ -127,13 +127,19 @@ def _compress(
         compression.execute(observers=[_Progress(), *trackers])
     run_ids = {label: rid for t in trackers for label, rid in getattr(t, "row_run_ids", {}).items()}
     errors = [e for t in trackers for e in getattr(t, "errors", [])]
+    classification = "accuracy" in compression.metric_name
     if args.json:
         print(dumps({
             "compression_id": compression.id,
             "config": config.to_dict(),
             "metric": compression.metric_name,
             "elapsed_s": compression.elapsed_s,
-            "rows": [{**r.as_dict(), "mlflow_run_id": run_ids.get(r.label)} for r in compression.rows],
+            # accuracy: the validation accuracy (null for regression, whose rows carry val_loss and R² as val_metric).
+            "rows": [
+                {"method": r.method, "accuracy": r.val_metric if classification else None, **r.as_dict(),
+                 "mlflow_run_id": run_ids.get(r.label)}
+                for r in compression.rows
+            ],
             "sensitivity": [vars(s) for s in compression.sensitivity],
             "tracking_errors": errors,
         }))

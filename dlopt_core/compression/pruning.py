@@ -51,7 +51,7 @@ def prune_unstructured(
     """
     targets = [(m, "weight") for name, m in weight_layers(model) if layers is None or name in layers]
     if not targets:
-        raise PruningError("prune: the model has no linear or convolution weights to prune")
+        raise PruningError("the model has no linear or convolution weights to prune")
     make_permanent(model)  # earlier masks become plain zeros: the smallest magnitudes, taken first
     if scope == "global":
         prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=sparsity)
@@ -104,17 +104,15 @@ def prune_structured(model: nn.Module, keep: Sequence[int], *, norm: Norm = "l1"
 
 def _chain(model: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
     """``(layer, next weight layer)`` pairs of a sequential model, checked for surgery."""
-    if not isinstance(model, nn.Sequential):
-        raise PruningError(
-            f"prune_structured: needs a sequential chain of layers, got {type(model).__name__}"
-        )
-    modules = list(model)
+    modules = list(model) if isinstance(model, nn.Sequential) else [model]
     positions = [i for i, m in enumerate(modules) if isinstance(m, WEIGHT_LAYERS)]
-    if len(positions) < 2:
+    if len(positions) < 2 and all(not list(m.children()) for m in modules):
         raise PruningError(
-            "prune_structured: the model has no hidden neurons or channels to remove (only its output "
-            "layer, which keeps its shape); use prune_unstructured or a quantization instead"
+            "the model has no hidden neurons or channels to remove (only its output layer, which keeps "
+            "its shape); use prune_unstructured or a quantization instead"
         )
+    if not isinstance(model, nn.Sequential):
+        raise PruningError(f"needs a sequential chain of layers, got {type(model).__name__}")
     pairs = []
     for a, b in zip(positions, positions[1:]):
         between = modules[a + 1 : b]
@@ -123,11 +121,11 @@ def _chain(model: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
                 continue
             if not isinstance(m, _PER_UNIT):
                 raise PruningError(
-                    f"prune_structured: cannot remove units of layer {a} ({type(modules[a]).__name__}) "
+                    f"cannot remove units of layer {a} ({type(modules[a]).__name__}) "
                     f"through a {type(m).__name__} (layer {modules.index(m)}), which mixes them"
                 )
         if isinstance(modules[a], nn.Linear) and isinstance(modules[b], nn.Conv2d):
-            raise PruningError(f"prune_structured: layer {a} is linear and feeds a convolution ({b})")
+            raise PruningError(f"layer {a} is linear and feeds a convolution ({b})")
         pairs.append((modules[a], modules[b]))
     return pairs
 

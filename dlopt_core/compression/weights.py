@@ -25,7 +25,7 @@ class WeightsError(ValueError):
 def state_dict_bytes(state: Mapping[str, torch.Tensor]) -> bytes:
     """``state`` as :func:`torch.save` writes it (what is stored, and what is measured)."""
     buffer = io.BytesIO()
-    torch.save(dict(state), buffer)
+    torch.save(state, buffer)
     return buffer.getvalue()
 
 
