@@ -104,13 +104,11 @@ def entries_table(page: EntryPage) -> list[Entry]:
         selection_mode="multi-row", key=f"{PREFIX}.table.{len(tokens)}",
         column_config={"optimizers": st.column_config.TextColumn(width="large")},
     )
-    nav = st.columns([1, 1, 3], vertical_alignment="center")
-    nav[0].button("Newer", icon=":material/chevron_left:", disabled=len(tokens) == 1, on_click=_newer, width="stretch")
-    nav[1].button(
-        "Older", icon=":material/chevron_right:", disabled=page.next_token is None, width="stretch",
-        on_click=_older, args=(page.next_token,),
-    )
-    nav[2].caption(f"Page {len(tokens)} · {PAGE_SIZE} rows a page, newest first · select rows to open or overlay them")
+    nav = st.container(horizontal=True, vertical_alignment="center")  # wraps in a narrow window
+    nav.button("Newer", icon=":material/chevron_left:", disabled=len(tokens) == 1, on_click=_newer)
+    nav.button("Older", icon=":material/chevron_right:", disabled=page.next_token is None, on_click=_older,
+               args=(page.next_token,))
+    nav.caption(f"Page {len(tokens)} · {PAGE_SIZE} rows a page, newest first · select rows to open or overlay them")
     return [page.entries[i] for i in event.selection.rows]  # type: ignore[attr-defined]
 
 
@@ -217,20 +215,18 @@ def overlay_view(chosen: list[StoredComparison]) -> None:
     ]
     labels = [label for label, _ in runs]
     picked = st.multiselect("runs", labels, default=labels, key=f"{PREFIX}.overlay.runs.{len(labels)}")
-    cols = st.columns(3, vertical_alignment="bottom")
+    cols = st.columns(2, vertical_alignment="bottom")
     metric = cols[0].selectbox("metric", list(OVERLAY_METRICS), key=f"{PREFIX}.overlay.metric",
                                format_func=OVERLAY_METRICS.get)
-    x = cols[1].segmented_control(
-        "align by", list(OVERLAY_X), key=f"{PREFIX}.overlay.x", default="epoch", required=True,
-        format_func=OVERLAY_X.get,
-    )
-    smoothing = cols[2].slider(
+    # A selectbox: three long options side by side did not fit 820 px.
+    x = cols[1].selectbox("align by", list(OVERLAY_X), key=f"{PREFIX}.overlay.x", format_func=OVERLAY_X.get)
+    smoothing = cols[0].slider(
         "smoothing", 0.0, 0.95, 0.0, 0.05, key=f"{PREFIX}.overlay.smoothing",
         help="An exponential moving average (0: none); the raw curve stays faint behind the smoothed one",
     )
-    log_y = cols[0].toggle("log-scale", key=f"{PREFIX}.overlay.log_y")
+    log_y = cols[1].toggle("log-scale", key=f"{PREFIX}.overlay.log_y")
     data = overlay_data(
-        [(label, r) for label, r in runs if label in picked], metric=metric, x=x or "epoch", smoothing=smoothing,
+        [(label, r) for label, r in runs if label in picked], metric=metric, x=x, smoothing=smoothing,
     )
     st.plotly_chart(overlay_figure(data, log_y=log_y), key=f"{PREFIX}.overlay", width="stretch")
 

@@ -40,14 +40,17 @@ def _number(value: Any) -> float | None:
 
 
 def hparams_data(rows: Sequence[dict[str, Any]], *, metric: str) -> HparamsData:
-    """Axes for every flat param that differs between the runs that have ``metric``.
+    """Axes for every flat param that all the runs with ``metric`` have, and that differs between them.
 
-    Numeric params become numeric axes (``optimizer.lr`` as log10), others categorical; a
-    param a run lacks (another optimizer's beta) reads as the category ``-`` or is left out
-    when numeric for some runs only.
+    Numeric params become numeric axes (``optimizer.lr`` as log10), others categorical. A param
+    only some runs have (one optimizer's beta) is left out: twenty axes of mostly empty values
+    hid the few that matter.
     """
     kept = [r for r in rows if _number(r.get(metric)) is not None]
-    keys = list(dict.fromkeys(k for r in kept for k in r if not k.startswith("final ") and k not in _NOT_HYPERPARAMS))
+    keys = [
+        k for k in dict.fromkeys(k for r in kept for k in r)
+        if not k.startswith("final ") and k not in _NOT_HYPERPARAMS and all(k in r for r in kept)
+    ]
     axes = []
     for key in keys:
         raw = [r.get(key) for r in kept]
@@ -60,8 +63,8 @@ def hparams_data(rows: Sequence[dict[str, Any]], *, metric: str) -> HparamsData:
             else:
                 axes.append(Axis(key, numbers))  # type: ignore[arg-type]
             continue
-        names = sorted({"-" if v is None else str(v) for v in raw})
-        axes.append(Axis(key, [float(names.index("-" if v is None else str(v))) for v in raw], names))
+        names = sorted({str(v) for v in raw})
+        axes.append(Axis(key, [float(names.index(str(v))) for v in raw], names))
     # The optimizer first: it is what the page compares.
     axes.sort(key=lambda a: a.name != "optimizer")
     return HparamsData(axes, metric, [float(r[metric]) for r in kept], len(kept))
@@ -81,6 +84,7 @@ def hparams_figure(data: HparamsData) -> go.Figure:
         line={"color": data.values, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": {"text": label}}},
         dimensions=dims,
     ))
-    fig.update_layout(height=440, margin={"l": 60, "r": 60, "t": 60, "b": 30},
-                      title=f"{data.n_runs} runs: hyperparameters against {label}")
+    # The axis names sit above the axes: the title goes higher still.
+    fig.update_layout(height=460, margin={"l": 70, "r": 70, "t": 110, "b": 30},
+                      title={"text": f"{data.n_runs} runs: hyperparameters against {label}", "y": 0.97})
     return fig
