@@ -137,8 +137,10 @@ def compiled_latency(model: nn.Module, x: torch.Tensor, *, repeats: int) -> Late
     # A fresh cache per model: after 8 recompilations of one forward, dynamo quietly runs eager.
     torch._dynamo.reset()
     try:
-        compiled = torch.compile(model.eval())
-        b1, b256 = (time_forward(compiled, xb.cpu(), repeats=repeats) for xb in batches(x).values())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchao's Int8Tensor: a note about inductor's cache keys
+            compiled = torch.compile(model.eval())
+            b1, b256 = (time_forward(compiled, xb.cpu(), repeats=repeats) for xb in batches(x).values())
     except Exception as err:
         return Latency(None, None, f"n/a: compile failed: {type(err).__name__}: {_short(err)}")
     finally:
