@@ -6,7 +6,10 @@ Options after a name go to that benchmark (``python -m bench concurrency --epoch
 
 import sys
 
-from bench import app_times, augment_cost, batched, concurrency, first_point, landscape, load_sessions, study_storage, study_vs_grid, throughput
+from bench import (
+    app_times, augment_cost, batched, compression, concurrency, first_point, landscape, load_sessions, runs_page,
+    study_storage, study_vs_grid, throughput,
+)
 
 # name -> (main, takes options)
 BENCHES = {
@@ -19,7 +22,9 @@ BENCHES = {
     "study_storage": (study_storage.main, True),
     "study_vs_grid": (study_vs_grid.main, True),
     "augment_cost": (augment_cost.main, True),
+    "compression": (compression.main, True),
     "load_sessions": (load_sessions.main, True),
+    "runs_page": (runs_page.main, True),
 }
 
 runs: list[tuple[str, list[str]]] = []
