@@ -4,6 +4,17 @@ One module per figure family; the names a page needs are re-exported here.
 """
 
 from dlopt_core.plots.curves import X_LABELS, CurvesData, curves_data, curves_figure
+from dlopt_core.plots.compression import (
+    LayerSensitivityData,
+    ParetoData,
+    SparsityData,
+    layer_sensitivity_data,
+    layer_sensitivity_figure,
+    pareto_data,
+    pareto_figure,
+    sparsity_data,
+    sparsity_figure,
+)
 from dlopt_core.plots.landscape import landscape_curves_figure, landscape_figure, landscape_surface_figure
 from dlopt_core.plots.lr_range import LRRangeData, LRRangeLine, SuggestionMark, lr_range_data, lr_range_figure
 from dlopt_core.plots.reference import reference_figure
@@ -26,6 +37,8 @@ from dlopt_core.plots.study import (
 )
 
 __all__ = [
+    "LayerSensitivityData", "ParetoData", "SparsityData", "layer_sensitivity_data", "layer_sensitivity_figure",
+    "pareto_data", "pareto_figure", "sparsity_data", "sparsity_figure",
     "X_LABELS", "CurvesData", "LRCurve", "actual_lr_data", "curves_data", "curves_figure", "landscape_curves_figure",
     "landscape_figure", "landscape_surface_figure", "LRRangeData", "LRRangeLine", "SuggestionMark", "lr_range_data",
     "lr_range_figure", "lr_schedule_data", "lr_schedule_figure", "reference_figure",
