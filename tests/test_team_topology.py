@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from browser import compare_url, run_and_time_first_point
+from browser import CURVE_NAMES_JS, compare_url, run_and_time_first_point
 from mlflow_server import free_port
 from team_topology import (
     COMPOSE, ROOT, Service, init_postgres_like_the_image, interpolate, load_compose, service_command, service_env,
@@ -196,6 +196,7 @@ def test_a_comparison_run_in_the_browser_is_on_the_team_server(team: Team, brows
     url = compare_url(team.app, ["sgd:lr=0.1", "adam:lr=0.01"], epochs=4, seeds=31, dataset="linear", model="linear")
     run_and_time_first_point(page, url)
     page.get_by_text("finished: 100%").wait_for(timeout=120_000)
+    live_curves = sorted(page.evaluate(CURVE_NAMES_JS)[0])
 
     status, body = team.request(f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={EXPERIMENT}", auth=ADMIN)
     assert status == 200, body
@@ -224,6 +225,14 @@ def test_a_comparison_run_in_the_browser_is_on_the_team_server(team: Team, brows
         assert status == 200 and "curve.csv" in body.decode(), body
         assert team.request(f"/api/2.0/mlflow/artifacts/list?run_id={run['info']['run_id']}")[0] == 401
     assert list(team.artifacts.rglob("curve.csv")), "no artifact reached the artifacts folder"
+
+    # The Runs page reads it back from the team server and draws the curves the Compare page drew.
+    (comparison,) = {_tags(r)["comparison_id"] for r in trained}
+    page.goto(f"{team.app}/Runs?open={comparison}")
+    curves = page.wait_for_function(
+        f"() => {{ const c = ({CURVE_NAMES_JS})(); return c.length && c[0].length && c; }}", timeout=60_000,
+    ).json_value()
+    assert sorted(curves[0]) == live_curves == ["Adam lr=0.01", "SGD lr=0.1"]
     page.close()
 
 
