@@ -9,6 +9,7 @@ a crafted artifact is refused and nothing in it executed.
 from __future__ import annotations
 
 import os
+import time
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from tracking.store import StoreSettings, client, settings
 # A download progress bar on stderr for one small file is noise in the CLI and the server log.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-__all__ = ["RunWeights", "WeightsError", "load_run_weights"]
+__all__ = ["RunWeights", "WeightedRun", "WeightsError", "load_run_weights", "runs_with_weights"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,43 @@ def load_run_weights(run_id: str, *, store: StoreSettings | None = None) -> RunW
             ) from None
         raw = Path(local).read_bytes()
     return RunWeights(run_id, config, read_state_dict(raw, source=f"run {run_id!r}: {STATE_DICT_FILE}"))
+
+
+@dataclass(frozen=True)
+class WeightedRun:
+    """A finished run that stored its weights, as a picker lists it."""
+
+    run_id: str
+    name: str
+    experiment: str
+    dataset: str
+    model: str
+    metric: float | None  # the last validation metric (accuracy or R²)
+    started_ms: int
+
+    @property
+    def text(self) -> str:
+        metric = "" if self.metric is None else f", val {self.metric:.4g}"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.started_ms / 1000))
+        return f"{self.name}: {self.model} on {self.dataset}{metric} ({self.experiment}, {when})"
+
+
+def runs_with_weights(*, limit: int = 100, store: StoreSettings | None = None) -> list[WeightedRun]:
+    """The newest finished runs with stored weights, in every experiment (one server-side search)."""
+    c = client(store or settings())
+    experiments = {e.experiment_id: e.name for e in c.search_experiments()}
+    if not experiments:
+        return []
+    runs = c.search_runs(
+        list(experiments), filter_string=f"tags.weights = '{STATE_DICT_FILE}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=limit,
+    )
+    return [
+        WeightedRun(
+            run.info.run_id, run.info.run_name or run.info.run_id[:8], experiments.get(run.info.experiment_id, "?"),
+            run.data.tags.get("dataset", "?"), run.data.tags.get("model", "?"),
+            run.data.metrics.get("val_metric", run.data.metrics.get("val_accuracy", run.data.metrics.get("val_r2"))),
+            run.info.start_time or 0,
+        )
+        for run in runs
+    ]

@@ -60,6 +60,10 @@ PAGES = (
         "pages/6_Runs.py", "Runs", ":material/history:",
         "Every past comparison from the run store: open it as it looked live, overlay several, export a report",
     ),
+    PageInfo(
+        "pages/7_Compression.py", "Compression", ":material/compress:",
+        "Prune, quantize and distil a trained model: accuracy against size and latency, each saving measured",
+    ),
 )
 
 

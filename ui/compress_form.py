@@ -1,0 +1,204 @@
+"""The Compression page's form: the baseline's setup (trained here, or a finished run's weights),
+the methods with their settings, and the sweep, turned into a :class:`CompressionConfig`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dlopt_core.catalog.compressions import COMPRESSIONS, get_compression
+from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
+from dlopt_core.config import ConfigError, ModelConfig, RunConfig
+from dlopt_core.experiments.compress import CompressionConfig, MethodConfig
+from ui.compare_form import set_setup_state, setup_widgets, step_options
+from tracking.weights import RunWeights, WeightsError, load_run_weights, runs_with_weights
+from ui.widgets import code_span, config_from_url, lr_input, param_input, seed_state, write_query
+
+PREFIX = "compress"
+DEFAULT = CompressionConfig.make(
+    model=ModelConfig.parse("mlp:hidden=128"),
+    optimizer={"name": "adam", "lr": 0.003},
+    epochs=20,
+    methods=[
+        MethodConfig.parse(text) for text in (
+            "prune_unstructured:sparsity=0.5", "prune_structured:sparsity=0.5", "quantize_int8_dynamic",
+            "quantize_int8_weight", "fp16", "distill:student=mlp:hidden=32",
+        )
+    ],
+    sparsities=(0.25, 0.5, 0.75, 0.9),
+)
+_METHODS = f"{PREFIX}.methods"
+_STUDENT = f"{PREFIX}.student"
+_SOURCE = f"{PREFIX}.baseline"
+_RUN = f"{PREFIX}.baseline_run"
+
+
+def _method_key(name: str, param: str) -> str:
+    return f"{PREFIX}.method.{name}.{param}"
+
+
+def load_from_url() -> None:
+    """Once per browser session (and when Streamlit dropped the widgets): the URL's settings."""
+    loaded = config_from_url(PREFIX, CompressionConfig.from_dict, DEFAULT, probe=f"{PREFIX}.dataset")
+    if loaded is not None:
+        set_state(loaded[0])
+
+
+def set_state(cfg: CompressionConfig) -> None:
+    """Put ``cfg`` into the widgets' session state, before they are drawn."""
+    s = st.session_state
+    set_setup_state(f"{PREFIX}.", cfg)
+    s[f"{PREFIX}.optimizer"] = cfg.optimizer.name
+    s[f"{PREFIX}.lr.{cfg.optimizer.name}"] = cfg.optimizer.lr
+    for k, v in cfg.optimizer.params.items():
+        s[f"{PREFIX}.opt.{cfg.optimizer.name}.{k}"] = v
+    s[_METHODS] = [m.name for m in cfg.methods]
+    for m in cfg.methods:
+        for k, v in m.params.items():
+            s[_method_key(m.name, k)] = v
+        if m.student is not None:
+            s[_STUDENT] = m.student.to_spec()
+    s[f"{PREFIX}.sparsities"] = ",".join(f"{v:g}" for v in cfg.sparsities)
+    s[f"{PREFIX}.sensitivity"] = cfg.sensitivity_sparsity is not None
+    s[f"{PREFIX}.sensitivity_sparsity"] = cfg.sensitivity_sparsity if cfg.sensitivity_sparsity is not None else 0.5
+    s[f"{PREFIX}.compile"], s[f"{PREFIX}.latency_repeats"] = cfg.compile, cfg.latency_repeats
+
+
+def setup_sidebar() -> dict[str, Any]:
+    """The baseline's data, model, schedule, budget, step options and its one optimizer."""
+    with st.sidebar:
+        setup = setup_widgets(f"{PREFIX}.", epochs=20, schedule_help="the baseline trains with it")
+        step = step_options(engine=False)
+        st.header("Optimizer")
+        seed_state(f"{PREFIX}.optimizer", "adam")
+        name = st.selectbox(
+            "optimizer", list(OPTIMIZERS), key=f"{PREFIX}.optimizer", format_func=lambda n: OPTIMIZERS[n].label,
+            help="trains the baseline, and any fine-tuning or student",
+        )
+        spec = get_optimizer(name)
+        lr = lr_input(f"{PREFIX}.lr.{name}", 0.003 if name == "adam" else spec.default_lr, spec.lr_range)
+        params = {p.name: param_input(p, f"{PREFIX}.opt.{name}.{p.name}") for p in spec.hyperparams}
+    return {**setup, **step, "optimizer": {"name": name, "lr": lr, "params": params}}
+
+
+def baseline_source() -> RunWeights | None | bool:
+    """Train the baseline here (``None``), or a finished run's weights (its :class:`RunWeights`;
+    ``False`` while none is chosen or it cannot be loaded, with the reason on the page)."""
+    seed_state(_SOURCE, "here")
+    source = st.segmented_control(
+        "baseline", ["here", "run"], key=_SOURCE, required=True,
+        format_func={"here": "train it here (the sidebar's setup)", "run": "a finished run's weights"}.get,
+    )
+    if source == "here":
+        return None
+    try:
+        runs = runs_with_weights(limit=100)
+    except Exception as err:  # an unreachable store: say so, keep the page
+        st.error(f"The run store cannot be read: {code_span(f'{type(err).__name__}: {err}')}")
+        return False
+    if not runs:
+        st.info("No finished run has stored weights yet: train one on any page (every finished run stores them), "
+                "or train the baseline here.")
+        return False
+    labels = {r.run_id: r.text for r in runs}
+    if st.session_state.get(_RUN) not in labels:
+        st.session_state[_RUN] = runs[0].run_id
+    run_id = st.selectbox("finished run", list(labels), key=_RUN, format_func=labels.get,
+                          help="newest first; its data set, model and optimizer become the baseline's setup")
+    cache = st.session_state.setdefault(f"{PREFIX}._weights", {})
+    if run_id not in cache:
+        try:
+            cache.clear()  # one run's weights at a time in the session
+            cache[run_id] = load_run_weights(run_id)
+        except WeightsError as err:
+            st.error(f"These weights cannot be used: {code_span(str(err))}")
+            return False
+    weights = cache[run_id]
+    st.caption(f"Setup from the run: {code_span(weights.config.model.to_spec())} on "
+               f"{code_span(weights.config.data.name)}, trained with {code_span(weights.config.optimizer.name)} "
+               "(the sidebar's setup is not used).")
+    return weights
+
+
+def method_inputs() -> list[dict[str, Any]]:
+    """The chosen methods, each with its settings (and distillation's student)."""
+    seed_state(_METHODS, [m.name for m in DEFAULT.methods])
+    chosen = st.multiselect(
+        "methods", list(COMPRESSIONS), key=_METHODS, format_func=lambda n: COMPRESSIONS[n].label,
+        help="each is applied to the same trained baseline and measured the same way",
+    )
+    out = []
+    for name in chosen:
+        spec = get_compression(name)
+        values: dict[str, Any] = {}
+        student = None
+        if spec.hyperparams or spec.needs_student:
+            with st.expander(f"{spec.label}: settings"):
+                st.caption(spec.description)
+                if spec.needs_student:
+                    seed_state(_STUDENT, "mlp:hidden=32")
+                    student = st.text_input(
+                        "student model", key=_STUDENT,
+                        help="a smaller model of the registry, e.g. mlp:hidden=32 (fewer parameters than the baseline)",
+                    )
+                cols = st.columns(3)
+                for i, p in enumerate(spec.hyperparams):
+                    with cols[i % 3]:
+                        values[p.name] = param_input(p, _method_key(name, p.name))
+        out.append({"name": name, "params": values, "student": student})
+    return out
+
+
+def sweep_inputs() -> dict[str, Any]:
+    """The sparsities swept, the per-layer sensitivity and how latency is measured."""
+    seed_state(f"{PREFIX}.sparsities", ",".join(f"{v:g}" for v in DEFAULT.sparsities))
+    seed_state(f"{PREFIX}.sensitivity", True)
+    seed_state(f"{PREFIX}.sensitivity_sparsity", 0.5)
+    seed_state(f"{PREFIX}.compile", False)
+    seed_state(f"{PREFIX}.latency_repeats", DEFAULT.latency_repeats)
+    cols = st.columns(2)
+    sparsities = cols[0].text_input(
+        "also prune at sparsities", key=f"{PREFIX}.sparsities",
+        help="comma-separated shares in [0, 1): each pruning method also runs at each (the accuracy-vs-sparsity curves)",
+    )
+    repeats = cols[1].number_input(
+        "timed batches per latency", min_value=3, max_value=1000, step=1, key=f"{PREFIX}.latency_repeats",
+        help="latency is the median of this many timed forward passes, after warm-up",
+    )
+    cols = st.columns(2)
+    sensitivity = cols[0].toggle("per-layer sensitivity", key=f"{PREFIX}.sensitivity",
+                                 help="the accuracy with only one layer pruned (or int8-quantized): which layers to keep")
+    at = cols[0].number_input("at sparsity", min_value=0.0, max_value=0.99, step=0.05, key=f"{PREFIX}.sensitivity_sparsity",
+                              disabled=not sensitivity)
+    compile_ = cols[1].toggle("also time torch.compile'd models", key=f"{PREFIX}.compile",
+                              help="compiling takes seconds per variant on this CPU")
+    return {"sparsities": sparsities, "latency_repeats": int(repeats), "compile": compile_,
+            "sensitivity_sparsity": at if sensitivity else None}
+
+
+def build_config(setup: dict[str, Any], methods: list[dict[str, Any]], sweep: dict[str, Any]) -> CompressionConfig:
+    """Validate; raises :class:`ConfigError` with the field and what is allowed."""
+    if not methods:
+        raise ConfigError("methods: choose at least one way to compress the baseline")
+    made = []
+    for m in methods:
+        try:
+            student = ModelConfig.parse(m["student"]) if m["student"] is not None else None
+        except ConfigError as err:
+            raise ConfigError(f"{m['name']}.student: {err}") from None
+        made.append(MethodConfig.make(name=m["name"], params=m["params"], student=student))
+    return CompressionConfig.make(**setup, methods=made, **sweep)
+
+
+def baseline_setup(cfg: CompressionConfig, weights: RunWeights) -> CompressionConfig:
+    """``cfg`` with the setup of the finished run whose weights are the baseline."""
+    fields = set(RunConfig.model_fields)
+    return CompressionConfig.make(**{
+        **cfg.model_dump(exclude=fields), **weights.config.model_dump(include=fields), "baseline_run": weights.run_id,
+    })
+
+
+def sync_url(cfg: CompressionConfig | None) -> None:
+    if cfg is not None:
+        write_query(cfg.to_dict(), page=PREFIX)
