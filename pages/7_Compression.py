@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dlopt_core.config import ConfigError
+from dlopt_core.experiments.compress import check_methods
 from ui import compress_form as form
 from ui.compress_view import X_CHOICES, compression_view, find, start
 from ui.status import OTHERS_JOB, may_stop, page_frame, started
@@ -34,7 +35,11 @@ try:
         config = form.baseline_setup(config, baseline)
     elif baseline is False:
         config = None  # a finished run is wanted, and none is usable yet (said above)
+    if config is not None:
+        # Here, not in the worker: a method this model cannot take is refused before Run.
+        check_methods(config, baseline_state=baseline.state if baseline else None)
 except ConfigError as err:
+    config = None
     st.error(f"Fix this before running: {code_span(str(err))}")
 
 if config is not None:

@@ -72,3 +72,40 @@ def test_a_junk_link_shows_the_defaults_and_says_why() -> None:
     assert not at.exception
     assert any("not valid" in w.value for w in at.warning)
     assert at.text_input(key="compress.sparsities").value == "0.25,0.5,0.75,0.9"
+
+
+def test_a_finished_runs_weights_are_the_baseline_and_its_setup_comes_with_them() -> None:
+    from dlopt_core.cli import main
+
+    # A run on wine with an MLP of 16: its weights, not the sidebar's digits setup, are compressed.
+    assert main(["compare", "--dataset", "wine", "--model", "mlp:hidden=16", "--epochs", "2",
+                 "--optimizer", "adam:lr=0.01", "--engine", "sequential"]) == 0
+    at = open_page(PAGE)
+    at.segmented_control(key="compress.baseline").set_value("run").run()
+    assert not at.exception and not at.error
+    assert "mlp:hidden=16 on wine" in at.selectbox(key="compress.baseline_run").format_func(
+        at.selectbox(key="compress.baseline_run").value)
+    assert any("Setup from the run" in c.value for c in at.caption)
+    at = _small(at, ["prune_structured"])
+    _button(at, "Run").click().run()
+    at = _wait(at)
+    assert not at.exception and not at.error
+    table: pd.DataFrame = at.dataframe[0].value
+    base = table[table["variant"] == "baseline"].iloc[0]
+    assert base["params"] == f"{13 * 16 + 16 + 16 * 3 + 3:,}"  # wine: 13 features, 3 classes; the run's MLP
+
+
+def test_without_runs_with_weights_the_page_says_how_to_get_one() -> None:
+    at = open_page(PAGE)
+    at.segmented_control(key="compress.baseline").set_value("run").run()
+    assert not at.exception
+    assert any("No finished run has stored weights yet" in i.value for i in at.info)
+    assert not [b for b in at.button if b.label == "Run"]
+
+
+def test_a_method_the_model_cannot_take_is_refused_before_run() -> None:
+    at = open_page(PAGE)
+    at.sidebar.selectbox(key="compress.model").set_value("linear").run()
+    at.multiselect(key="compress.methods").set_value(["prune_structured", "fp16"]).run()
+    assert any("prune_structured" in e.value for e in at.error), [e.value for e in at.error]
+    assert not [b for b in at.button if b.label == "Run"] and not at.exception

@@ -13,6 +13,7 @@ import time
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -84,6 +85,14 @@ class WeightedRun:
         return f"{self.name}: {self.model} on {self.dataset}{metric} ({self.experiment}, {when})"
 
 
+def _model_text(run: Any) -> str:
+    # The model with its sizes (mlp:hidden=16), which the tag (mlp) leaves out.
+    try:
+        return RunConfig.from_dict(dict(run.data.params)).model.to_spec()
+    except (ConfigError, ValueError):
+        return run.data.tags.get("model", "?")
+
+
 def runs_with_weights(*, limit: int = 100, store: StoreSettings | None = None) -> list[WeightedRun]:
     """The newest finished runs with stored weights, in every experiment (one server-side search)."""
     c = client(store or settings())
@@ -97,7 +106,7 @@ def runs_with_weights(*, limit: int = 100, store: StoreSettings | None = None) -
     return [
         WeightedRun(
             run.info.run_id, run.info.run_name or run.info.run_id[:8], experiments.get(run.info.experiment_id, "?"),
-            run.data.tags.get("dataset", "?"), run.data.tags.get("model", "?"),
+            run.data.tags.get("dataset", "?"), _model_text(run),
             run.data.metrics.get("val_metric", run.data.metrics.get("val_accuracy", run.data.metrics.get("val_r2"))),
             run.info.start_time or 0,
         )
