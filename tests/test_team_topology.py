@@ -188,6 +188,19 @@ def test_the_server_refuses_strangers(team: Team) -> None:
     assert team.request(search, {"max_results": 1}, auth=ADMIN, host="attacker.example")[0] == 403
 
 
+def test_a_colleague_signed_in_reads_but_cannot_delete(team: Team) -> None:
+    colleague = ("colleague", "colleague0password")
+    status, body = team.request("/api/2.0/mlflow/users/create", {"username": colleague[0], "password": colleague[1]},
+                                auth=ADMIN)
+    assert status == 200, body
+    status, body = team.request("/api/2.0/mlflow/experiments/create", {"name": "admins-experiment"}, auth=ADMIN)
+    assert status == 200, body
+    experiment_id = json.loads(body)["experiment_id"]
+    assert team.request(f"/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}", auth=colleague)[0] == 200
+    # default_permission = READ: reading, not deleting someone else's experiment.
+    assert team.request("/api/2.0/mlflow/experiments/delete", {"experiment_id": experiment_id}, auth=colleague)[0] == 403
+
+
 @pytest.mark.browser
 def test_a_comparison_run_in_the_browser_is_on_the_team_server(team: Team, browser) -> None:
     from tracking.store import EXPERIMENT
