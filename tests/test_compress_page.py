@@ -109,3 +109,24 @@ def test_a_method_the_model_cannot_take_is_refused_before_run() -> None:
     at.multiselect(key="compress.methods").set_value(["prune_structured", "fp16"]).run()
     assert any("prune_structured" in e.value for e in at.error), [e.value for e in at.error]
     assert not [b for b in at.button if b.label == "Run"] and not at.exception
+
+
+def test_a_link_that_sets_only_the_budget_keeps_the_default_methods_and_sweep() -> None:
+    at = open_page(PAGE, {"epochs": "5", "model": "mlp", "model.hidden": "32"})
+    assert not at.exception and not at.warning
+    assert at.sidebar.number_input(key="compress.epochs").value == 5
+    assert at.sidebar.text_input(key="compress.model.mlp.hidden").value == "32"
+    assert at.text_input(key="compress.sparsities").value == "0.25,0.5,0.75,0.9"
+    assert "distill" in at.multiselect(key="compress.methods").value
+
+
+def test_a_variant_slower_than_the_baseline_is_named_with_how_much() -> None:
+    from dlopt_core.experiments.compress import CompressionRow
+    from ui.compress_view import slower_text
+
+    def row(method: str, ms: float) -> CompressionRow:
+        return CompressionRow(method=method, label=method, badge="", settings={}, latency_b1_ms=ms)
+
+    text = slower_text([row("baseline", 0.02), row("quantize_int8_dynamic", 0.5), row("fp16", 0.021)])
+    assert "quantize_int8_dynamic (25.0x)" in text and "fp16 (" not in text
+    assert slower_text([row("baseline", 0.02), row("fp16", 0.021)]) is None

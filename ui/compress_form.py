@@ -40,9 +40,17 @@ def _method_key(name: str, param: str) -> str:
 
 def load_from_url() -> None:
     """Once per browser session (and when Streamlit dropped the widgets): the URL's settings."""
-    loaded = config_from_url(PREFIX, CompressionConfig.from_dict, DEFAULT, probe=f"{PREFIX}.dataset")
+    loaded = config_from_url(PREFIX, _from_link, DEFAULT, probe=f"{PREFIX}.dataset")
     if loaded is not None:
         set_state(loaded[0])
+
+
+def _from_link(flat: dict[str, Any]) -> CompressionConfig:
+    # What a link leaves out is the page's default (?epochs=5 keeps the methods and the sweep);
+    # a link that names a model, data set, optimizer or schedule drops the default's settings of it.
+    named = {k for k in flat if "." not in k}
+    kept = {k: v for k, v in DEFAULT.to_dict().items() if k.split(".")[0] not in named or k in named}
+    return CompressionConfig.from_dict({**kept, **flat})
 
 
 def set_state(cfg: CompressionConfig) -> None:

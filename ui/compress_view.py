@@ -100,6 +100,20 @@ def rows_frame(rows: list[CompressionRow], metric: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def slower_text(rows: list[CompressionRow]) -> str | None:
+    """The variants slower than the baseline at batch 1 on this machine: a finding, said plainly."""
+    base = next((r for r in rows if r.is_baseline), None)
+    if base is None or not base.latency_b1_ms:
+        return None
+    slower = [f"{r.label} ({r.latency_b1_ms / base.latency_b1_ms:.1f}x)" for r in rows
+              if not r.is_baseline and r.latency_b1_ms is not None and r.latency_b1_ms > 1.2 * base.latency_b1_ms]
+    if not slower:
+        return None
+    return ("**Slower than the baseline at batch 1 on this device:** " + ", ".join(slower) + ". Smaller is not "
+            "faster when the kernels for it are missing or slow here (int8 and fp16 matrix products on a CPU); "
+            "compare the batch-256 and compiled columns.")
+
+
 def csv_text(rows: list[CompressionRow]) -> str:
     """Every number of every variant, unrounded, one row each (settings as JSON-like text)."""
     frame = pd.DataFrame([r.as_dict() for r in rows])
@@ -132,7 +146,13 @@ def compression_view(job: Job, *, x_axis: str) -> None:
             st.caption(PARETO_NOTE)
             if data.left_out:
                 st.caption(f"Not on this chart (no {X_TITLES[x_axis].split(' (')[0]}): {', '.join(data.left_out)}.")
-            st.dataframe(rows_frame(c.rows, metric), hide_index=True, width="stretch")
+            st.dataframe(
+                rows_frame(c.rows, metric), hide_index=True, width="stretch",
+                column_config={"variant": st.column_config.TextColumn(width="large"),
+                               "saving": st.column_config.TextColumn(width="medium")},
+            )
+            if slower := slower_text(c.rows):
+                st.caption(slower)
             st.download_button(
                 "Download the table (CSV)", csv_text(c.rows), file_name=f"compression-{c.id}.csv",
                 mime="text/csv", icon=":material/download:",

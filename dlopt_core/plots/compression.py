@@ -12,6 +12,7 @@ from typing import Literal
 
 import plotly.graph_objects as go
 
+from dlopt_core.catalog.compressions import get_compression
 from dlopt_core.experiments.compress import BASELINE, CompressionRow, LayerSensitivity
 from dlopt_core.plots.style import PALETTE
 
@@ -115,7 +116,9 @@ def pareto_figure(data: ParetoData, *, height: int = 460) -> go.Figure:
             text=[p.text], hovertemplate="%{text}<extra></extra>",
         ))
     fig.update_layout(
-        title={"text": "What each compression costs: " + data.y_title + " against " + X_TITLES[data.x_axis].split(" (")[0]},
+        # Two lines: one would be cut at 820 px.
+        title={"text": "What each compression costs<br><sup>" + data.y_title + " against "
+               + X_TITLES[data.x_axis].split(" (")[0] + "</sup>"},
         height=height, hovermode="closest", margin={"l": 60, "r": 20, "t": 60, "b": 40},
         legend={"orientation": "h", "y": -0.2},
         xaxis={"title": {"text": X_TITLES[data.x_axis]}, "type": "log"},
@@ -145,7 +148,9 @@ def sparsity_data(rows: Sequence[CompressionRow], *, metric: str = "val accuracy
     for r in rows:
         if r.sparsity is None or r.val_metric is None or r.error:
             continue
-        others = ",".join(f"{k}={v}" for k, v in sorted(r.settings.items()) if k != "sparsity")
+        # Only what differs from the method's defaults names the line (the legend stays readable).
+        defaults = {p.name: p.default for p in get_compression(r.method).hyperparams}
+        others = ",".join(f"{k}={v}" for k, v in sorted(r.settings.items()) if k != "sparsity" and defaults.get(k) != v)
         groups.setdefault(f"{r.method}:{others}" if others else r.method, []).append((r.sparsity, r.val_metric))
     lines = [
         SparsityLine(name, PALETTE[i % len(PALETTE)], [s for s, _ in sorted(pts)], [m for _, m in sorted(pts)])
