@@ -596,3 +596,21 @@ def test_an_idx_pair_needs_one_image_array_and_one_label_array(images) -> None:
         user_data.parse_upload([("a", _idx(y, 0x08)), ("b", _idx(y, 0x08))])
     with pytest.raises(DataFileError, match="y: shape"):
         user_data.parse_upload([("a", _idx(x, 0x08)), ("b", _idx(y[:5], 0x08))])
+
+
+def test_the_cli_trains_on_an_idx_pair_and_an_npz_and_refuses_a_mix(images, tmp_path: Path, capsys) -> None:
+    from dlopt_core.cli import main
+
+    x, y = images
+    (tmp_path / "imgs.gz").write_bytes(gzip.compress(_idx(x, 0x08)))
+    (tmp_path / "labels.bin").write_bytes(_idx(y, 0x08))  # any names: the flag says what they are
+    common = ["compare", "--optimizer", "adam", "--epochs", "1", "--no-track", "--model", "cnn", "--json"]
+    assert main([*common, "--idx", str(tmp_path / "imgs.gz"), str(tmp_path / "labels.bin")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["dataset"].startswith("user-")
+    np.savez(tmp_path / "arrays.data", x=x, y=y)  # np.savez appends .npz
+    assert main([*common, "--npz", str(tmp_path / "arrays.data.npz")]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["dataset"] == result["config"]["dataset"]  # same content
+    assert main([*common, "--npz", str(tmp_path / "arrays.data.npz"), "--csv", "x.csv"]) == 2
+    assert "give one of --csv or --npz" in capsys.readouterr().err
+    assert main([*common, "--npz", str(tmp_path / "arrays.data.npz"), "--target", "y"]) == 2

@@ -663,16 +663,18 @@ def upload_kind(names: Sequence[str]) -> Literal["csv", "npz", "idx"]:
 
 
 def parse_upload(
-    files: Sequence[tuple[str, bytes]], *, target: str | None = None, task: TaskChoice = "auto"
+    files: Sequence[tuple[str, bytes]], *, target: str | None = None, task: TaskChoice = "auto",
+    kind: Literal["csv", "npz", "idx"] | None = None,
 ) -> UserTable:
-    """A checked table from uploaded files ``(name, bytes)``, read by :func:`upload_kind`:
-    a CSV (``target`` names its column), an .npz with arrays ``x`` and ``y``, or two idx
-    files, the images (2 or more dimensions) and the labels (1), in either order.
+    """A checked table from uploaded files ``(name, bytes)``: a CSV (``target`` names its
+    column), an .npz with arrays ``x`` and ``y``, or two idx files, the images (2 or more
+    dimensions) and the labels (1), in either order. ``kind`` unset: read from the names
+    (:func:`upload_kind`).
 
     Raises:
         DataFileError: the first problem found, naming the file.
     """
-    kind = upload_kind([name for name, _ in files])
+    kind = kind or upload_kind([name for name, _ in files])
     if kind == "csv":
         name, raw = files[0]
         if not target:

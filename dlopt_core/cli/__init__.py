@@ -28,7 +28,7 @@ from dlopt_core.config import (
 from dlopt_core.catalog.augmentations import AUGMENTATIONS
 from dlopt_core.catalog.compressions import COMPRESSIONS
 from dlopt_core.catalog.reductions import REDUCTIONS
-from dlopt_core.catalog.user_data import parse_csv, store_table
+from dlopt_core.catalog.user_data import parse_upload, store_table
 from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.catalog.functions import FUNCTIONS
@@ -70,10 +70,18 @@ def _setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) 
         "--csv", default=None, metavar="PATH",
         help="train on your own CSV instead (numeric features and one target column; checked, never executed)",
     )
+    parser.add_argument(
+        "--npz", default=None, metavar="PATH",
+        help="train on arrays x and y saved with np.savez (images as (rows, height, width); no pickles are read)",
+    )
+    parser.add_argument(
+        "--idx", default=None, nargs=2, metavar=("IMAGES", "LABELS"),
+        help="train on MNIST-format idx files, gzipped or not (e.g. train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz)",
+    )
     parser.add_argument("--target", default=None, metavar="COLUMN", help="with --csv: the column to predict")
     parser.add_argument(
         "--task", default="auto", choices=("auto", "classification", "regression"),
-        help="with --csv: auto reads text or at most 20 whole-number values as classes",
+        help="with --csv, --npz or --idx: auto reads text or at most 20 whole-number values as classes",
     )
     _options(parser, "--dataset-option", "noise=0.3 or condition_number=1000")
     parser.add_argument(
@@ -119,17 +127,25 @@ def _setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) 
 
 
 def _data_values(args: argparse.Namespace) -> dict[str, Any]:
-    """``--dataset`` with its options, or ``--csv``: checked and stored under $DLOPT_HOME by its content hash."""
-    if args.csv is None:
+    """``--dataset`` with its options, or your own file (``--csv``, ``--npz``, ``--idx``): checked
+    and stored under $DLOPT_HOME by its content hash."""
+    given = [flag for flag in ("csv", "npz", "idx") if getattr(args, flag) is not None]
+    if not given:
         return {"name": args.dataset, "options": _option_values(args.dataset_option)}
-    if not args.target:
+    if len(given) > 1:
+        raise ConfigError(f"data: give one of --{' or --'.join(given)}, not both")
+    if args.csv is not None and not args.target:
         raise ConfigError("target: --csv needs --target COLUMN, the column to predict")
-    try:
-        raw = Path(args.csv).read_bytes()
-    except OSError as err:
-        raise ConfigError(f"csv: cannot read {args.csv!r}: {err.strerror}") from None
-    table = parse_csv(raw, target=args.target, task=args.task, source=Path(args.csv).name)
-    return {"name": store_table(table)}
+    paths = [args.csv] if args.csv is not None else [args.npz] if args.npz is not None else list(args.idx)
+    files = []
+    for path in paths:
+        try:
+            files.append((Path(path).name, Path(path).read_bytes()))
+        except OSError as err:
+            raise ConfigError(f"{given[0]}: cannot read {path!r}: {err.strerror}") from None
+    if args.csv is None and args.target:
+        raise ConfigError(f"target: --{given[0]} files name their target (y, or the labels file); leave out --target")
+    return {"name": store_table(parse_upload(files, target=args.target, task=args.task, kind=given[0]))}
 
 
 def _shared_setup_values(args: argparse.Namespace) -> dict[str, Any]:
