@@ -16,6 +16,7 @@ from ui.widgets import code_span
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPARE, LANDSCAPES, SWEEP = "pages/1_Compare_optimizers.py", "pages/2_Loss_landscapes.py", "pages/3_LR_sensitivity.py"
+COMPRESS = "pages/7_Compression.py"
 ILL = {"dataset": "ill_conditioned"}
 # What config_from_url shows: the link's error as one code span, so none of it is Markdown.
 URL_ERROR = re.compile(r"The link's settings were not valid \((`+)( ?)(.+)\2\1\); showing defaults\.", re.S)
@@ -54,6 +55,11 @@ def _page(path: str, query: dict) -> AppTest:
     (SWEEP, {"optimizer": ["adam"], "seeds": "0,99999999999999999999"}, "seeds"),
     (SWEEP, {"optimizer": ["adam"], "lr_min": "nan"}, "lr_min"),
     (SWEEP, {"optimizer": ["[click here](http://evil.example/)"]}, "optimizer"),
+    (COMPRESS, {"methods": ["prune_structured:sparsity=1.5"]}, "sparsity"),
+    (COMPRESS, {"methods": ["distill"]}, "needs student"),
+    (COMPRESS, {"methods": ["<script>alert(1)</script>"]}, "method"),
+    (COMPRESS, {"sparsities": "0.5,nan"}, "sparsities"),
+    (COMPRESS, {"latency_repeats": "1e999"}, "latency_repeats"),
 ])
 def test_a_hostile_link_gives_a_clear_message_and_the_defaults(path: str, query: dict, field: str) -> None:
     at = _page(path, query)
