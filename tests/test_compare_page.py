@@ -53,3 +53,24 @@ def test_the_lr_panel_draws_what_each_run_used_beside_the_plan() -> None:
     used = next(t for t in traces if t["name"].endswith("(used)"))
     assert set(plan["y"]) == {2.0}  # reduce-on-plateau cannot be planned: drawn flat
     assert used["y"][0] == 2.0 and used["y"][-1] < 0.1  # the drops that happened
+
+
+def test_a_finished_comparison_offers_its_report_csvs_and_the_command() -> None:
+    import shlex
+
+    from dlopt_core.cli import _build_config, _parser
+    from dlopt_core.runner.jobs import registry
+
+    at = _compare({"optimizer": ["sgd:lr=0.1", "adam:lr=0.01"], "dataset": "wine", "epochs": "2", "seeds": "0,1"})
+    assert not list(at.get("download_button")), "nothing to download before a run"
+    next(b for b in at.button if b.label == "Run").click().run()
+    wait_for_last_job(at)
+    assert not at.exception
+    labels = {d.proto.label for d in at.get("download_button")}
+    assert labels == {"HTML report", "Curves CSV", "Table CSV"}
+    [command] = [c.value for c in at.code if "dlopt_core compare" in c.value]
+    # The command is the same comparison: parsed back by the CLI, it gives the page's config.
+    words = shlex.split(command.replace("\\\n", " "))
+    rebuilt = _build_config(_parser().parse_args(words[words.index("dlopt_core") + 1:]))
+    ran = registry().jobs()[-1].work.comparison.config
+    assert rebuilt.key() == ran.key()

@@ -16,6 +16,7 @@ from dlopt_core.experiments.compare import Comparison, ComparisonWork, summary_r
 from dlopt_core.plots import LRCurve, actual_lr_data, curves_data, curves_figure, lr_schedule_figure
 from dlopt_core.plots.boundary import boundary_data, boundary_figure
 from dlopt_core.runner.jobs import Job, registry
+from ui.exports import download_row
 from ui.status import browser_id, may_stop, report_errors
 
 POLL_SECONDS = 0.3
@@ -206,6 +207,9 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCu
         )
         if note := engine_note(comparison):
             st.caption(note)
+        if not job.active and comparison.runs:
+            download_row(comparison, config=comparison.config, table=table, name=f"dlopt-{comparison.id}",
+                         title=f"dlopt comparison {comparison.id}")
         if any(r.weights is not None for r in comparison.runs):
             st.plotly_chart(boundary_chart(comparison, live=job.active), key="boundary", width="stretch")
             st.caption(BOUNDARY_NOTE)

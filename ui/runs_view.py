@@ -12,7 +12,6 @@ from dlopt_core.catalog.models import MODELS, convex_optimum
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.config import RunConfig
 from dlopt_core.engine.loop import data_key, load_run_data
-from dlopt_core.export import cli_command, curves_csv, report_html, table_csv
 from dlopt_core.plots import X_LABELS, curves_data, curves_figure
 from dlopt_core.plots.hparams import hparams_data, hparams_figure
 from dlopt_core.plots.overlay import OVERLAY_METRICS, overlay_data, overlay_figure
@@ -22,7 +21,7 @@ from tracking.runs import (
 )
 from tracking.store import settings
 from ui.live import CURVES_NOTE, results_frame
-from ui.status import device_text
+from ui.exports import download_row
 from ui.widgets import code_span
 
 PREFIX = "runs"
@@ -177,34 +176,18 @@ def opened_view(found: StoredComparison) -> None:
 
 def actions(found: StoredComparison, table: pd.DataFrame) -> None:
     """Open in Compare, the downloads, and the command that reproduces the comparison."""
-    comparison = found.comparison
-    name = f"dlopt-{found.comparison_id}"
-    row = st.columns(4)
     query = compare_query(found)
-    if query is not None:
-        row[0].page_link(COMPARE_PAGE, label="Open in Compare", icon=":material/open_in_new:", query_params=query)
-    else:
-        row[0].caption("Not a Compare config (a sweep or a Data-page comparison): no Compare link.")
-    row[1].download_button(
-        "HTML report", icon=":material/download:", file_name=f"{name}.html", mime="text/html", width="stretch",
-        data=lambda: report_html(
-            comparison, config=found.config, device=device_text(), table=table.to_dict("records"),
-            title=f"dlopt {found.title}", run_ids=found.run_ids, started=found.started,
-        ),
-        help="One file: the curves (draws offline), the table, every run, the config, the command, the versions",
-        on_click="ignore",
+
+    def link() -> None:
+        if query is not None:
+            st.page_link(COMPARE_PAGE, label="Open in Compare", icon=":material/open_in_new:", query_params=query)
+        else:
+            st.caption("Not a Compare config (a sweep or a Data-page comparison): no Compare link.")
+
+    download_row(
+        found.comparison, config=found.config, table=table, name=f"dlopt-{found.comparison_id}",
+        title=f"dlopt {found.title}", run_ids=found.run_ids, started=found.started, first=link,
     )
-    row[2].download_button(
-        "Curves CSV", icon=":material/download:", file_name=f"{name}-curves.csv", mime="text/csv", width="stretch",
-        data=lambda: curves_csv(comparison), help="Every evaluation of every run", on_click="ignore",
-    )
-    row[3].download_button(
-        "Table CSV", icon=":material/download:", file_name=f"{name}-table.csv", mime="text/csv", width="stretch",
-        data=lambda: table_csv(table.to_dict("records")), on_click="ignore",
-    )
-    if found.config is not None:
-        st.caption("Run it again from a terminal (the copy button is at the code's right):")
-        st.code(cli_command(found.config), language="bash", wrap_lines=True)
 
 
 def overlay_view(chosen: list[StoredComparison]) -> None:
