@@ -172,6 +172,8 @@ def boundary_chart(comparison: Comparison, *, live: bool) -> object:
 def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCurve] | None = None) -> None:
     """Progress, curves, the learning rate used and results; refreshes itself while the job runs."""
     polling = job.active
+    if polling:
+        st.session_state.pop("_live_ended", None)
     interval = poll_seconds(st.session_state.get("_live_render_s", 0.0))
 
     @st.fragment(run_every=interval if polling else None)
@@ -236,7 +238,11 @@ def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCu
         took = time.perf_counter() - started
         render_s = st.session_state["_live_render_s"] = 0.7 * st.session_state.get("_live_render_s", took) + 0.3 * took
         if polling and not job.active:
-            st.rerun()  # one full rerun turns polling off and re-enables Run
+            # One full rerun turns polling off and re-enables Run: on the tick after the one
+            # that drew the final state, so the end is on screen even if that rerun is lost.
+            if st.session_state.get("_live_ended") == job.key:
+                st.rerun()
+            st.session_state["_live_ended"] = job.key
         if polling and poll_seconds(render_s) > 1.5 * interval:
             st.rerun()  # a full rerun sets a longer interval (the fragment's is fixed when defined)
 
