@@ -80,13 +80,16 @@ def test_a_finished_runs_weights_are_the_baseline_and_its_setup_comes_with_them(
     # A run on wine with an MLP of 16: its weights, not the sidebar's digits setup, are compressed.
     assert main(["compare", "--dataset", "wine", "--model", "mlp:hidden=16", "--epochs", "2",
                  "--optimizer", "adam:lr=0.01", "--engine", "sequential"]) == 0
-    at = open_page(PAGE)
+    at = _small(open_page(PAGE), ["prune_structured"])
     at.segmented_control(key="compress.baseline").set_value("run").run()
     assert not at.exception and not at.error
     assert "mlp:hidden=16 on wine" in at.selectbox(key="compress.baseline_run").format_func(
         at.selectbox(key="compress.baseline_run").value)
     assert any("Setup from the run" in c.value for c in at.caption)
-    at = _small(at, ["prune_structured"])
+    # The default student (mlp:hidden=32) is larger than this teacher: refused before Run.
+    at.multiselect(key="compress.methods").set_value(["prune_structured", "distill"]).run()
+    assert any("must not be larger than the teacher" in e.value for e in at.error)
+    at.multiselect(key="compress.methods").set_value(["prune_structured"]).run()
     _button(at, "Run").click().run()
     at = _wait(at)
     assert not at.exception and not at.error

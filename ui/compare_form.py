@@ -15,12 +15,12 @@ from dlopt_core.catalog.augmentations import AUGMENTATIONS, check_fits
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
 from dlopt_core.catalog.reductions import REDUCTIONS
 from dlopt_core.catalog.models import MODELS
-from dlopt_core.catalog.optimizers import OPTIMIZERS
+from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
 from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
 from ui.live import find_job
 from ui.optimizer_slots import optimizer_slots, set_slots, stacked_latex
 from ui.widgets import (
-    code_span, config_from_url, loadable_dataset, param_input, seed_state, uploaded_datasets, write_query,
+    code_span, config_from_url, loadable_dataset, lr_input, param_input, seed_state, uploaded_datasets, write_query,
 )
 
 DEFAULT = ComparisonConfig.make(
@@ -182,6 +182,22 @@ def _data_option_widgets(prefix: str, spec: Any) -> dict[str, Any]:
         "augment": [{"name": n, "params": given.get(n, {})} for n in chosen],
         "reduce": None if reduce == "none" else {"name": reduce, "params": params},
     }
+
+
+def one_optimizer(prefix: str, *, help: str, hyperparams: bool = False) -> dict[str, Any]:
+    """The one optimizer of a page whose variants all train alike (keys under ``prefix``):
+    its name, lr (Adam starts at 0.003) and, with ``hyperparams``, its other settings."""
+    st.header("Optimizer")
+    seed_state(f"{prefix}optimizer", "adam")
+    name = st.selectbox(
+        "optimizer", list(OPTIMIZERS), key=f"{prefix}optimizer", format_func=lambda n: OPTIMIZERS[n].label, help=help,
+    )
+    spec = get_optimizer(name)
+    lr = lr_input(f"{prefix}lr.{name}", 0.003 if name == "adam" else spec.default_lr, spec.lr_range)
+    chosen: dict[str, Any] = {"name": name, "lr": lr}
+    if hyperparams:
+        chosen["params"] = {p.name: param_input(p, f"{prefix}opt.{name}.{p.name}") for p in spec.hyperparams}
+    return chosen
 
 
 def schedule_note(config: TrainingSetup | None) -> None:

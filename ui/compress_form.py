@@ -8,12 +8,11 @@ from typing import Any
 import streamlit as st
 
 from dlopt_core.catalog.compressions import COMPRESSIONS, get_compression
-from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
 from dlopt_core.config import ConfigError, ModelConfig, RunConfig
 from dlopt_core.experiments.compress import CompressionConfig, MethodConfig
-from ui.compare_form import set_setup_state, setup_widgets, step_options
+from ui.compare_form import one_optimizer, set_setup_state, setup_widgets, step_options
 from tracking.weights import RunWeights, WeightsError, load_run_weights, runs_with_weights
-from ui.widgets import code_span, config_from_url, lr_input, param_input, seed_state, write_query
+from ui.widgets import code_span, config_from_url, param_input, seed_state, write_query
 
 PREFIX = "compress"
 DEFAULT = CompressionConfig.make(
@@ -78,16 +77,8 @@ def setup_sidebar() -> dict[str, Any]:
     with st.sidebar:
         setup = setup_widgets(f"{PREFIX}.", epochs=20, schedule_help="the baseline trains with it")
         step = step_options(engine=False)
-        st.header("Optimizer")
-        seed_state(f"{PREFIX}.optimizer", "adam")
-        name = st.selectbox(
-            "optimizer", list(OPTIMIZERS), key=f"{PREFIX}.optimizer", format_func=lambda n: OPTIMIZERS[n].label,
-            help="trains the baseline, and any fine-tuning or student",
-        )
-        spec = get_optimizer(name)
-        lr = lr_input(f"{PREFIX}.lr.{name}", 0.003 if name == "adam" else spec.default_lr, spec.lr_range)
-        params = {p.name: param_input(p, f"{PREFIX}.opt.{name}.{p.name}") for p in spec.hyperparams}
-    return {**setup, **step, "optimizer": {"name": name, "lr": lr, "params": params}}
+        optimizer = one_optimizer(f"{PREFIX}.", help="trains the baseline, and any fine-tuning or student", hyperparams=True)
+    return {**setup, **step, "optimizer": optimizer}
 
 
 def baseline_source() -> RunWeights | None | bool:

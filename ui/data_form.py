@@ -9,13 +9,12 @@ import streamlit as st
 
 from dlopt_core.catalog.augmentations import AUGMENTATIONS, check_fits
 from dlopt_core.catalog.datasets import get_dataset_spec
-from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
 from dlopt_core.catalog.reductions import REDUCTIONS
 from dlopt_core.catalog.user_data import DataFileError, parse_upload, store_table
 from dlopt_core.config import ConfigError, RunConfig
 from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig
-from ui.compare_form import set_setup_state, setup_widgets, step_options
-from ui.widgets import code_span, lr_input, param_input, remember_upload, seed_state
+from ui.compare_form import one_optimizer, set_setup_state, setup_widgets, step_options
+from ui.widgets import code_span, param_input, remember_upload, seed_state
 
 PREFIX = "data"
 TASKS = {"auto": "detect", "classification": "classification", "regression": "regression"}
@@ -57,15 +56,8 @@ def setup_sidebar() -> dict[str, Any]:
             schedule_help="every variant trains with it", data_options=False,
         )
         step = step_options(engine=False)
-        st.header("Optimizer")
-        seed_state(f"{PREFIX}.optimizer", "adam")
-        name = st.selectbox(
-            "optimizer", list(OPTIMIZERS), key=f"{PREFIX}.optimizer", format_func=lambda n: OPTIMIZERS[n].label,
-            help="every variant trains with it, so only the data differs",
-        )
-        spec = get_optimizer(name)
-        lr = lr_input(f"{PREFIX}.lr.{name}", 0.003 if name == "adam" else spec.default_lr, spec.lr_range)
-    return {**setup, **step, "optimizer": {"name": name, "lr": lr}}
+        optimizer = one_optimizer(f"{PREFIX}.", help="every variant trains with it, so only the data differs")
+    return {**setup, **step, "optimizer": optimizer}
 
 
 def _fits(name: str, setup: dict[str, Any]) -> bool:
