@@ -116,3 +116,18 @@ def test_a_stopped_run_says_so_in_the_table() -> None:
     table = at.dataframe[0].value
     assert all(s.startswith("cancelled at step") for s in table["status"])
     assert "last val accuracy" in table.columns and "final val accuracy" not in table.columns
+
+
+def test_a_regression_reduction_sweep_is_drawn_against_r2() -> None:
+    import json
+
+    at = open_page(DATA)
+    at.sidebar.selectbox(key="data.dataset").set_value("linear").run()
+    at.sidebar.number_input(key="data.epochs").set_value(2).run()
+    at.multiselect(key="data.methods").set_value(["subsample"]).run()
+    at.text_input(key="data.fractions").input("0.5").run()
+    [b for b in at.button if b.label == "Run"][-1].click().run()
+    at = _wait(at)
+    assert not at.exception and not at.error
+    chart = next(c for c in at.get("plotly_chart") if "reduce_chart" in c.proto.id)
+    assert json.loads(chart.proto.spec)["layout"]["yaxis"]["title"]["text"] == "val R²"

@@ -118,7 +118,7 @@ def experiment_view(job: Job, *, kind: str, x_axis: XAxis = "bytes") -> None:
                 st.plotly_chart(boundary_chart(comparison, live=job.active), key="augment_boundary", width="stretch")
                 st.caption("Each panel: one variant's model over the plane, its decision boundary in black.")
         else:
-            shown = reduction_data(rows, x_axis=x_axis)
+            shown = reduction_data(rows, x_axis=x_axis, metric=metric)
             st.plotly_chart(reduction_figure(shown), key="reduce_chart", width="stretch")
             st.caption(REDUCE_NOTE + (
                 f" Not drawn against the share of rows: {', '.join(shown.left_out)} (they keep every row; "
