@@ -59,6 +59,7 @@ class ProcStats:
     fds: int
     fd_kinds: dict[str, int]
     children_rss_mb: float
+    cpu_s: float  # the server process's user + system CPU seconds so far (all its threads)
 
 
 def _status_field(pid: int, name: str) -> int:
@@ -95,6 +96,11 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def proc_stats(pid: int) -> ProcStats:
     kinds: collections.Counter[str] = collections.Counter()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -110,8 +116,20 @@ def proc_stats(pid: int) -> ProcStats:
             continue
     return ProcStats(
         at=time.time(), rss_mb=_status_field(pid, "VmRSS") / 1024, threads=_status_field(pid, "Threads"),
-        fds=sum(kinds.values()), fd_kinds=dict(kinds), children_rss_mb=children / 1024,
+        fds=sum(kinds.values()), fd_kinds=dict(kinds), children_rss_mb=children / 1024, cpu_s=_cpu_seconds(pid),
     )
+
+
+def browser_cpu_seconds() -> float:
+    """CPU seconds so far of the Chromium processes this process started (through Playwright)."""
+    total = 0.0
+    for child in _descendants(os.getpid()):
+        try:
+            if Path(f"/proc/{child}/comm").read_text().startswith("chrom"):
+                total += _cpu_seconds(child)
+        except OSError:
+            continue
+    return total
 
 
 class Sampler:
@@ -138,7 +156,9 @@ class Sampler:
 
     def peak(self, start: float, end: float) -> dict[str, float]:
         window = [s for s in self.samples if start <= s.at <= end] or self.samples[-1:]
+        span = window[-1].at - window[0].at
         return {
+            "cpu_share": (window[-1].cpu_s - window[0].cpu_s) / span if span > 0 else 0.0,
             "rss_mb": max(s.rss_mb for s in window), "threads": max(s.threads for s in window),
             "fds": max(s.fds for s in window), "children_rss_mb": max(s.children_rss_mb for s in window),
         }
@@ -153,6 +173,8 @@ class LoadResult:
     submitted_at: dict[int, float] = field(default_factory=dict)  # seed -> when its page showed the job
     finished_at: dict[int, float] = field(default_factory=dict)
     idle_loads: list[float] = field(default_factory=list)  # the Compare page with nothing running
+    idle_load_cpu_s: float = 0.0  # the server's CPU seconds per idle page load
+    browser_cpu_share: float = 0.0  # Chromium's CPU while busy, in cores
     first_loads: list[float] = field(default_factory=list)  # the N pages opened at once
     load_average: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load at the start and the end
     busy_loads: list[float] = field(default_factory=list)  # the probe's loads while jobs ran
@@ -161,6 +183,7 @@ class LoadResult:
     runs: dict[int, list[dict]] = field(default_factory=dict)  # seed -> its MLflow runs
     comparisons: dict[int, set[str]] = field(default_factory=dict)  # seed -> comparison ids
     extra_runs: int = 0  # runs in the store that belong to no session
+    stalled: dict[int, str] = field(default_factory=dict)  # seed -> what its page showed instead of finished
     session_ttl_s: int = 120  # Streamlit's server.disconnectedSessionTTL for this run
     settle_s: float = 10.0  # the pause after the sessions closed
 
@@ -224,9 +247,11 @@ async def _drive(url: str, pid: int, result: LoadResult, *, epochs: int, settle_
         await page.get_by_text(FINISHED).wait_for(timeout=job_timeout_s * 1000)
         # The same page load with nothing running, for scale (this machine may be busy with
         # other work: the load average is in the report).
+        cpu = proc_stats(pid).cpu_s
         for _ in range(3 if measure else 0):
             result.idle_loads.append(await _load(page, f"{url}/Compare_optimizers"))
             result.browser_sessions += 1
+        result.idle_load_cpu_s = (proc_stats(pid).cpu_s - cpu) / max(1, len(result.idle_loads))
         await context.close()
         result.browser_sessions += 1
         await asyncio.sleep(3.0)
@@ -236,7 +261,7 @@ async def _drive(url: str, pid: int, result: LoadResult, *, epochs: int, settle_
         opened = await asyncio.gather(*(_open(browser, config_url(FIRST_SEED + i)) for i in range(result.sessions)))
         result.browser_sessions += len(opened)
         result.first_loads = [seconds for _, _, seconds in opened]
-        busy_start = time.time()
+        busy_start, browser_cpu = time.time(), browser_cpu_seconds()
         done = asyncio.Event()
 
         async def probe() -> None:
@@ -255,7 +280,17 @@ async def _drive(url: str, pid: int, result: LoadResult, *, epochs: int, settle_
             result.submitted_at[FIRST_SEED + i] = await _press_run(page)
 
         async def finish(i: int, page) -> None:
-            await page.get_by_text(FINISHED).wait_for(timeout=job_timeout_s * 1000)
+            from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+            try:
+                await page.get_by_text(FINISHED).wait_for(timeout=job_timeout_s * 1000)
+            except PlaywrightTimeout:  # reported with what the page showed instead
+                try:
+                    shown = await page.locator("[data-testid=stProgress]").first.inner_text(timeout=5_000)
+                except PlaywrightTimeout:
+                    shown = (await page.inner_text("body", timeout=5_000))[-300:]
+                result.stalled[FIRST_SEED + i] = shown.strip()
+                return
             result.finished_at[FIRST_SEED + i] = time.time()
 
         await asyncio.gather(*(finish(i, page) for i, (_, page, _) in enumerate(opened)))
@@ -263,6 +298,7 @@ async def _drive(url: str, pid: int, result: LoadResult, *, epochs: int, settle_
         await prober
         busy_end = time.time()
         result.stats["peak"] = sampler.peak(busy_start, busy_end)
+        result.browser_cpu_share = (browser_cpu_seconds() - browser_cpu) / (busy_end - busy_start)
         for context, _, _ in opened:
             await context.close()
         if not measure:
@@ -369,8 +405,7 @@ def report(result: LoadResult) -> str:
     lost = [s for s in result.submitted_at if len(result.runs.get(s, [])) < expected]
     doubled = [s for s in result.submitted_at
                if len(result.runs.get(s, [])) > expected or len(result.comparisons.get(s, ())) > 1]
-    unfinished = [s for s in result.submitted_at if s not in result.finished_at
-                  or any(r["status"] != "FINISHED" for r in result.runs.get(s, []))]
+    unfinished = [s for s in result.submitted_at if any(r["status"] != "FINISHED" for r in result.runs.get(s, []))]
     order = result.submit_order
     started = result.start_order
     waits = [result.started_at(s) - result.submitted_at[s] for s in order if s in result.runs]
@@ -389,12 +424,15 @@ def report(result: LoadResult) -> str:
         f"{result.load_average[1]:.1f} at the end",
         f"  finished                 {len(result.finished_at)}/{result.sessions}   lost {len(lost)}   doubled {len(doubled)}"
         f"   not FINISHED in MLflow {len(unfinished)}   stray runs {result.extra_runs}",
+        *(f"  page of seed {seed} never showed {FINISHED!r}; it showed: {shown!r}" for seed, shown in result.stalled.items()),
         f"  queue (first come, first served): submit order == start order: {order == started}; "
         f"pairs started out of order: {len(result.inversions())} (beyond 0.5 s: {len(result.inversions(0.5))})",
         f"  wait from submit to start by place in the queue: {' '.join(f'{w:.1f}' for w in waits)} s",
-        f"  page load, server idle     {_times(result.idle_loads)}",
+        f"  page load, server idle     {_times(result.idle_loads)}   server CPU {result.idle_load_cpu_s:.2f} s a load",
         f"  first load of {result.sessions} pages at once  {_times(result.first_loads)}",
         f"  page load while busy       {_times(result.busy_loads)}   (target p95 < 3 s)",
+        f"  CPU while busy: server process {peak['cpu_share']:.0%} of one core (its threads share one interpreter "
+        f"lock), Chromium {result.browser_cpu_share:.0%}, of {os.cpu_count()} cores",
         f"  server process             before    peak  closed+1s  +{settle_s:.0f}s  +1 session",
         f"    RSS MB                   {before.rss_mb:7.0f} {peak['rss_mb']:7.0f} {closed.rss_mb:10.0f} "
         f"{settled.rss_mb:5.0f} {reaped.rss_mb:11.0f}",

@@ -12,10 +12,11 @@ pytestmark = pytest.mark.browser
 
 
 def test_ten_sessions_at_once_all_finish_once_each_in_submit_order() -> None:
-    result = run_sessions(sessions=10, epochs=30, job_timeout_s=240.0, measure=False)
+    result = run_sessions(sessions=10, epochs=30, job_timeout_s=150.0, measure=False)
     seeds = result.submit_order
     assert len(seeds) == 10
-    assert sorted(result.finished_at) == sorted(seeds)  # every page reached "finished: 100%"
+    assert result.stalled == {}  # seed -> what a page showed when it never reached "finished: 100%"
+    assert sorted(result.finished_at) == sorted(seeds)
     # MLflow holds one comparison per session with one FINISHED run per optimizer: none lost,
     # none doubled (a page that submitted twice would have two comparison ids or four runs).
     for seed in seeds:
