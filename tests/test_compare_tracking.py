@@ -19,8 +19,13 @@ def _config(*specs: str, **values) -> ComparisonConfig:
 
 
 def _runs(client: MlflowClient) -> list:
+    """Every run of the experiment: each comparison's parent and its runs."""
     exp = client.get_experiment_by_name(EXPERIMENT)
     return client.search_runs([exp.experiment_id])
+
+
+def _children(client: MlflowClient) -> list:
+    return [r for r in _runs(client) if "mlflow.parentRunId" in r.data.tags]
 
 
 def test_every_run_lands_in_mlflow_with_params_metrics_and_status(dlopt_home) -> None:
@@ -31,8 +36,12 @@ def test_every_run_lands_in_mlflow_with_params_metrics_and_status(dlopt_home) ->
     assert observer.errors == []
     client = MlflowClient(settings().mlflow_uri)
     assert settings().mlflow_uri == f"sqlite:///{dlopt_home / 'mlflow.db'}"
-    runs = {(r.data.tags["optimizer"], r.data.tags["seed"]): r for r in _runs(client)}
-    assert len(runs) == 4
+    runs = {(r.data.tags["optimizer"], r.data.tags["seed"]): r for r in _children(client)}
+    assert len(runs) == 4 and len(_runs(client)) == 5
+    parent = client.get_run(observer.run_ids[-1])
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs.values()} == {parent.info.run_id}
+    assert ComparisonConfig.from_dict(parent.data.params) == cfg
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["comparison.html"]
 
     good = runs[("momentum", "0")]
     assert good.info.status == "FINISHED"
@@ -42,11 +51,14 @@ def test_every_run_lands_in_mlflow_with_params_metrics_and_status(dlopt_home) ->
     history = client.get_metric_history(good.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 23, 46]
     assert history[-1].value < history[0].value
+    # digits is a classification: its validation metric is its accuracy.
+    assert [m.step for m in client.get_metric_history(good.info.run_id, "val_accuracy")] == [0, 23, 46]
+    assert "val_metric" not in good.data.metrics
     # The train loss on the whole set at every evaluation; the running batch loss from the first epoch on.
     assert [m.step for m in client.get_metric_history(good.info.run_id, "train_loss")] == [0, 23, 46]
     assert [m.step for m in client.get_metric_history(good.info.run_id, "running_loss")] == [23, 46]
     artifacts = {a.path for a in client.list_artifacts(good.info.run_id)}
-    assert {"curve.csv", "comparison.html"} <= artifacts
+    assert artifacts == {"curve.csv", "state_dict.pt"}  # the figure is on the parent only
 
     bad = runs[("sgd", "1")]
     assert bad.info.status == "FAILED"
@@ -75,7 +87,7 @@ def test_a_cancelled_comparison_marks_its_runs_killed() -> None:
     comparison.execute(observers=[StopAfterTen(), MlflowObserver()], should_stop=stop.is_set)
     assert comparison.cancelled and {r.status for r in comparison.runs} == {"cancelled"}
     runs = _runs(MlflowClient(settings().mlflow_uri))
-    assert {r.info.status for r in runs} == {"KILLED"}
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"KILLED"}  # the parent too
 
 
 def test_an_unreachable_server_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:

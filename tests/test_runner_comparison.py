@@ -41,7 +41,7 @@ def test_the_mirror_equals_a_comparison_run_here_and_every_run_is_logged(registr
     assert job.work.comparison.progress == 1.0
     client = MlflowClient(settings().mlflow_uri)
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
-    assert {r.info.run_id for r in runs} == set(job.work.run_ids.values()) and len(runs) == 4
+    assert {r.info.run_id for r in runs} == set(job.work.run_ids.values()) and len(runs) == 5  # 4 and their parent
     assert all(r.info.status == "FINISHED" for r in runs)
     assert job.work.tracking_errors == [] and job.work.unwritten == 0
 

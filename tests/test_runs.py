@@ -22,23 +22,28 @@ from tracking.runs import RunFilter, RunsError, list_entries, load_comparison, r
 from tracking.store import client, experiment_id
 
 
-def compare(optimizers: list[str], *, parent: str | None = None, seeds: str = "0,1", **setup: object) -> Comparison:
-    """Train a small comparison, logged to MLflow as the Compare page logs it."""
+def compare(
+    optimizers: list[str], *, parent: str | None = None, legacy: bool = False, seeds: str = "0,1", **setup: object,
+) -> Comparison:
+    """Train a small comparison, logged to MLflow as the Compare page logs it (``legacy``: as
+    the first version did, without a parent run)."""
     flat = {"optimizer": optimizers, "seeds": seeds, "epochs": 3, "dataset": "moons", "batch_size": 64, **setup}
     observer = MlflowObserver(parent=parent)
+    if legacy:
+        observer.comparison_started = lambda comparison: None  # type: ignore[method-assign]
     return Comparison(ComparisonConfig.from_dict(flat)).execute(observers=[observer])
 
 
-@pytest.mark.parametrize("parent", [None, "a parent run"])
-def test_a_stored_comparison_draws_and_tabulates_exactly_as_it_did_live(parent: str | None) -> None:
-    live = compare(["sgd:lr=0.1", "adam", "lbfgs"], parent=parent)
+@pytest.mark.parametrize(("parent", "legacy"), [(None, False), ("a parent run", False), (None, True)])
+def test_a_stored_comparison_draws_and_tabulates_exactly_as_it_did_live(parent: str | None, legacy: bool) -> None:
+    live = compare(["sgd:lr=0.1", "adam", "lbfgs"], parent=parent, legacy=legacy)
     stored = load_comparison(live.id)
     assert stored.config == live.config
     for x in ("epoch", "step", "samples", "wall_time"):
         assert curves_data(stored.comparison, x=x) == curves_data(live, x=x), x
     assert summary_rows(stored.comparison) == summary_rows(live)
     assert [r.status for r in stored.comparison.runs] == [r.status for r in live.runs]
-    assert sorted(stored.run_ids) == ([-1] if parent else []) + list(range(6))
+    assert sorted(stored.run_ids) == ([] if legacy else [-1]) + list(range(6))
 
 
 def test_a_diverged_run_reads_back_diverged_at_its_step() -> None:
@@ -103,13 +108,15 @@ def test_filters_run_in_the_store() -> None:
 
 
 def test_a_parent_run_is_one_row_and_its_runs_are_not_listed() -> None:
-    compare(["sgd:lr=0.1", "adam"], parent="cmp")
-    legacy = compare(["momentum"], seeds="0,1,2")
+    named = compare(["sgd:lr=0.1", "adam"], parent="cmp")
+    unnamed = compare(["sgd:lr=0.1", "adam"], seeds="0")
+    legacy = compare(["momentum"], seeds="0,1,2", legacy=True)
     entries = list_entries().entries
-    assert len(entries) == 2
+    assert [e.comparison_id for e in entries] == [legacy.id, unnamed.id, named.id]
     newest = entries[0]
-    assert newest.comparison_id == legacy.id and newest.n_runs == 3 and newest.labels == ("SGD + momentum lr=0.05",)
-    assert entries[1].name == "cmp"
+    assert newest.n_runs == 3 and newest.labels == ("SGD + momentum lr=0.05",)
+    assert entries[1].name == "SGD lr=0.1 vs Adam lr=0.001 on moons (mlp)" and entries[1].n_runs == 2
+    assert entries[2].name == "cmp" and entries[2].n_runs == 4
     assert all(e.openable for e in entries)
 
 
@@ -123,6 +130,16 @@ def test_hyperparameters_against_the_final_metric() -> None:
     assert names[0] == "optimizer" and "log10 optimizer.lr" in names
     assert "dataset" not in names  # the same for every run
     assert data.n_runs == 3
+    assert all("final val_accuracy" in r and "final val_metric" not in r for r in rows)
+
+
+def test_a_run_of_the_first_version_reads_back_its_val_metric_by_what_it_is() -> None:
+    _fake_runs(2)  # c000 on digits (classification), c001 on wine
+    c = client()
+    for run in c.search_runs([experiment_id("dlopt-compare")]):
+        c.log_metric(run.info.run_id, "val_metric", 0.75, step=5)
+    rows = run_rows(list_entries().entries)
+    assert [r["final val_accuracy"] for r in rows] == [0.75, 0.75]
 
 
 def test_overlay_aligns_runs_of_two_comparisons_and_smooths_with_the_raw_curve_kept() -> None:

@@ -24,9 +24,10 @@ def _runs(home: Path) -> list:
         # races the trainer's first creation of the tables.
         client = store_client(StoreSettings(home, uri, (home / "artifacts").as_uri()))
         exp = client.get_experiment_by_name("dlopt-compare")
-        return [] if exp is None else client.search_runs([exp.experiment_id])
+        runs = [] if exp is None else client.search_runs([exp.experiment_id])
     except Exception:  # the store is being created by the other process
         return []
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]  # the training runs, not their parent
 
 
 def _wait_for_runs(home: Path, count: int, proc: subprocess.Popen, limit: float = 120.0) -> None:

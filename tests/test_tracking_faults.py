@@ -41,6 +41,11 @@ def _runs(uri: str | None = None, experiment: str = EXPERIMENT) -> list:
     return [] if exp is None else c.search_runs([exp.experiment_id])
 
 
+def _children(runs: list) -> list:
+    """The training runs (a comparison's parent holds them)."""
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
 def test_processes_started_together_on_a_new_home_keep_every_run(dlopt_home: Path) -> None:
     assert not dlopt_home.exists()
     procs = [_cli(dlopt_home, "--epochs", "2", "--json") for _ in range(4)]
@@ -50,12 +55,12 @@ def test_processes_started_together_on_a_new_home_keep_every_run(dlopt_home: Pat
         assert json.loads(out)["tracking_errors"] == []
     logged = {json.loads(out)["runs"][0]["mlflow_run_id"] for out, _ in outs}
     runs = _runs()
-    assert {r.info.run_id for r in runs} == logged and len(runs) == 4
+    assert {r.info.run_id for r in _children(runs)} == logged and len(runs) == 8  # a parent each
     assert {r.info.status for r in runs} == {"FINISHED"}
 
     later = MlflowObserver()
     Comparison(_config(epochs=1)).execute(observers=[later])
-    assert later.errors == [] and later.unwritten == 0 and len(_runs()) == 6
+    assert later.errors == [] and later.unwritten == 0 and len(_runs()) == 11
 
 
 def test_a_killed_trainer_has_its_run_ended_and_a_live_one_is_left_alone(dlopt_home: Path, tmp_path: Path) -> None:
@@ -63,21 +68,21 @@ def test_a_killed_trainer_has_its_run_ended_and_a_live_one_is_left_alone(dlopt_h
     child = _cli(dlopt_home, "--epochs", "5000", log=log)
     try:
         deadline = time.monotonic() + DEADLINE
-        while not (runs := _runs()):
+        while len(runs := _runs()) < 2:  # the comparison's parent and its one run
             assert child.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the child's run never appeared"
             time.sleep(0.1)
-        (run,) = runs
-        assert run.info.status == "RUNNING"
+        assert {r.info.status for r in runs} == {"RUNNING"}
         assert end_orphaned_runs() == []  # its process is alive: never touched
-        assert client().get_run(run.info.run_id).info.status == "RUNNING"
+        assert {client().get_run(r.info.run_id).info.status for r in runs} == {"RUNNING"}
     finally:
         child.kill()
         child.wait(timeout=DEADLINE)
-    assert end_orphaned_runs() == [run.info.run_id]
-    ended = client().get_run(run.info.run_id)
-    assert ended.info.status == "FAILED"
-    assert ended.data.tags[INTERRUPTED_TAG] == "true" and ended.data.tags["status"] == INTERRUPTED_TEXT
+    assert sorted(end_orphaned_runs()) == sorted(r.info.run_id for r in runs)
+    for run in runs:
+        ended = client().get_run(run.info.run_id)
+        assert ended.info.status == "FAILED"
+        assert ended.data.tags[INTERRUPTED_TAG] == "true" and ended.data.tags["status"] == INTERRUPTED_TEXT
     assert end_orphaned_runs() == []
 
 
@@ -171,7 +176,7 @@ def test_writes_a_lost_server_missed_are_kept_and_replayed_when_it_is_back(
         stopper = _StopServerAt(server, step=9)
         lost_mid_run = Comparison(_config(epochs=6))
         lost_mid_run.execute(observers=[observer, stopper])
-        assert stopper.stopped and len(observer.run_ids) == 2  # both created before the loss
+        assert stopper.stopped and sorted(observer.run_ids) == [-1, 0, 1]  # all created before the loss
         assert [r.status for r in lost_mid_run.runs] == ["finished", "finished"]
         assert observer.errors and observer.unwritten > 0
         assert not observer.describe().startswith("logged")
@@ -184,7 +189,7 @@ def test_writes_a_lost_server_missed_are_kept_and_replayed_when_it_is_back(
         assert observer.run_ids == {} and observer.unwritten > 0
         unwritten += observer.unwritten
         spool = settings().spool_dir
-        assert len(list(spool.glob("*.jsonl"))) == 4
+        assert len(list(spool.glob("*.jsonl"))) == 6  # each comparison's parent and two runs
         assert recover().replay.pending == unwritten  # still away: nothing lost
 
         server.start()
@@ -193,18 +198,24 @@ def test_writes_a_lost_server_missed_are_kept_and_replayed_when_it_is_back(
         assert list(spool.iterdir()) == []
 
         c = MlflowClient(server.url)
-        runs = {(r.data.tags["comparison_id"], r.data.tags["optimizer"]): r for r in _runs(server.url)}
-        assert len(runs) == 4
+        stored = _runs(server.url)
+        runs = {(r.data.tags["comparison_id"], r.data.tags["optimizer"]): r for r in _children(stored)}
+        parents = {r.data.tags["comparison_id"]: r for r in stored if "mlflow.parentRunId" not in r.data.tags}
+        assert len(runs) == 4 and len(stored) == 6
         for comparison in (lost_mid_run, never_seen):
+            # The parent (created before the loss, or itself replayed) holds its runs and the figure.
+            parent = parents[comparison.id]
+            assert parent.info.status == "FINISHED" and parent.data.tags["status"] == "finished"
+            assert ComparisonConfig.from_dict(parent.data.params) == comparison.config
+            assert [a.path for a in c.list_artifacts(parent.info.run_id)] == ["comparison.html"]
             for r in comparison.runs:
                 logged = runs[(comparison.id, r.config.optimizer.name)]
                 assert logged.info.status == "FINISHED" and logged.data.tags["status"] == "finished"
                 history = c.get_metric_history(logged.info.run_id, "val_loss")
                 assert [m.step for m in history] == [rec.step for rec in r.records if rec.is_eval]
-                # The figure (self-contained, 4.8 MB) once per comparison: on its first run; the
-                # final weights on every finished run, replayed from the spool like the rest.
-                expected = ["comparison.html", "curve.csv", "state_dict.pt"] if r.index == 0 else ["curve.csv", "state_dict.pt"]
-                assert sorted(a.path for a in c.list_artifacts(logged.info.run_id)) == expected
+                assert logged.data.tags["mlflow.parentRunId"] == parent.info.run_id
+                # The final weights on every finished run, replayed from the spool like the rest.
+                assert sorted(a.path for a in c.list_artifacts(logged.info.run_id)) == ["curve.csv", "state_dict.pt"]
         assert runs[(lost_mid_run.id, "sgd")].info.run_id == first_run_id
     finally:
         server.stop()

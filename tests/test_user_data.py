@@ -552,7 +552,9 @@ def test_a_run_on_an_upload_logs_the_file_its_hash_and_shape(dlopt_home) -> None
     finally:
         registry.shutdown()
     client = MlflowClient(settings().mlflow_uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("dlopt-compare").experiment_id])
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("dlopt-compare").experiment_id], "tags.`mlflow.parentRunId` IS NOT NULL"
+    )
     tags = run.data.tags
     assert tags["data.source"] == "plants.csv" and tags["data.sha256"] == table.sha256
     assert tags["data.shape"] == "30 x 2" and tags["data.target"] == "kind"

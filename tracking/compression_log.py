@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlopt_core.config import param_text
 from dlopt_core.experiments.compress import CompressionObserver, CompressionRow
-from tracking.mlflow_log import MlflowObserver
+from tracking.mlflow_log import MlflowObserver, val_metric_key
 from tracking.reconcile import run_identity_tags
 from tracking.spool import apply
 from tracking.store import StoreSettings, client, settings
@@ -80,7 +80,8 @@ class CompressionLogger(CompressionObserver):
         params = {k: param_text(v) for k, v in config.baseline_config().to_dict().items()}
         params |= {"method": row.method, **{f"method.{k}": param_text(v) for k, v in row.settings.items()}}
         now = int(time.time() * 1000)
-        metrics = [[k, float(v), now, 0] for k in _METRICS if (v := getattr(row, k)) is not None]
+        names = {"val_metric": val_metric_key(config.data.name)}  # logged by what it is
+        metrics = [[names.get(k, k), float(v), now, 0] for k in _METRICS if (v := getattr(row, k)) is not None]
         ops: list[dict[str, Any]] = [
             {"op": "create", "experiment": self.experiment, "run_name": f"compress {row.label}", "tags": tags,
              "start_time": now},

@@ -1,10 +1,22 @@
 """Log comparisons to MLflow; metric batches, artifacts and statuses go through a writer thread.
 
-Each run gets its config as params (once), evaluation metrics with their step in batches
-(``log_batch``), its per-step curve as one CSV artifact, its final weights as a ``state_dict``
-(``state_dict.pt``, read back by :mod:`tracking.weights`), and a final status: FINISHED,
-FAILED (diverged, crashed) or KILLED (pruned, cancelled). The comparison's figure, one
-self-contained HTML file, goes on the parent run (or on the first run when there is none).
+A comparison (and a sweep, a Data-page experiment) is one **parent run** with a **child run**
+per optimizer x seed (``mlflow.parentRunId``):
+
+- the parent: the comparison's config as params, once (``ComparisonConfig.to_dict()``, the flat
+  form the URL and the CLI use, so the runs browser filters on it and reopens it), the figure
+  (``comparison.html``, one self-contained HTML file), ``elapsed_s``, tags ``comparison_id``,
+  ``dlopt.role = parent`` and ``status``; FINISHED, or KILLED when the comparison was stopped.
+- each child: its run config as params (``RunConfig.to_dict()``: only what applies to that run,
+  and all that :meth:`RunConfig.from_dict` needs to rebuild it), evaluation metrics with their
+  step in batches (``log_batch``): ``train_loss``, ``running_loss``, ``val_loss``, ``lr``,
+  ``epoch``, ``wall_time`` and the validation metric named for what it is (``val_accuracy``
+  or ``val_r2``, :func:`val_metric_key`), its per-step curve as one CSV artifact, its final
+  weights as a ``state_dict`` (``state_dict.pt``, read back by :mod:`tracking.weights`), and a
+  final status: FINISHED, FAILED (diverged, crashed) or KILLED (pruned, cancelled).
+
+The parent is opened by the ``comparison_started`` hook; an observer driven without it (the
+compression's training runs) logs its runs without one, unless given a ``parent`` name.
 
 Every write is an operation of :mod:`tracking.spool`. After the first store error the
 observer stops talking to the store for the rest of the comparison (an unreachable server
@@ -27,12 +39,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from dlopt_core.catalog.datasets import get_dataset_spec
 from dlopt_core.catalog.user_data import user_dataset_tags
 from dlopt_core.compression.weights import STATE_DICT_FILE, state_dict_bytes
 from dlopt_core.config import param_text
 from dlopt_core.plots import curves_data, curves_figure
 from tracking.reconcile import run_identity_tags
-from tracking.spool import Op, RunSpool, apply, replay_files
+from tracking.spool import PARENT_ROLE, PARENT_TAG, ROLE_TAG, Op, RunSpool, apply, replay_files
 from tracking.store import EXPERIMENT, StoreSettings, client, settings
 
 if TYPE_CHECKING:
@@ -48,7 +61,28 @@ _STATUS = {
     "cancelled": "KILLED",
 }
 _PARENT = -1  # the parent run's index among a comparison's runs
-_EVAL_METRICS = ("train_loss", "running_loss", "val_loss", "val_metric", "lr", "epoch")
+_EVAL_METRICS = ("train_loss", "running_loss", "val_loss", "lr", "epoch")
+_MAX_NAMED = 3  # a parent's name lists up to this many optimizers, else counts them
+
+
+def val_metric_key(dataset: str) -> str:
+    """The MLflow name of a run's validation metric: ``val_accuracy`` or ``val_r2`` by the data's task.
+
+    (The first version logged ``val_metric`` for both; :mod:`tracking.runs` reads all three.)
+    """
+    return "val_r2" if get_dataset_spec(dataset).task == "regression" else "val_accuracy"
+
+
+def parent_name(comparison: Comparison) -> str:
+    """The parent run's name: the plan's own (a sweep's, a Data-page experiment's), else what
+    a comparison compares (``SGD lr=0.1 vs Adam lr=0.001 on moons (mlp), 3 seeds``)."""
+    config = comparison.config
+    if (named := getattr(config, "parent_name", None)) is not None:
+        return named()
+    labels = list(dict.fromkeys(r.label for r in comparison.runs))
+    what = " vs ".join(labels) if len(labels) <= _MAX_NAMED else f"{len(labels)} optimizers"
+    seeds = len(comparison.runs) // max(1, len(labels))
+    return f"{what} on {config.data.name} ({config.model.name})" + (f", {seeds} seeds" if seeds > 1 else "")
 
 
 def weights_op(state: dict[str, Any]) -> Op:
@@ -78,7 +112,9 @@ class MlflowObserver:
         parent: str | None = None,
     ) -> None:
         self.store = store or settings()
-        self.parent = parent  # a name: every run becomes a child of one run of that name
+        # The parent run's name; None: named from the comparison (see parent_name). An observer
+        # that is never told comparison_started (compression) makes a parent only when named.
+        self.parent = parent
         self.experiment = experiment
         self.flush_seconds = flush_seconds
         self.figure_html = figure_html
@@ -93,6 +129,7 @@ class MlflowObserver:
         self._pending: dict[int, list[list[Any]]] = {}
         self._steps: dict[int, list[tuple[int, float, float, float]]] = {}
         self._states: dict[int, dict[str, Any]] = {}  # a finished run's final weights, until it ends
+        self._metric_keys: dict[int, str] = {}  # each run's validation metric name
         self._last_flush = time.monotonic()
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._writer: threading.Thread | None = None
@@ -121,12 +158,22 @@ class MlflowObserver:
 
     # -- RunObserver hooks (called from the training thread: only queue work here) --
 
+    def comparison_started(self, comparison: Comparison) -> None:
+        self._start_comparison(comparison.id)
+        to_dict = getattr(comparison.config, "to_dict", None)
+        # The config once, in the flat form the URL and the CLI use.
+        params = {k: param_text(v) for k, v in to_dict().items()} if to_dict is not None else {}
+        self._open_parent(comparison.id, self.parent or parent_name(comparison), params)
+
     def run_started(self, run: RunResult) -> None:
-        if run.comparison_id != self._comparison_id:
+        if run.comparison_id != self._comparison_id:  # not told comparison_started
             self._start_comparison(run.comparison_id)
+            if self.parent is not None:
+                self._open_parent(run.comparison_id, self.parent, {})
         self._pending[run.index] = []
         self._steps[run.index] = []
         cfg = run.config
+        self._metric_keys[run.index] = val_metric_key(cfg.data.name)
         tags = {
             "comparison_id": run.comparison_id,
             "optimizer": cfg.optimizer.name,
@@ -142,15 +189,18 @@ class MlflowObserver:
             # An upload: which file, by content (the data set's name is its hash's start).
             **user_dataset_tags(cfg.data.name),
         }
-        if _PARENT in self.run_ids:
-            tags["mlflow.parentRunId"] = self.run_ids[_PARENT]
-        create = {
+        create: Op = {
             "op": "create",
             "experiment": self.experiment,
             "run_name": f"{run.label} seed={cfg.seed}",  # a Data-page variant's name, else the optimizer's
             "tags": tags,
             "start_time": _now_ms(),
         }
+        if _PARENT in self.run_ids:
+            tags[PARENT_TAG] = self.run_ids[_PARENT]
+        elif _PARENT in self._spools:
+            # The parent waits in the spool too: the replay finds its id by this comparison's id.
+            create["parent_of"] = run.comparison_id
         # Created here, before any step (about 10 ms a run on SQLite): a writer thread busy
         # with SQLAlchemy during training would hold the GIL and slow every step.
         self._write(run.index, create)
@@ -168,6 +218,8 @@ class MlflowObserver:
                 for key in _EVAL_METRICS
                 if getattr(rec, key) is not None
             )
+            if rec.val_metric is not None:
+                self._pending[run.index].append([self._metric_keys[run.index], float(rec.val_metric), ms, rec.step])
             self._pending[run.index].append(["wall_time", rec.wall_time, ms, rec.step])
         if time.monotonic() - self._last_flush > self.flush_seconds:
             self._flush_all()
@@ -198,7 +250,7 @@ class MlflowObserver:
     def comparison_ended(self, comparison: Comparison) -> None:
         if self.figure_html:
             self._submit(lambda: self._log_figure(comparison))
-        if self.parent is not None and (_PARENT in self.run_ids or _PARENT in self._spools):
+        if _PARENT in self.run_ids or _PARENT in self._spools:
             cancelled = any(r.status.value == "cancelled" for r in comparison.runs)
             ops: list[Op] = [
                 {"op": "metrics", "metrics": [["elapsed_s", comparison.elapsed_s, _now_ms(), 0]]},
@@ -230,12 +282,15 @@ class MlflowObserver:
         self._offline, self._spools, self._unwritten, self._lost = False, {}, None, 0
         self._writer = threading.Thread(target=self._drain, name="dlopt-mlflow", daemon=True)
         self._writer.start()
-        if self.parent is not None:
-            tags = {"comparison_id": comparison_id, "status": "running", **run_identity_tags()}
-            self._write(_PARENT, {
-                "op": "create", "experiment": self.experiment, "run_name": self.parent,
-                "tags": tags, "start_time": _now_ms(),
-            })
+
+    def _open_parent(self, comparison_id: str, name: str, params: dict[str, str]) -> None:
+        # Created on this thread before any child: each child's create names it.
+        tags = {"comparison_id": comparison_id, ROLE_TAG: PARENT_ROLE, "status": "running", **run_identity_tags()}
+        self._write(_PARENT, {
+            "op": "create", "experiment": self.experiment, "run_name": name, "tags": tags, "start_time": _now_ms(),
+        })
+        if params:
+            self._write(_PARENT, {"op": "params", "params": params})
 
     def _submit(self, work: Callable[[], None]) -> None:
         self._queue.put(work)
@@ -283,7 +338,7 @@ class MlflowObserver:
         # MLflow's artifact viewer; at 4.8 MB a copy, one per comparison: on the parent run,
         # or else on the first logged run (its comparison_id tag finds the others).
         html = fig.to_html(include_plotlyjs=True, full_html=True)
-        if self.parent is not None:
+        if _PARENT in self.run_ids or _PARENT in self._spools:
             self._write(_PARENT, {"op": "text", "path": "comparison.html", "text": html})
             return
         logged = [r.index for r in comparison.runs if r.index in self.run_ids or r.index in self._spools]

@@ -35,6 +35,7 @@ from dlopt_core.config import ComparisonConfig, ConfigError, RunConfig, config_h
 from dlopt_core.engine.loop import train_size
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import Comparison, RunResult
+from tracking.mlflow_log import val_metric_key
 from tracking.store import StoreSettings, client, settings
 
 # Reading a run's curve file is a download: no progress bar on the server's stderr (read per call).
@@ -60,8 +61,8 @@ STATUS_FILTER: dict[str, str] = {
 StatusChoice = Literal["finished", "failed", "stopped", "running"]
 PARENT_TAG = "mlflow.parentRunId"
 ROLE_TAG = "dlopt.role"  # a study's parent run: "study" (a second parent made in a race: "duplicate")
-# The validation metric's name: the first version logged ``val_metric``; it is being renamed
-# for what it is (accuracy, R²). Either reads back.
+# The validation metric's name: the first version logged ``val_metric``; runs now log it by
+# what it is (``val_accuracy``, ``val_r2``: tracking.mlflow_log.val_metric_key). All read back.
 VAL_METRIC_KEYS = ("val_metric", "val_accuracy", "val_r2")
 _EVAL_KEYS = ("train_loss", "running_loss", "val_loss", "lr", "epoch", "wall_time")
 _SEARCH_PAGE = 1000  # the most runs one search call returns
@@ -520,15 +521,18 @@ def run_rows(entries: Iterable[Entry], *, store: StoreSettings | None = None) ->
     """One row per run of these rows: its params (flat, as logged) and final metrics.
 
     Read from the search results alone (MLflow returns each run's params and latest metrics):
-    no metric history, no artifact.
+    no metric history, no artifact. An older run's ``val_metric`` is named by what it is
+    (``val_accuracy``, ``val_r2``), as runs log it now.
     """
     rows = []
     for entry in entries:
         for run in entry_runs(entry, store=store):
             metrics = {k: v for k, v in run.data.metrics.items() if math.isfinite(v)}
-            for key in VAL_METRIC_KEYS:
-                if key in metrics:
-                    metrics["val_metric"] = metrics.pop(key)
+            if "val_metric" in metrics:
+                try:
+                    metrics[val_metric_key(run.data.params.get("dataset", ""))] = metrics.pop("val_metric")
+                except ValueError:  # a data set that is gone (an upload): the old name
+                    pass
             rows.append({
                 "comparison": entry.ref, "run": _label(run.info.run_name or ""),
                 "status": run.data.tags.get("status", ""),

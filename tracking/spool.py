@@ -3,7 +3,9 @@
 A run's writes are plain operations, applied by :func:`apply` both when the store answers and
 when a spool is replayed, so the two paths cannot drift apart:
 
-- ``create``: the run (experiment name, run name, tags, start time)
+- ``create``: the run (experiment name, run name, tags, start time); ``parent_of``: the
+  comparison id of a parent run that was not created yet when this was spooled (its own create
+  waits in the spool too): the run is nested under that comparison's parent when written
 - ``params``, ``metrics`` (``[key, value, timestamp_ms, step]`` rows), ``tags``
 - ``text``: a text artifact (``curve.csv``, ``comparison.html``)
 - ``file``: a binary artifact, base64 in the op (a run's final ``state_dict.pt``)
@@ -16,6 +18,11 @@ which the reader skips; the lines before it stay intact. The process writing a s
 ``flock`` on it until it is done, so :func:`replay_spool` in another process (the app starting
 while a CLI comparison is offline) leaves it alone, and a crashed writer's lock is freed by the
 kernel.
+
+A parent's spool file (key ``<comparison id>--1``) sorts before its children's
+(``<comparison id>-<index>``), so :func:`replay_spool` creates it first; a child whose parent
+is not in the store even then is written as a run of its own (the runs browser still groups it
+by its ``comparison_id`` tag).
 
 Replaying is safe to repeat: MLflow ignores a metric it already has (same key, step, timestamp
 and value), tags and text artifacts are overwritten, params with the same value are accepted.
@@ -34,12 +41,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
 from tracking.store import StoreSettings, client, experiment_id, settings
 
 Op = dict[str, Any]
+
+PARENT_TAG = "mlflow.parentRunId"
+ROLE_TAG = "dlopt.role"
+PARENT_ROLE = "parent"  # a comparison's, sweep's or Data-page experiment's parent run
 
 # MLflow's limits for one log_batch call.
 _METRICS_PER_BATCH = 1000
@@ -50,14 +61,19 @@ _TAGS_PER_BATCH = 100
 def apply(c: Any, op: Op, run_id: str | None, *, store: StoreSettings, experiments: dict[str, str]) -> str | None:
     """Write one operation with MlflowClient ``c``; returns the run id (``create`` makes it).
 
-    ``experiments`` caches experiment ids by name across calls.
+    ``experiments`` caches experiment ids by name across calls (and parent run ids found for
+    ``parent_of``, under ``"parent of <comparison id>"``).
     """
     kind = op.get("op")
     if kind == "create":
         name = op["experiment"]
         if name not in experiments:
             experiments[name] = experiment_id(name, store)
-        created = c.create_run(experiments[name], start_time=op["start_time"], tags=op["tags"], run_name=op["run_name"])
+        tags = dict(op["tags"])
+        if (comparison_id := op.get("parent_of")) and PARENT_TAG not in tags:
+            if (parent := _parent_run(c, experiments, experiments[name], comparison_id)) is not None:
+                tags[PARENT_TAG] = parent
+        created = c.create_run(experiments[name], start_time=op["start_time"], tags=tags, run_name=op["run_name"])
         return created.info.run_id
     if run_id is None:
         raise SpoolError(f"operation {kind!r} before the run was created")
@@ -82,6 +98,20 @@ def apply(c: Any, op: Op, run_id: str | None, *, store: StoreSettings, experimen
     else:
         raise SpoolError(f"unknown spool operation {kind!r}")
     return run_id
+
+
+def _parent_run(c: Any, cache: dict[str, str], experiment: str, comparison_id: str) -> str | None:
+    """The id of comparison ``comparison_id``'s parent run in the store, if it is there."""
+    key = f"parent of {comparison_id}"
+    if key not in cache:
+        found = c.search_runs(
+            [experiment], f"tags.comparison_id = '{comparison_id}' and tags.`{ROLE_TAG}` = '{PARENT_ROLE}'",
+            run_view_type=ViewType.ACTIVE_ONLY, max_results=1, order_by=["attributes.start_time ASC"],
+        )
+        if not found:
+            return None
+        cache[key] = found[0].info.run_id
+    return cache[key]
 
 
 def _log_bytes(c: Any, run_id: str, data: bytes, path: str) -> None:

@@ -21,8 +21,16 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 
 EXPERIMENT = "dlopt-compare"
+# MLflow 3 opens an experiment in its GenAI view (traces, prompts) or its classic ML view (runs,
+# metrics, charts) by this tag; without it the UI guesses, and guessed GenAI for dlopt's runs.
+# The values are the UI's own enum (mlflow/server/js: GENAI_DEVELOPMENT, CUSTOM_MODEL_DEVELOPMENT).
+KIND_TAG = "mlflow.experimentKind"
+CLASSIC_ML = "custom_model_development"
+# What the UI writes or assumes when nobody chose: dlopt may replace these with its own choice.
+_UNCHOSEN_KINDS = ("", "genai_development_inferred", "custom_model_development_inferred", "no_inferred_type")
 
 
 @dataclass(frozen=True)
@@ -89,18 +97,35 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 def experiment_id(name: str = EXPERIMENT, store: StoreSettings | None = None) -> str:
-    """The id of experiment ``name``, created on first use with artifacts under the home."""
+    """The id of experiment ``name``, created on first use with artifacts under the home.
+
+    Every experiment dlopt writes to is tagged for MLflow's classic ML view (:data:`KIND_TAG`):
+    when it creates one, and when it first uses one made before (or by someone else) that has
+    no kind chosen yet. A kind a person chose in the UI is left as it is.
+    """
     store = store or settings()
     c = client(store)
     found = c.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get(KIND_TAG, "") in _UNCHOSEN_KINDS:
+            _tag_classic(c, found.experiment_id)
         return found.experiment_id
     location = None if store.is_remote else f"{store.artifact_root}/{name}"
     try:
-        return c.create_experiment(name, artifact_location=location)
+        return c.create_experiment(name, artifact_location=location, tags={KIND_TAG: CLASSIC_ML})
     except Exception:
         # Another worker may have created it between our lookup and create.
         found = c.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id
+
+
+def _tag_classic(c: MlflowClient, experiment: str) -> None:
+    try:
+        c.set_experiment_tag(experiment, KIND_TAG, CLASSIC_ML)
+    except MlflowException as err:
+        # A user who may log runs but not edit the experiment (a shared server's permissions):
+        # the view it opens in is not worth refusing the runs for.
+        if not 400 <= err.get_http_status_code() < 500:
+            raise

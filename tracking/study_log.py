@@ -3,8 +3,8 @@
 A :class:`StudyLogger` is a :class:`~dlopt_core.experiments.study.StudyObserver`; each worker
 of a study has its own and logs the trials it ran, when they end (a trial's whole record is
 in the study storage by then: its params, the curve it stored, its state). Per trial run:
-the trial's run config as params, ``val_loss`` / ``val_metric`` / ``train_loss`` per epoch
-(``step`` = epoch), tags ``trial_state`` (COMPLETE / PRUNED / FAIL), ``status`` (dlopt's
+the trial's run config as params, ``val_loss``, ``train_loss`` and the validation metric named
+for what it is (``val_accuracy`` or ``val_r2``) per epoch (``step`` = epoch), tags ``trial_state`` (COMPLETE / PRUNED / FAIL), ``status`` (dlopt's
 vocabulary: finished, pruned, diverged, cancelled, failed) and ``diverged_step``, and the end
 status FINISHED (complete), KILLED (pruned) or FAILED (failed). Surplus trials (a place
 another worker took first, nothing trained) are not logged.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tracking.mlflow_log import val_metric_key
 from tracking.reconcile import run_identity_tags
 from tracking.spool import Op, RunSpool, apply, replay_files
 from tracking.store import StoreSettings, client, experiment_id, settings
@@ -52,7 +53,7 @@ ROLE_TAG = "dlopt.role"  # "study" on the parent, "trial" on each trial's run
 TRIAL_TAG = "trial_number"
 # Optuna's final states, in MLflow's words.
 MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
-_CURVE_METRICS = ("train_loss", "val_loss", "val_metric")
+_CURVE_METRICS = ("train_loss", "val_loss", "val_metric")  # the stored curve's keys
 
 
 def _ms(when: Any) -> int:
@@ -203,8 +204,10 @@ class StudyLogger(StudyObserver):
         ]
         curve = trial.user_attrs.get(CURVE_ATTR) or {}
         at = _ms(end) if end else 0
+        # The curve's val_metric is logged by what it is (val_accuracy, val_r2).
+        names = {"val_metric": val_metric_key((self._config or study_config(study)).data.name)}
         metrics = [
-            [key, float(value), at, epoch]
+            [names.get(key, key), float(value), at, epoch]
             for key in _CURVE_METRICS
             for epoch, value in zip(range(len(curve.get(key, []))), curve.get(key, []))
             if value is not None

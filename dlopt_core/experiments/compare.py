@@ -168,6 +168,9 @@ class RunObserver:
     ``record`` may return ``True`` to stop that run (it ends as ``pruned``).
     """
 
+    def comparison_started(self, comparison: Comparison) -> None:
+        """Once, before any run starts (a tracker opens the comparison's parent run here)."""
+
     def run_started(self, run: RunResult) -> None:
         """Before the run's first record."""
 
@@ -310,6 +313,10 @@ class Comparison:
         try:
             # Inside the try: building forks processes, and announcing a run creates it in
             # MLflow (thousands in a sweep); a stop or SIGTERM meanwhile still ends them all.
+            for obs in observers:
+                # Optional: an observer written before this hook (duck-typed) has none.
+                if (started_hook := getattr(obs, "comparison_started", None)) is not None:
+                    started_hook(self)
             engine = build_engine(
                 [r.config for r in self.runs], data=self._data_of(), choice=self.config.engine,
                 measures=self.measures(),
