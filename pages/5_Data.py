@@ -1,4 +1,4 @@
-"""Data: augmentation against overfitting, what shrinking the training data costs, and your own CSV."""
+"""Data: augmentation against overfitting, what shrinking the training data costs, and your own data."""
 
 import streamlit as st
 
@@ -13,7 +13,7 @@ page_frame("Data · dlopt")
 st.title("Data")
 st.caption(
     "The data side of optimization: augmentation and mixing fight overfitting, shrinking the "
-    "training data trades accuracy for size, and your own CSV joins every page. One model and one "
+    "training data trades accuracy for size, and your own data joins every page. One model and one "
     "optimizer throughout, so only the data differs between the curves."
 )
 

@@ -160,7 +160,7 @@ def upload_form() -> None:
     files = _uploaded_files(fmt)
     if not files:
         return
-    cols = st.columns([2, 1, 1], vertical_alignment="bottom")
+    cols = st.columns([1.6, 1, 1.4], vertical_alignment="bottom")
     target = None
     if fmt == "csv":
         header = files[0][1].split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip().split(",")

@@ -18,16 +18,17 @@ def download_row(
     comparison: Comparison, *, config: ComparisonConfig | None, table: pd.DataFrame, name: str, title: str,
     run_ids: Mapping[int, str] | None = None, started: datetime | None = None, first: object = None,
 ) -> None:
-    """Three download buttons, after ``first`` (a page link, or nothing) in a row of four.
+    """Three download buttons after ``first`` (a page link, or nothing), in a row that wraps
+    (fixed columns cut their labels at 820 px).
 
     The files are built on click (``data`` is a callable), not on every redraw.
     """
-    row = st.columns(4)
+    row = st.container(horizontal=True)
     if first is not None:
-        with row[0]:
+        with row:
             first()  # type: ignore[operator]
-    row[1].download_button(
-        "HTML report", icon=":material/download:", file_name=f"{name}.html", mime="text/html", width="stretch",
+    row.download_button(
+        "HTML report", icon=":material/download:", file_name=f"{name}.html", mime="text/html",
         data=lambda: report_html(
             comparison, config=config, device=device_text(), table=table.to_dict("records"),
             title=title, run_ids=run_ids, started=started,
@@ -35,12 +36,12 @@ def download_row(
         help="One file: the curves (draws offline), the table, every run, the config, the command, the versions",
         on_click="ignore",
     )
-    row[2].download_button(
-        "Curves CSV", icon=":material/download:", file_name=f"{name}-curves.csv", mime="text/csv", width="stretch",
+    row.download_button(
+        "Curves CSV", icon=":material/download:", file_name=f"{name}-curves.csv", mime="text/csv",
         data=lambda: curves_csv(comparison), help="Every evaluation of every run", on_click="ignore",
     )
-    row[3].download_button(
-        "Table CSV", icon=":material/download:", file_name=f"{name}-table.csv", mime="text/csv", width="stretch",
+    row.download_button(
+        "Table CSV", icon=":material/download:", file_name=f"{name}-table.csv", mime="text/csv",
         data=lambda: table_csv(table.to_dict("records")), on_click="ignore",
     )
     if config is not None:

@@ -54,7 +54,7 @@ PAGES = (
     ),
     PageInfo(
         "pages/5_Data.py", "Data", ":material/dataset:",
-        "Augmentation against overfitting, what shrinking the training data costs, and your own CSV",
+        "Augmentation against overfitting, what shrinking the training data costs, and your own data (CSV, .npz, MNIST idx)",
     ),
     PageInfo(
         "pages/6_Runs.py", "Runs", ":material/history:",
