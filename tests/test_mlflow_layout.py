@@ -19,11 +19,13 @@ from dlopt_core.catalog.schedules import SCHEDULES
 from dlopt_core.config import ComparisonConfig, OptimizerConfig, RunConfig, param_text
 from dlopt_core.experiments.compare import Comparison
 from dlopt_core.experiments.data_demos import AugmentDemoConfig
+from dlopt_core.experiments.study import StudyConfig, run_worker
 from dlopt_core.experiments.sweep import SweepConfig
 from tracking import MlflowObserver, replay_spool
 from tracking.runs import RunFilter, list_entries, load_comparison
 from tracking.spool import PARENT_TAG
 from tracking.store import CLASSIC_ML, KIND_TAG, client, experiment_id, settings
+from tracking.study_log import StudyLogger
 
 FIGURE = "comparison.html"
 
@@ -189,3 +191,16 @@ def test_a_comparison_logged_while_the_store_is_down_is_replayed_as_parent_and_c
     assert all(_artifacts(c, r) == ["curve.csv", "state_dict.pt"] for r in children)
     stored = load_comparison(comparison.id)
     assert stored.config == config and sorted(stored.run_ids) == [-1, 0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("dataset", "metric"), [("wine", "val_accuracy"), ("linear", "val_r2")])
+def test_a_study_logs_each_trial_under_its_parent_with_the_metric_named_by_task(dataset: str, metric: str) -> None:
+    config = StudyConfig.make(data={"name": dataset}, model={"name": "linear"}, epochs=2, n_trials=2, sampler="random")
+    logger = StudyLogger()
+    run_worker(config, observers=[logger], worker=0)
+    c, runs = _experiment_runs("dlopt-search")
+    parent, children = _family(runs)
+    assert parent.info.run_id == logger.parent_run_id and len(children) == 2
+    for child in children:
+        assert [m.step for m in c.get_metric_history(child.info.run_id, metric)] == [0, 1, 2]
+        assert "val_metric" not in child.data.metrics
