@@ -45,7 +45,15 @@ from dlopt_core.compression.weights import STATE_DICT_FILE, state_dict_bytes
 from dlopt_core.config import param_text
 from dlopt_core.plots import curves_data, curves_figure
 from tracking.reconcile import run_identity_tags
-from tracking.spool import PARENT_ROLE, PARENT_TAG, ROLE_TAG, Op, RunSpool, apply, replay_files
+from tracking.spool import (
+    PARENT_ROLE,
+    PARENT_TAG,
+    ROLE_TAG,
+    Op,
+    RunSpool,
+    apply,
+    replay_files,
+)
 from tracking.store import EXPERIMENT, StoreSettings, client, settings
 
 if TYPE_CHECKING:

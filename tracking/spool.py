@@ -70,9 +70,11 @@ def apply(c: Any, op: Op, run_id: str | None, *, store: StoreSettings, experimen
         if name not in experiments:
             experiments[name] = experiment_id(name, store)
         tags = dict(op["tags"])
-        if (comparison_id := op.get("parent_of")) and PARENT_TAG not in tags:
-            if (parent := _parent_run(c, experiments, experiments[name], comparison_id)) is not None:
-                tags[PARENT_TAG] = parent
+        comparison_id = op.get("parent_of")
+        if comparison_id and PARENT_TAG not in tags and (
+            parent := _parent_run(c, experiments, experiments[name], comparison_id)
+        ) is not None:
+            tags[PARENT_TAG] = parent
         created = c.create_run(experiments[name], start_time=op["start_time"], tags=tags, run_name=op["run_name"])
         return created.info.run_id
     if run_id is None:
