@@ -26,6 +26,7 @@ from tracking.runs import RunFilter, list_entries, load_comparison
 from tracking.spool import PARENT_TAG
 from tracking.store import CLASSIC_ML, KIND_TAG, client, experiment_id, settings
 from tracking.study_log import StudyLogger
+from tracking.weights import runs_with_weights
 
 FIGURE = "comparison.html"
 
@@ -88,6 +89,10 @@ def test_a_cli_comparison_is_one_parent_with_a_child_per_optimizer_and_seed(
         }
         assert not [k for k in params if k.startswith(("augment", "reduce", "grad_clip", "target_loss", "seeds"))]
         assert RunConfig.from_dict(params) in config.runs()
+
+    # The Compression page's picker of finished runs with weights reads the metric by its new name.
+    picked = {w.run_id: w.metric for w in runs_with_weights()}
+    assert picked == {r.info.run_id: r.data.metrics[metric] for r in children}
 
 
 def test_the_runs_browser_lists_the_parent_once_and_reopens_it(capsys: pytest.CaptureFixture[str]) -> None:
