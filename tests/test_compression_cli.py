@@ -25,6 +25,16 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dlopt_core", *args], capture_output=True, text=True, timeout=300)
 
 
+def _main(capsys: pytest.CaptureFixture, *args: str) -> subprocess.CompletedProcess:
+    """The CLI in this process: the same ``main`` and output, without ~6 s of imports per call
+    (the real command line is run once, by the test of the full table)."""
+    from dlopt_core.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+
 class _Payload:
     """Unpickling this would create ``path``: the proof that a crafted file ran code."""
 
@@ -41,11 +51,13 @@ def _crafted(marker: Path) -> bytes:
     return buffer.getvalue()
 
 
-def test_help_lists_compress_and_its_options() -> None:
-    out = _cli("compress", "--help")
-    assert out.returncode == 0
+def test_help_lists_compress_and_its_options(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        _main(capsys, "compress", "--help")
+    assert done.value.code == 0
+    out = capsys.readouterr()
     for option in ("--method", "--weights", "--sparsities", "--compile", "--latency-repeats", "--json", "prune_structured"):
-        assert option in out.stdout
+        assert option in out.out
 
 
 def test_compress_prints_one_row_per_variant_and_logs_each_as_a_run() -> None:
@@ -95,18 +107,18 @@ def test_compress_prints_one_row_per_variant_and_logs_each_as_a_run() -> None:
     (["--method", "fp16", "--weights", "/nonexistent/weights.pt"], "cannot read '/nonexistent/weights.pt'"),
     (["--method", "fp16", "--sparsities", "0.5,1"], "sparsities: each must be in [0, 1)"),
 ])
-def test_bad_input_is_one_clear_line_exit_2_and_nothing_logged(args: list[str], message: str) -> None:
-    out = _cli("compress", "--model", "mlp:hidden=64", "--epochs", "1", *args)
+def test_bad_input_is_one_clear_line_exit_2_and_nothing_logged(args: list[str], message: str, capsys) -> None:
+    out = _main(capsys, "compress", "--model", "mlp:hidden=64", "--epochs", "1", *args)
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr
     assert not (settings().home / "mlflow.db").exists()  # validated before MLflow heard of anything
 
 
-def test_a_crafted_weights_file_is_refused_and_nothing_in_it_runs(tmp_path: Path) -> None:
+def test_a_crafted_weights_file_is_refused_and_nothing_in_it_runs(tmp_path: Path, capsys) -> None:
     marker = tmp_path / "ran"
     path = tmp_path / "weights.pt"
     path.write_bytes(_crafted(marker))
-    out = _cli("compress", "--model", "mlp:hidden=64", "--method", "fp16", "--weights", str(path), "--no-track")
+    out = _main(capsys, "compress", "--model", "mlp:hidden=64", "--method", "fp16", "--weights", str(path), "--no-track")
     assert out.returncode == 2 and "refused, not loadable with weights_only=True" in out.stderr
     assert "posix.system" in out.stderr and not marker.exists()
     with pytest.raises(WeightsError, match="refused"):
@@ -114,16 +126,16 @@ def test_a_crafted_weights_file_is_refused_and_nothing_in_it_runs(tmp_path: Path
     assert not marker.exists()
 
 
-def test_given_weights_are_the_baseline(tmp_path: Path) -> None:
+def test_given_weights_are_the_baseline(tmp_path: Path, capsys) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
     path = tmp_path / "weights.pt"
     torch.save(model.state_dict(), path)
-    out = _cli("compress", "--model", "mlp:hidden=32", "--method", "bf16", "--weights", str(path), "--no-track",
+    out = _main(capsys, "compress", "--model", "mlp:hidden=32", "--method", "bf16", "--weights", str(path), "--no-track",
                "--no-sensitivity", "--latency-repeats", "3", "--json")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)["rows"]
     assert [r["method"] for r in rows] == ["baseline", "bf16"] and rows[0]["params"] == 64 * 32 + 32 + 32 * 10 + 10
-    wrong = _cli("compress", "--model", "mlp:hidden=16", "--method", "bf16", "--weights", str(path), "--no-track")
+    wrong = _main(capsys, "compress", "--model", "mlp:hidden=16", "--method", "bf16", "--weights", str(path), "--no-track")
     assert wrong.returncode == 2 and "do not fit the model 'mlp:hidden=16'" in wrong.stderr
 
 
