@@ -1,7 +1,8 @@
-"""Ten browsers start a comparison each on one server: all finish, once each, first come first served.
+"""Six browsers start a comparison each on one server: all finish, once each, first come first served.
 
-The invariants of ``python -m bench load_sessions`` (which also prints page-load times and the
-server's memory, threads and open files); no timing is asserted here.
+The invariants of ``python -m bench load_sessions`` (ten sessions there, with page-load times and
+the server's memory, threads and open files); six here, so that three times the two job slots
+still queue, in a third of the time on a 2-core CI machine. No timing is asserted.
 """
 
 import pytest
@@ -11,10 +12,10 @@ from bench.load_sessions import OPTIMIZERS, run_sessions
 pytestmark = pytest.mark.browser
 
 
-def test_ten_sessions_at_once_all_finish_once_each_in_submit_order() -> None:
-    result = run_sessions(sessions=10, epochs=30, job_timeout_s=150.0, measure=False)
+def test_sessions_at_once_all_finish_once_each_in_submit_order() -> None:
+    result = run_sessions(sessions=6, epochs=30, job_timeout_s=240.0, measure=False)
     seeds = result.submit_order
-    assert len(seeds) == 10
+    assert len(seeds) == 6
     assert result.stalled == {}  # seed -> what a page showed when it never reached "finished: 100%"
     assert sorted(result.finished_at) == sorted(seeds)
     # MLflow holds one comparison per session with one FINISHED run per optimizer: none lost,
