@@ -345,16 +345,23 @@ def _read_store(home: Path, result: LoadResult) -> None:
         result.comparisons.setdefault(seed, set()).add(tags.get("comparison_id", ""))
 
 
+def _app_session_ttl() -> int:
+    import tomllib
+
+    config = Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml"
+    return int(tomllib.loads(config.read_text()).get("server", {}).get("disconnectedSessionTTL", 120))
+
+
 def run_sessions(*, sessions: int = 10, epochs: int = 150, settle_s: float = 10.0, job_timeout_s: float = 300.0,
                  session_ttl_s: int | None = None, measure: bool = True) -> LoadResult:
     """Start a server, drive ``sessions`` browsers at it, read its MLflow store; stop the server.
 
     ``measure=False``: only the sessions and the store (no page-load probe, nothing after they close).
 
-    ``session_ttl_s``: Streamlit's ``server.disconnectedSessionTTL`` (default 120 s), how long
-    a closed browser session is kept for a reconnect.
+    ``session_ttl_s``: Streamlit's ``server.disconnectedSessionTTL``, how long a closed browser
+    session is kept for a reconnect (default: the app's ``.streamlit/config.toml``).
     """
-    result = LoadResult(sessions, session_ttl_s=120 if session_ttl_s is None else session_ttl_s, settle_s=settle_s)
+    result = LoadResult(sessions, session_ttl_s=session_ttl_s or _app_session_ttl(), settle_s=settle_s)
     env = {} if session_ttl_s is None else {"STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(session_ttl_s)}
     with tempfile.TemporaryDirectory(prefix="dlopt-load-") as tmp:
         home = Path(tmp)

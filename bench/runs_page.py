@@ -46,7 +46,7 @@ def fill(n_runs: int) -> None:
         cid = f"bench{i:07d}"
         when = start + i * (CHILDREN + 1) * 1000
         parent = c.create_run(exp, start_time=when, run_name=f"comparison {cid}",
-                              tags={"comparison_id": cid, "status": "finished"}).info.run_id
+                              tags={"comparison_id": cid, "status": "finished", "dlopt.role": "parent"}).info.run_id
         c.log_batch(parent, params=[Param(k, param_text(v)) for k, v in config.to_dict().items()])
         c.set_terminated(parent, "FINISHED", end_time=when + 500)
         for j, run in enumerate(config.runs()):
@@ -55,7 +55,7 @@ def fill(n_runs: int) -> None:
             child = c.create_run(exp, start_time=when + j + 1, run_name=f"{run.optimizer.label} seed=0", tags=tags)
             rid = child.info.run_id
             params = [Param(k, param_text(v)) for k, v in run.to_dict().items()]
-            metrics = [Metric(k, 0.5 / (j + 1), when, 5) for k in ("val_loss", "train_loss", "val_metric")]
+            metrics = [Metric(k, 0.5 / (j + 1), when, 5) for k in ("val_loss", "train_loss", "val_accuracy")]
             c.log_batch(rid, params=params[:100], metrics=metrics, tags=[RunTag("status", "finished")])
             c.set_terminated(rid, "FINISHED", end_time=when + 400)
 

@@ -38,7 +38,7 @@ try:
     if config is not None:
         # Here, not in the worker: a method this model cannot take is refused before Run.
         check_methods(config, baseline_state=baseline.state if baseline else None)
-except ConfigError as err:
+except (ConfigError, ValueError) as err:  # ValueError: a device this machine does not have
     config = None
     st.error(f"Fix this before running: {code_span(str(err))}")
 

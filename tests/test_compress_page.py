@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from apptest import open_page
@@ -133,3 +135,12 @@ def test_a_variant_slower_than_the_baseline_is_named_with_how_much() -> None:
     text = slower_text([row("baseline", 0.02), row("quantize_int8_dynamic", 0.5), row("fp16", 0.021)])
     assert "quantize_int8_dynamic (25.0x)" in text and "fp16 (" not in text
     assert slower_text([row("baseline", 0.02), row("fp16", 0.021)]) is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_a_device_this_machine_lacks_is_a_message_not_a_traceback() -> None:
+    at = open_page(PAGE)
+    at.sidebar.selectbox(key="device").set_value("cuda").run()
+    assert not at.exception
+    assert any("cuda" in e.value.lower() for e in at.error)
+    assert not [b for b in at.button if b.label == "Run"]

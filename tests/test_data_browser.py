@@ -41,12 +41,13 @@ def test_the_grid_shows_originals_and_augmented_versions_and_a_csv_joins_the_dat
     # MNIST's format: a gzipped idx pair of 28x28 images and their labels.
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.arange(40, dtype=np.uint8) % 4
-    for name, a in (("t10k-images-idx3-ubyte.gz", images), ("t10k-labels-idx1-ubyte.gz", labels)):
-        header = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f">{a.ndim}i", *a.shape)
-        (tmp_path / name).write_bytes(gzip.compress(header + a.tobytes()))
+    # The images gzipped as published, the labels unzipped: a name with no dot at all.
+    for name, a in (("t10k-images-idx3-ubyte.gz", images), ("t10k-labels-idx1-ubyte", labels)):
+        raw = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f">{a.ndim}i", *a.shape) + a.tobytes()
+        (tmp_path / name).write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
     page.get_by_text("MNIST idx pair", exact=True).click()
     page.get_by_text("images (idx3)").wait_for(timeout=30_000)
-    for label, name in (("images (idx3)", "t10k-images-idx3-ubyte.gz"), ("labels (idx1)", "t10k-labels-idx1-ubyte.gz")):
+    for label, name in (("images (idx3)", "t10k-images-idx3-ubyte.gz"), ("labels (idx1)", "t10k-labels-idx1-ubyte")):
         uploader = page.locator("[data-testid=stFileUploader]").filter(has_text=label)
         uploader.locator("input[type=file]").set_input_files(str(tmp_path / name))
     page.get_by_role("button", name="Add this data set").click()

@@ -196,3 +196,17 @@ def test_a_runs_time_counts_its_steps_only() -> None:
             assert rec.wall_time == before.wall_time
         else:
             assert rec.wall_time >= before.wall_time
+
+
+def test_a_run_keeps_its_final_weights_only_when_they_are_its_configs_model() -> None:
+    from dlopt_core.catalog.models import build_model
+    from dlopt_core.config import ModelConfig
+    from dlopt_core.engine.loop import load_run_data, run
+
+    config = RunConfig.make(data={"name": "wine"}, model=ModelConfig.parse("mlp:hidden=8"), epochs=1)
+    data = load_run_data(config)
+    same = build_model(config.model, data, 0)
+    assert [r for r in run(config, data=data, model=same)][-1].state is not None
+    # Structured pruning left 4 of 8 hidden units: the config's MLP could not load these weights.
+    smaller = build_model(ModelConfig.parse("mlp:hidden=4"), data, 0)
+    assert [r for r in run(config, data=data, model=smaller)][-1].state is None

@@ -158,7 +158,9 @@ def experiment_ids(store: StoreSettings | None = None, kinds: Iterable[str] = ()
     wanted = set(kinds)
     c = client(store)
     found = c.search_experiments(filter_string="name LIKE 'dlopt-%'", max_results=_SEARCH_PAGE)
-    return {e.experiment_id: e.name for e in found if not wanted or KINDS.get(e.name) in wanted}
+    # Only the kinds the browser knows: a compression's variant runs (dlopt-compress) are
+    # measurements without curves, one per variant, and would flood the list with rows that open nothing.
+    return {e.experiment_id: e.name for e in found if e.name in KINDS and (not wanted or KINDS[e.name] in wanted)}
 
 
 def list_entries(

@@ -192,7 +192,7 @@ def build_config(setup: dict[str, Any], methods: list[dict[str, Any]], sweep: di
 
 def baseline_setup(cfg: CompressionConfig, weights: RunWeights) -> CompressionConfig:
     """``cfg`` with the setup of the finished run whose weights are the baseline."""
-    fields = set(RunConfig.model_fields)
+    fields = set(RunConfig.model_fields) - {"device"}  # where it trained need not be here: the sidebar's
     return CompressionConfig.make(**{
         **cfg.model_dump(exclude=fields), **weights.config.model_dump(include=fields), "baseline_run": weights.run_id,
     })

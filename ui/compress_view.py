@@ -125,6 +125,8 @@ def csv_text(rows: list[CompressionRow]) -> str:
 def compression_view(job: Job, *, x_axis: str) -> None:
     """Everything the compression has so far; refreshes itself while the job runs."""
     polling = job.active
+    if polling:
+        st.session_state.pop("_compress_ended", None)
     interval = poll_seconds(st.session_state.get("_compress_render_s", 0.0))
 
     @st.fragment(run_every=interval if polling else None)
@@ -175,6 +177,9 @@ def compression_view(job: Job, *, x_axis: str) -> None:
         took = time.perf_counter() - started
         st.session_state["_compress_render_s"] = took
         if polling and not job.active:
-            st.rerun()  # one full rerun turns polling off and re-enables Run
+            # As in ui.live: the full rerun comes on the tick after the final state was drawn.
+            if st.session_state.get("_compress_ended") == job.key:
+                st.rerun()
+            st.session_state["_compress_ended"] = job.key
 
     view()

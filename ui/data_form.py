@@ -126,8 +126,9 @@ def reduce_sweep(setup: dict[str, Any], values: dict[str, Any]) -> ReduceSweepCo
 
 
 FORMATS = {"csv": "CSV", "npz": "NumPy .npz", "idx": "MNIST idx pair"}
-# Streamlit filters by the text after the last dot; MNIST's files end in .gz or -ubyte names.
-IDX_TYPES = ["gz", "idx", "ubyte", "idx1-ubyte", "idx3-ubyte"]
+# No type filter for idx files: Streamlit matches ".<type>" endings, and MNIST's unzipped names
+# (train-images-idx3-ubyte) have no dot. parse_idx checks the bytes themselves.
+IDX_TYPES = None
 
 
 def _uploaded_files(fmt: str) -> list[tuple[str, bytes]]:

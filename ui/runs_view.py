@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pandas as pd
 import streamlit as st
@@ -61,10 +62,15 @@ def _page_tokens(current: RunFilter) -> list[str | None]:
     return s[f"{PREFIX}._tokens"]
 
 
-def entries_page(current: RunFilter) -> EntryPage:
-    """One server-side search for the page of the list being viewed."""
+def entries_page(current: RunFilter) -> EntryPage | None:
+    """One server-side search for the page of the list being viewed (``None``: the store did
+    not answer, and the page says why)."""
     tokens = _page_tokens(current)
-    return list_entries(current, page_size=PAGE_SIZE, page_token=tokens[-1])
+    try:
+        return list_entries(current, page_size=PAGE_SIZE, page_token=tokens[-1])
+    except Exception as err:  # an unreachable or refusing server: a message, not a traceback
+        st.error(f"The run store cannot be read: {code_span(f'{type(err).__name__}: {err}'[:600])}")
+        return None
 
 
 def _older(token: str) -> None:
@@ -92,23 +98,31 @@ def entries_frame(entries: list[Entry]) -> pd.DataFrame:
     ], columns=["started", "kind", "optimizers", "data set", "model", "runs", "status", "id"])
 
 
-def entries_table(page: EntryPage) -> list[Entry]:
+def entries_table(page: EntryPage | None) -> list[Entry]:
     """The page's table with row selection, and the Newer/Older buttons; returns the selected rows."""
     tokens = st.session_state[f"{PREFIX}._tokens"]
-    if not page.entries:
-        st.info("No runs match these filters yet. Runs appear here as soon as a comparison starts.")
+    if page is None:
         return []
-    event = st.dataframe(
-        entries_frame(page.entries), hide_index=True, width="stretch", on_select="rerun",
-        selection_mode="multi-row", key=f"{PREFIX}.table.{len(tokens)}",
-        column_config={"optimizers": st.column_config.TextColumn(width="large")},
-    )
+    if not page.entries:
+        st.info("No runs match these filters on this page. Runs appear here as soon as a comparison starts.")
+    event = None
+    if page.entries:
+        # A selection is row positions: the key names the rows shown (filter, page and which
+        # runs), so new runs or another filter start a fresh selection instead of a stale one.
+        shown = _key_of([e.ref for e in page.entries], st.session_state.get(f"{PREFIX}._filter"))
+        event = st.dataframe(
+            entries_frame(page.entries), hide_index=True, width="stretch", on_select="rerun",
+            selection_mode="multi-row", key=f"{PREFIX}.table.{shown}",
+            column_config={"optimizers": st.column_config.TextColumn(width="large")},
+        )
     nav = st.container(horizontal=True, vertical_alignment="center")  # wraps in a narrow window
     nav.button("Newer", icon=":material/chevron_left:", disabled=len(tokens) == 1, on_click=_newer)
     nav.button("Older", icon=":material/chevron_right:", disabled=page.next_token is None, on_click=_older,
                args=(page.next_token,))
     nav.caption(f"Page {len(tokens)} · {PAGE_SIZE} rows a page, newest first · select rows to open or overlay them")
-    return [page.entries[i] for i in event.selection.rows]  # type: ignore[attr-defined]
+    if event is None:
+        return []
+    return [page.entries[i] for i in event.selection.rows if i < len(page.entries)]  # type: ignore[attr-defined]
 
 
 @st.cache_resource(max_entries=16, ttl=600, show_spinner="Reading the comparison from the run store…")
@@ -214,9 +228,17 @@ def overlay_view(chosen: list[StoredComparison]) -> None:
     st.plotly_chart(overlay_figure(data, log_y=log_y), key=f"{PREFIX}.overlay", width="stretch")
 
 
+def _key_of(*values: object) -> str:
+    return hashlib.sha1(repr(values).encode()).hexdigest()[:12]
+
+
 def hparams_view(entries: list[Entry]) -> None:
     """Parallel coordinates: every run's hyperparameters against a final metric."""
-    rows = run_rows(entries, store=settings())
+    try:
+        rows = run_rows(entries, store=settings())
+    except Exception as err:  # an unreachable store: a message, not a traceback
+        st.error(f"The run store cannot be read: {code_span(f'{type(err).__name__}: {err}'[:600])}")
+        return
     metrics = sorted({k for r in rows for k in r if k.startswith("final ")})
     if not metrics:
         st.info("These runs have no final metrics yet.")

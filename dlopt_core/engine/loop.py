@@ -147,6 +147,12 @@ def evaluate(model: torch.nn.Module, data: Dataset, x: torch.Tensor, y: torch.Te
     return loss, metric
 
 
+def _is_config_model(model: torch.nn.Module, config: RunConfig, data: Dataset) -> bool:
+    fresh = build_model(config.model, data, config.seed).state_dict()
+    state = model.state_dict()
+    return state.keys() == fresh.keys() and all(state[k].shape == fresh[k].shape for k in fresh)
+
+
 def run(
     config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = StepHooks(),
     train_loss: bool = True, weights: bool = False, model: torch.nn.Module | None = None,
@@ -162,8 +168,12 @@ def run(
     """
     data = data if data is not None else load_run_data(config)
     spec = get_optimizer(config.optimizer.name)
-    model = model if model is not None else build_model(config.model, data, config.seed)
     device = data.x_train.device
+    # Final weights go with the run only when they are ``config.model``'s: a given model that was
+    # pruned (masks, or fewer units) would be stored as weights its config cannot load.
+    keep_state = model is None or _is_config_model(model, config, data)
+    # A given model trains where the data is (in place: .to moves a module's own parameters).
+    model = model.to(device) if model is not None else build_model(config.model, data, config.seed)
     watch = Stopwatch(training_clock(device))
     counted = GradEvals() if spec.needs_closure else None
     boundary = weights and wants_weights(data, model)
@@ -252,7 +262,7 @@ def run(
         rec = eval_record(step, samples, lr, loss_sum / epoch_samples)
         lr_factor.observe(rec.val_loss if math.isfinite(rec.val_loss or math.nan) else math.inf)
         if rec.status is Status.RUNNING and epoch == config.epochs - 1:
-            rec = rec._replace(status=Status.FINISHED, state=state_of(model))
+            rec = rec._replace(status=Status.FINISHED, state=state_of(model) if keep_state else None)
         yield rec
         if rec.status is not Status.RUNNING:
             return

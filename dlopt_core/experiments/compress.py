@@ -438,10 +438,12 @@ class Compression:
         self, model: nn.Module, data: Dataset, *, method: str, label: str, badge: str, settings: dict[str, Any],
         seconds: float, compressed: Compressed | None = None, sparsity: Any = None,
     ) -> CompressionRow:
-        model = model.cpu().eval()
+        # A CPU copy: measured where the latencies are, and the baseline (which later methods
+        # start from, on the training device) is left where it is.
+        model = copy.deepcopy(model).cpu().eval()
         masked = compressed is not None and compressed.masked
         try:
-            loss, metric = evaluate(model, data, data.x_val, data.y_val)
+            loss, metric = evaluate(model, data, data.x_val.cpu(), data.y_val.cpu())
             sizes = measure_sizes(model, masked=masked)
         except Exception as exc:
             return CompressionRow(method, label, badge, settings, error=f"{type(exc).__name__}: {exc}", seconds=seconds)
