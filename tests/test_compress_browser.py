@@ -23,6 +23,7 @@ def test_a_pruning_sweep_draws_the_pareto_chart(app_server: str, browser, width:
     run = page.get_by_role("button", name="Run", exact=True)
     run.wait_for(timeout=60_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
+    assert f"seed={width}" in page.url and "sparsities=0.25%2C0.75" in page.url  # the link's config, not the defaults
     run.click()
     page.get_by_text("finished: 100%").wait_for(timeout=240_000)
     # Every variant on the chart: the baseline, each method at its sparsity and both swept ones
@@ -33,6 +34,6 @@ def test_a_pruning_sweep_draws_the_pareto_chart(app_server: str, browser, width:
         f"wanted => ({PARETO_JS})().some(texts => wanted.every(w => texts.join(' ').includes(w)))",
         arg=wanted, timeout=60_000,
     )
-    assert page.get_by_text("Download the table (CSV)").count() == 1
+    page.get_by_text("Download the table (CSV)").wait_for(timeout=60_000)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
     page.close()

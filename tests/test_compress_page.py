@@ -144,3 +144,10 @@ def test_a_device_this_machine_lacks_is_a_message_not_a_traceback() -> None:
     assert not at.exception
     assert any("cuda" in e.value.lower() for e in at.error)
     assert not [b for b in at.button if b.label == "Run"]
+
+
+def test_a_link_with_several_methods_applies_them_all() -> None:
+    at = open_page(PAGE, {"methods": ["prune_unstructured:sparsity=0.5", "prune_structured:sparsity=0.7"], "seed": "3"})
+    assert not at.exception and not at.warning
+    assert at.multiselect(key="compress.methods").value == ["prune_unstructured", "prune_structured"]
+    assert at.number_input(key="compress.method.prune_structured.sparsity").value == 0.7

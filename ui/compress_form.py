@@ -70,6 +70,7 @@ def set_state(cfg: CompressionConfig) -> None:
     s[f"{PREFIX}.sensitivity"] = cfg.sensitivity_sparsity is not None
     s[f"{PREFIX}.sensitivity_sparsity"] = cfg.sensitivity_sparsity if cfg.sensitivity_sparsity is not None else 0.5
     s[f"{PREFIX}.compile"], s[f"{PREFIX}.latency_repeats"] = cfg.compile, cfg.latency_repeats
+    s[f"{PREFIX}.seed"] = cfg.seed
 
 
 def setup_sidebar() -> dict[str, Any]:
@@ -156,6 +157,7 @@ def sweep_inputs() -> dict[str, Any]:
     seed_state(f"{PREFIX}.sensitivity_sparsity", 0.5)
     seed_state(f"{PREFIX}.compile", False)
     seed_state(f"{PREFIX}.latency_repeats", DEFAULT.latency_repeats)
+    seed_state(f"{PREFIX}.seed", DEFAULT.seed)
     cols = st.columns(2)
     sparsities = cols[0].text_input(
         "also prune at sparsities", key=f"{PREFIX}.sparsities",
@@ -172,8 +174,10 @@ def sweep_inputs() -> dict[str, Any]:
                               disabled=not sensitivity)
     compile_ = cols[1].toggle("also time torch.compile'd models", key=f"{PREFIX}.compile",
                               help="compiling takes seconds per variant on this CPU")
+    seed = cols[1].number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{PREFIX}.seed",
+                                help="the baseline's initial weights and batches; students and fine-tuning use it too")
     return {"sparsities": sparsities, "latency_repeats": int(repeats), "compile": compile_,
-            "sensitivity_sparsity": at if sensitivity else None}
+            "sensitivity_sparsity": at if sensitivity else None, "seed": int(seed)}
 
 
 def build_config(setup: dict[str, Any], methods: list[dict[str, Any]], sweep: dict[str, Any]) -> CompressionConfig:

@@ -108,7 +108,7 @@ def code_span(text: str) -> str:
 
 
 # Keys a URL may repeat: each value is one registry entry (``optimizer=sgd&optimizer=adam``).
-LIST_KEYS = ("optimizer", "augment")
+LIST_KEYS = ("optimizer", "augment", "methods")
 
 
 def query_dict() -> dict[str, Any]:
