@@ -38,7 +38,7 @@ PREFIX = "compare"
 
 def load_from_url() -> None:
     """Once per browser session: fill every widget's state from the URL (or the defaults)."""
-    loaded = config_from_url(PREFIX, ComparisonConfig.from_dict, DEFAULT, probe="dataset")
+    loaded = config_from_url(PREFIX, ComparisonConfig.from_dict, DEFAULT, probe=SETUP_PROBES)
     if loaded is None:
         return
     cfg, flat = loaded
@@ -47,6 +47,11 @@ def load_from_url() -> None:
         value = flat.get(key)
         st.session_state[f"view.{key}"] = value if value in choices else VIEW_DEFAULTS[key]
     st.session_state["view.log_y"] = flat.get("log_y") == "true"
+
+
+# The setup's widgets from first to last drawn: if Streamlit dropped any one's state, the page
+# puts back its last settings (config_from_url), never a selectbox's first option.
+SETUP_PROBES = ("dataset", "model", "schedule", "epochs")
 
 
 def set_setup_state(prefix: str, cfg: TrainingSetup) -> None:

@@ -10,7 +10,7 @@ import streamlit as st
 from dlopt_core.catalog.compressions import COMPRESSIONS, get_compression
 from dlopt_core.config import ConfigError, ModelConfig, RunConfig
 from dlopt_core.experiments.compress import CompressionConfig, MethodConfig
-from ui.compare_form import one_optimizer, set_setup_state, setup_widgets, step_options
+from ui.compare_form import SETUP_PROBES, one_optimizer, set_setup_state, setup_widgets, step_options
 from tracking.weights import RunWeights, WeightsError, load_run_weights, runs_with_weights
 from ui.widgets import code_span, config_from_url, param_input, seed_state, write_query
 
@@ -39,7 +39,7 @@ def _method_key(name: str, param: str) -> str:
 
 def load_from_url() -> None:
     """Once per browser session (and when Streamlit dropped the widgets): the URL's settings."""
-    loaded = config_from_url(PREFIX, _from_link, DEFAULT, probe=f"{PREFIX}.dataset")
+    loaded = config_from_url(PREFIX, _from_link, DEFAULT, probe=tuple(f"{PREFIX}.{k}" for k in SETUP_PROBES))
     if loaded is not None:
         set_state(loaded[0])
 

@@ -131,7 +131,7 @@ def write_query(flat: dict[str, Any], *, page: str | None = None) -> None:
 
 
 def config_from_url(
-    page: str, parse: Callable[[dict[str, Any]], T], default: T, *, probe: str | None = None
+    page: str, parse: Callable[[dict[str, Any]], T], default: T, *, probe: str | tuple[str, ...] | None = None
 ) -> tuple[T, dict[str, Any]] | None:
     """Once per browser session and page: the config the URL describes (or ``default``).
 
@@ -139,13 +139,15 @@ def config_from_url(
     validate leaves a message under ``f"{page}._url_error"`` and gives the default; the
     message shows the link's text as code, so a link cannot put Markdown on the page.
 
-    ``probe`` is one of the page's widget keys: when it is gone, Streamlit dropped the page's
-    widget state (it cleans up widgets a run did not draw: another page's run, and once seen
+    ``probe`` is one or several of the page's widget keys: when one is gone, Streamlit dropped
+    the page's widget state (a second tab once kept the data set's and lost the model's, whose
+    selectbox then fell back to its first option) (it cleans up widgets a run did not draw: another page's run, and once seen
     on a second tab during a search), and the page's last settings (see :func:`write_query`)
     are returned again; without them, the URL's.
     """
     if st.session_state.get(f"{page}._loaded"):
-        if probe is None or probe in st.session_state:
+        probes = (probe,) if isinstance(probe, str) else probe or ()
+        if all(p in st.session_state for p in probes):
             return None
         last = st.session_state.get(f"{page}._last")
         if last is not None:
