@@ -18,11 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dlopt_core.catalog.augmentations import check_fits, get_augmentation
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
-from dlopt_core.catalog.hyperparams import HyperParam, Value, check_params, int_list, parse_spec, shown
+from dlopt_core.catalog.hyperparams import HyperParam, Value, check_params, int_list, parse_spec
 from dlopt_core.catalog.models import get_model_spec
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.reductions import get_reduction
 from dlopt_core.catalog.schedules import Budget, get_schedule
+from dlopt_core.errors import ConfigError, shown
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -31,10 +32,6 @@ EngineChoice = Literal["auto", "batched", "sequential"]
 Scalar = float | int | bool
 MAX_EPOCHS = 10_000
 MAX_SEED = 2**31 - 1  # what torch.manual_seed and NumPy take on every platform
-
-
-class ConfigError(ValueError):
-    """A config value is not allowed; the message says which, and what is."""
 
 
 def _format(err: ValidationError, prefix: str) -> str:

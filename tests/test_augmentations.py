@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from dlopt_core.catalog.augmentations import AUGMENTATIONS, BatchInfo, mix, soft_targets
 from dlopt_core.catalog.datasets import load_dataset
-from dlopt_core.config import ConfigError, RunConfig
+from dlopt_core.config import RunConfig
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import run
 
 DIGITS = BatchInfo(image_shape=(1, 8, 8), n_classes=10)

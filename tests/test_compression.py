@@ -15,7 +15,8 @@ from dlopt_core.compression.distillation import distillation_hooks
 from dlopt_core.compression.measure import measure_sizes, tensor_bytes
 from dlopt_core.compression.pruning import hidden_widths, make_permanent, prune_structured, prune_unstructured, weight_layers
 from dlopt_core.compression.quantization import cast_weights, quantize_int8
-from dlopt_core.config import ConfigError, ModelConfig, RunConfig
+from dlopt_core.config import ModelConfig, RunConfig
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import load_run_data, run
 from dlopt_core.catalog.models import loss_fn
 from dlopt_core.experiments.compress import (

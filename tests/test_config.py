@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from dlopt_core.catalog.schedules import SCHEDULES
-from dlopt_core.config import MAX_EPOCHS, ComparisonConfig, ConfigError, OptimizerConfig, RunConfig
+from dlopt_core.config import MAX_EPOCHS, ComparisonConfig, OptimizerConfig, RunConfig
+from dlopt_core.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,8 @@ def test_a_stored_upload_is_a_data_set_of_the_session_on_every_page() -> None:
     # AppTest has no file uploader (the browser test uploads a file); the session's list is what
     # the uploader fills.
     from dlopt_core.catalog.datasets import get_dataset_spec
-    from dlopt_core.catalog.user_data import parse_csv, store_table
+    from dlopt_core.uploads.parse import parse_csv
+    from dlopt_core.uploads.store import store_table
 
     good = "a,b,label\n" + "\n".join(f"{i},{i % 3},{'x' if i % 2 else 'y'}" for i in range(40))
     name = store_table(parse_csv(good.encode(), target="label"))

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from dlopt_core.config import ComparisonConfig, ConfigError, OptimizerConfig, RunConfig
+from dlopt_core.config import ComparisonConfig, OptimizerConfig, RunConfig
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import run
 from dlopt_core.engine.records import Status
 from dlopt_core.engine.step import StepHooks, build_step

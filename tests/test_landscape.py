@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from dlopt_core.config import ConfigError, OptimizerConfig
+from dlopt_core.config import OptimizerConfig
+from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.landscape import (
     FUNCTIONS, LandscapeConfig, LrSearch, TestFunction, run_landscape, search_lr, search_range, trajectories,
     trajectory, tune_lr,

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from dlopt_core.catalog.optimizers import OPTIMIZERS
-from dlopt_core.config import ConfigError, OptimizerConfig, RunConfig, TrainingSetup
+from dlopt_core.config import OptimizerConfig, RunConfig, TrainingSetup
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import run
 from dlopt_core.experiments.lr_range import (
     SUGGESTIONS,

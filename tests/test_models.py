@@ -5,7 +5,8 @@ import torch
 
 from dlopt_core.catalog.datasets import load_dataset
 from dlopt_core.catalog.models import MODELS, build_model
-from dlopt_core.config import ComparisonConfig, ConfigError, ModelConfig, OptimizerConfig, RunConfig
+from dlopt_core.config import ComparisonConfig, ModelConfig, OptimizerConfig, RunConfig
+from dlopt_core.errors import ConfigError
 
 
 def test_the_cli_form_reads_and_writes_back() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dlopt_core.config import ComparisonConfig, ConfigError, RunConfig
+from dlopt_core.config import ComparisonConfig, RunConfig
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import load_run_data, reduced_split, run, steps_per_epoch
 from dlopt_core.experiments.compare import Comparison
 

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from dlopt_core.catalog.optimizers import get_optimizer
-from dlopt_core.config import ConfigError, OptimizerConfig
+from dlopt_core.config import OptimizerConfig
+from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.lr_range import LRRangeConfig, run_lr_range
 from dlopt_core.experiments.search import SearchConfig, comparison_at_tuned, past_searches, search_works
 from dlopt_core.experiments.study import run_worker, study_summary

@@ -13,7 +13,8 @@ import pytest
 from mlflow import MlflowClient
 
 from dlopt_core.cli import main
-from dlopt_core.config import ConfigError, RunConfig
+from dlopt_core.config import RunConfig
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import run
 from dlopt_core.experiments.study import (
     StudyConfig,

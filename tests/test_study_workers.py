@@ -20,7 +20,7 @@ import uuid
 import optuna
 import pytest
 
-from dlopt_core.config import ConfigError
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.records import Status
 from dlopt_core.experiments.study import StudyConfig, StudyWork, load_study, study_summary
 from dlopt_core.experiments.study_storage import ENV_HEARTBEAT, WORKER_ATTR, study_storage

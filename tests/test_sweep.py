@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlopt_core.config import ConfigError
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import Comparison
 from dlopt_core.experiments.sweep import SweepConfig, best_lrs, lr_grid, sweep_points

@@ -18,9 +18,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlopt_core.catalog import user_data
-from dlopt_core.catalog.datasets import get_dataset_spec, load_dataset
-from dlopt_core.catalog.user_data import (
+from dlopt_core.catalog.datasets import get_dataset_spec, load_dataset, user_dataset_spec
+from dlopt_core.uploads import parse
+from dlopt_core.uploads.parse import (
     MAX_COLUMNS,
     MAX_ROWS,
     MAX_UPLOAD_BYTES,
@@ -31,11 +31,11 @@ from dlopt_core.catalog.user_data import (
     parse_csv,
     parse_idx,
     parse_npz,
-    store_table,
     table_from_arrays,
-    user_dataset_spec,
 )
-from dlopt_core.config import ConfigError, RunConfig
+from dlopt_core.uploads.store import store_table
+from dlopt_core.config import RunConfig
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import Status, run
 
 
@@ -79,8 +79,8 @@ BAD_FILES = {
         b"a,y\n" + b"".join(b"%d,2.5\n" % i for i in range(12)), "y", ["column 'y'", "same value (2.5)", "vary"]
     ),
     "too many classes": (
-        b"a,y\n" + b"".join(b"%d,id%d\n" % (i, i) for i in range(user_data.MAX_CLASSES + 1)), "y",
-        ["column 'y'", f"{user_data.MAX_CLASSES + 1} distinct labels"],
+        b"a,y\n" + b"".join(b"%d,id%d\n" % (i, i) for i in range(parse.MAX_CLASSES + 1)), "y",
+        ["column 'y'", f"{parse.MAX_CLASSES + 1} distinct labels"],
     ),
     "control character in a name": (_csv("a,b\x1b[31m,y", []), "y", ["column 2", "control character", "U+001B"]),
     "too many columns": (
@@ -122,7 +122,7 @@ def test_too_many_rows_names_the_first_row_over(dlopt_home: Path) -> None:
 
 
 def test_too_many_values_says_how_many_rows_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(user_data, "MAX_VALUES", 40)
+    monkeypatch.setattr(parse, "MAX_VALUES", 40)
     with pytest.raises(DataFileError, match="over the limit of 40 values; with 2 features keep at most 20 rows"):
         parse_csv(_csv("a,b,y", [], extra="\n1,2,0" * 10), target="y")
 
@@ -192,7 +192,7 @@ def test_a_data_file_error_is_a_config_error() -> None:
 def _assert_valid(table: UserTable) -> None:
     n, d = table.shape
     assert table.x.dtype == np.float32 and table.x.shape == (n, d) and np.isfinite(table.x).all()
-    assert n >= user_data.MIN_ROWS and len(table.feature_names) == d and table.y.shape == (n,)
+    assert n >= parse.MIN_ROWS and len(table.feature_names) == d and table.y.shape == (n,)
     if table.task == "classification":
         assert table.y.dtype == np.int64 and len(table.classes) >= 2
         assert set(table.y.tolist()) == set(range(len(table.classes)))
@@ -567,17 +567,17 @@ def test_a_run_on_an_upload_logs_the_file_its_hash_and_shape(dlopt_home) -> None
 def test_an_upload_of_an_idx_pair_in_either_order_is_one_image_data_set(images) -> None:
     x, y = images
     files = [("t10k-labels-idx1-ubyte.gz", gzip.compress(_idx(y, 0x08))), ("t10k-images-idx3-ubyte", _idx(x, 0x08))]
-    table = user_data.parse_upload(files)
+    table = parse.parse_upload(files)
     assert table.image_shape == (1, 6, 5) and table.shape == (24, 30)
     assert table.task == "classification" and np.array_equal(table.y, y)
     assert table.source == "t10k-images-idx3-ubyte + t10k-labels-idx1-ubyte.gz"
-    assert user_data.parse_upload(files[::-1]).sha256 == table.sha256
+    assert parse.parse_upload(files[::-1]).sha256 == table.sha256
 
 
 def test_an_upload_of_an_npz_or_a_csv_reads_its_arrays_or_its_target() -> None:
-    npz = user_data.parse_upload([("my.npz", _npz_bytes())], task="classification")
+    npz = parse.parse_upload([("my.npz", _npz_bytes())], task="classification")
     assert npz.shape == (12, 3) and npz.classes == ("a", "b")
-    csv_table = user_data.parse_upload([("t.csv", b"a,b,label\n" + b"1,2,x\n3,4,y\n" * 6)], target="label")
+    csv_table = parse.parse_upload([("t.csv", b"a,b,label\n" + b"1,2,x\n3,4,y\n" * 6)], target="label")
     assert csv_table.shape == (12, 2) and csv_table.target == "label"
 
 
@@ -589,15 +589,15 @@ def test_an_upload_of_an_npz_or_a_csv_reads_its_arrays_or_its_target() -> None:
 ])
 def test_an_upload_that_is_no_known_kind_says_what_is_accepted(files, message: str) -> None:
     with pytest.raises(DataFileError, match=message):
-        user_data.parse_upload(files)
+        parse.parse_upload(files)
 
 
 def test_an_idx_pair_needs_one_image_array_and_one_label_array(images) -> None:
     x, y = images
     with pytest.raises(DataFileError, match=r"a \(24,\), b \(24,\): an idx pair is one array of images"):
-        user_data.parse_upload([("a", _idx(y, 0x08)), ("b", _idx(y, 0x08))])
+        parse.parse_upload([("a", _idx(y, 0x08)), ("b", _idx(y, 0x08))])
     with pytest.raises(DataFileError, match="y: shape"):
-        user_data.parse_upload([("a", _idx(x, 0x08)), ("b", _idx(y[:5], 0x08))])
+        parse.parse_upload([("a", _idx(x, 0x08)), ("b", _idx(y[:5], 0x08))])
 
 
 def test_the_cli_trains_on_an_idx_pair_and_an_npz_and_refuses_a_mix(images, tmp_path: Path, capsys) -> None:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from dlopt_core.catalog.datasets import get_dataset_spec
-from dlopt_core.catalog.user_data import user_dataset_tags
+from dlopt_core.uploads.store import user_dataset_tags
 from dlopt_core.compression.weights import STATE_DICT_FILE, state_dict_bytes
 from dlopt_core.config import param_text
 from dlopt_core.plots import curves_data, curves_figure

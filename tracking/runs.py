@@ -31,7 +31,8 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from dlopt_core.catalog.datasets import split_sizes
-from dlopt_core.config import ComparisonConfig, ConfigError, RunConfig, config_hash
+from dlopt_core.config import ComparisonConfig, RunConfig, config_hash
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import train_size
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import Comparison, RunResult

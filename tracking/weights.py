@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from dlopt_core.compression.weights import STATE_DICT_FILE, WeightsError, read_state_dict
-from dlopt_core.config import ConfigError, RunConfig
+from dlopt_core.config import RunConfig
+from dlopt_core.errors import ConfigError
 from tracking.store import StoreSettings, client, settings
 
 # A download progress bar on stderr for one small file is noise in the CLI and the server log.

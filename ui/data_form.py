@@ -10,7 +10,8 @@ import streamlit as st
 from dlopt_core.catalog.augmentations import AUGMENTATIONS, check_fits
 from dlopt_core.catalog.datasets import get_dataset_spec
 from dlopt_core.catalog.reductions import REDUCTIONS
-from dlopt_core.catalog.user_data import DataFileError, parse_upload, store_table
+from dlopt_core.uploads.parse import DataFileError, parse_upload
+from dlopt_core.uploads.store import store_table
 from dlopt_core.config import ConfigError, RunConfig
 from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig
 from ui.compare_form import one_optimizer, set_setup_state, setup_widgets, step_options

@@ -8,28 +8,23 @@ numbers, and split arrays are cached up to :data:`CACHE_BYTES`.
 
 from __future__ import annotations
 
-import re
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn import datasets as skd
 
 from dlopt_core.catalog.hyperparams import HyperParam, check_params, lookup
+from dlopt_core.errors import shown
+from dlopt_core.uploads.parse import MAX_VALUES, USER_NAME, Arrays, Task
+from dlopt_core.uploads.store import read_arrays, read_description, user_datasets_dir
 
-Task = Literal["classification", "regression"]
-Arrays = tuple[np.ndarray, np.ndarray]
 Check = Callable[[dict[str, Any]], str | None]
-
-# n_samples x n_features of a generated set. 2,000,000 float64 values are 16 MB; making,
-# splitting and standardising a set holds about four copies at once (~64 MB) and the float32
-# tensors on the device take 8 MB, so several users can load one at the same time. It is
-# the largest n_samples (200,000) at the default 10 features.
-MAX_VALUES = 2_000_000
 # Split arrays kept for reuse (least recently used dropped first): 256 MB holds about ten
 # sets at MAX_VALUES and every bundled one.
 CACHE_BYTES = 256 * 2**20
@@ -195,10 +190,6 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-# Uploaded sets are named by a hash of their content (dlopt_core.catalog.user_data).
-USER_NAME = re.compile(r"user-[0-9a-f]{12}")
-
-
 def get_dataset_spec(name: str) -> DatasetSpec:
     """Look up a registry entry, or an uploaded set stored under ``$DLOPT_HOME/datasets``.
 
@@ -206,11 +197,46 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     uploaded set by its name. The error lists what is allowed.
     """
     if isinstance(name, str) and USER_NAME.fullmatch(name):
-        # Imported here: user_data imports this module (and the config's error type).
-        from dlopt_core.catalog.user_data import user_dataset_spec
-
         return user_dataset_spec(name)
     return lookup(DATASETS, name, kind="dataset")
+
+
+def user_dataset_spec(name: str) -> DatasetSpec:
+    """The registry entry of an upload stored under ``$DLOPT_HOME/datasets``.
+
+    Raises:
+        ValueError: ``name`` is not an upload's name, or nothing is stored under it.
+    """
+    meta = read_description(name)
+    try:
+        rows, features = meta["shape"]
+        task, classes, source = meta["task"], tuple(meta["classes"]), meta["source"]
+        image_shape = tuple(meta["image_shape"]) if meta["image_shape"] else None
+    except (ValueError, KeyError, TypeError) as err:
+        meta_path = user_datasets_dir() / f"{name}.json"
+        raise ValueError(f"dataset: {name!r}: {meta_path} is unreadable ({shown(str(err))})") from None
+    if image_shape:
+        what = f"{rows:,} images {'x'.join(map(str, image_shape))}"
+    else:
+        what = f"{rows:,} rows, {features:,} feature{'s' * (features != 1)}"
+    if task == "classification":
+        listed = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+        kind = f"{len(classes)} classes ({listed})"
+    else:
+        kind = f"regression on {meta['target']}"
+    return DatasetSpec(
+        name=name,
+        label=f"your data: {source}",
+        make=functools.partial(_read_upload, name),
+        task=task,
+        n_samples=int(rows),
+        image_shape=image_shape,  # type: ignore[arg-type]
+        description=f"{what}, {kind}. Uploaded from {source}.",
+    )
+
+
+def _read_upload(name: str, options: dict[str, Any]) -> Arrays:
+    return read_arrays(name)
 
 
 def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:

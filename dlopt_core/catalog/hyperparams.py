@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Literal, TypeVar
 
+from dlopt_core.errors import shown
+
 Kind = Literal["float", "int", "bool", "choice", "ints"]
 Value = float | int | bool | str | tuple[int, ...]
 T = TypeVar("T")
@@ -151,9 +153,3 @@ def parse_spec(text: str) -> tuple[str, dict[str, str]]:
             raise ValueError(f"{key} given twice in {shown(text)}")
         values[key] = value
     return name.strip(), values
-
-
-def shown(value: object, *, limit: int = 60) -> str:
-    """``repr(value)`` for an error message, cut to ``limit`` characters (a link may hold a page)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"

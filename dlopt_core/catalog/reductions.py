@@ -16,8 +16,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
-from dlopt_core.catalog.datasets import Task
 from dlopt_core.catalog.hyperparams import HyperParam, Value, check_params, lookup
+from dlopt_core.uploads.parse import Task
 
 # One k-means++ start, what scikit-learn's n_init="auto" picks since 1.4; fixed so a seed
 # gives the same centres on versions with another default.

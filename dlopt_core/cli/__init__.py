@@ -22,15 +22,17 @@ from dlopt_core.experiments.compare import Comparison, RunObserver, RunResult, m
 from dlopt_core.experiments.lr_range import SUGGESTION_LABELS, SUGGESTIONS, LRRangeConfig, LRRangeResult, run_lr_range
 from dlopt_core.experiments.sweep import SweepConfig, best_lrs, sweep_points
 from dlopt_core.config import (
-    AugmentConfig, ComparisonConfig, ConfigError, Device, EngineChoice, ModelConfig, OptimizerConfig, Precision,
+    AugmentConfig, ComparisonConfig, Device, EngineChoice, ModelConfig, OptimizerConfig, Precision,
     ReduceConfig,
 )
 from dlopt_core.catalog.augmentations import AUGMENTATIONS
 from dlopt_core.catalog.compressions import COMPRESSIONS
 from dlopt_core.catalog.reductions import REDUCTIONS
-from dlopt_core.catalog.user_data import parse_upload, store_table
+from dlopt_core.uploads.parse import parse_upload
+from dlopt_core.uploads.store import store_table
 from dlopt_core.catalog.datasets import DATASETS
 from dlopt_core.device import resolve_device, use_one_thread
+from dlopt_core.errors import ConfigError
 from dlopt_core.catalog.functions import FUNCTIONS
 from dlopt_core.experiments.landscape import LandscapeConfig, run_landscape, tune_lr
 from dlopt_core.catalog.models import MODELS

@@ -19,7 +19,8 @@ from typing import Any
 
 import optuna
 
-from dlopt_core.config import ConfigError, OptimizerConfig
+from dlopt_core.config import OptimizerConfig
+from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig, run_worker, study_observers
 from dlopt_core.experiments.study_storage import ENV_STORAGE, StorageUnavailable, study_storage
 from dlopt_core.runner.plugins import tracking_start

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from dlopt_core.catalog.datasets import Dataset, get_dataset_spec, split_sizes
 from dlopt_core.catalog.models import convex_optimum, get_model_spec
-from dlopt_core.config import ComparisonConfig, ConfigError, RunConfig, TrainingSetup
+from dlopt_core.config import ComparisonConfig, RunConfig, TrainingSetup
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import data_key, load_run_data, steps_per_epoch, train_size
 from dlopt_core.engine.records import Measures, Record, Status
 from dlopt_core.engine.plan import MergedEngine, build_engine

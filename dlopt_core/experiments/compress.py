@@ -37,7 +37,8 @@ from dlopt_core.compression.measure import (
 from dlopt_core.compression.pruning import make_permanent, prune_unstructured, weight_layers
 from dlopt_core.compression.quantization import quantize_int8
 from dlopt_core.device import use_one_thread
-from dlopt_core.config import ConfigError, ModelConfig, NamedWithParams, RunConfig, config_hash, flatten, unflatten
+from dlopt_core.config import ModelConfig, NamedWithParams, RunConfig, config_hash, flatten, unflatten
+from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import evaluate, load_run_data, run, steps_per_epoch
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.step import StepHooks

@@ -24,13 +24,13 @@ from dlopt_core.config import (
     MAX_SEED,
     config_hash,
     ComparisonConfig,
-    ConfigError,
     OptimizerConfig,
     TrainingSetup,
     check_distinct,
     flatten,
     unflatten,
 )
+from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.study import (
     CONFIG_ATTR,
     Metric,

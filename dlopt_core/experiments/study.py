@@ -31,7 +31,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import Field, model_validator
 
-from dlopt_core.catalog.hyperparams import HyperParam, shown
+from dlopt_core.catalog.hyperparams import HyperParam
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.schedules import SCHEDULES
 from dlopt_core.config import (
@@ -47,6 +47,7 @@ from dlopt_core.config import (
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.engine.loop import run
 from dlopt_core.engine.records import Status, divergence_limit
+from dlopt_core.errors import shown
 from dlopt_core.experiments.study_storage import (
     WORKER_ATTR,
     StudyStorage,

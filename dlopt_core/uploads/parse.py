@@ -4,20 +4,13 @@ Everything is checked here, on the server, before anything is stored: a bad file
 :class:`DataFileError`, whose message names the row (numbered as a spreadsheet shows it, the
 header is row 1) and the column, the value and what is allowed. Cell text is never evaluated,
 and appears in messages only through :func:`shown` (``repr``, cut short), so no message
-carries a formula or a control character back out.
-
-A checked :class:`UserTable` is stored by :func:`store_table` as
-``$DLOPT_HOME/datasets/user-<hash>.npz`` (arrays only, read back with ``allow_pickle=False``)
-beside a ``.json`` description. The name is a hash of the content, so the same upload is the
-same data set in every process, and :func:`~dlopt_core.catalog.datasets.get_dataset_spec`
-resolves it through :func:`user_dataset_spec`, worker processes included.
+carries a formula or a control character back out. :mod:`dlopt_core.uploads.store` keeps a
+checked :class:`UserTable`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import functools
 import gzip
 import hashlib
 import io
@@ -27,26 +20,30 @@ import math
 import os
 import re
 import struct
-import tempfile
 import unicodedata
 import zipfile
 import zlib
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from dlopt_core.catalog.datasets import MAX_VALUES, USER_NAME, Arrays, DatasetSpec, Task
-from dlopt_core.catalog.hyperparams import shown
+# The page and the CLI catch ConfigError for every bad input, uploads included (the CLI exits
+# with status 2).
+from dlopt_core.errors import ConfigError, shown
 
-# No cycle: dlopt_core.config imports the catalog, but not this module (get_dataset_spec
-# imports it lazily), so the config is complete by the time this line runs. The page and the
-# CLI catch ConfigError for every bad input, uploads included (the CLI exits with status 2).
-from dlopt_core.config import ConfigError
-from dlopt_core.home import dlopt_home
+Task = Literal["classification", "regression"]
+Arrays = tuple[np.ndarray, np.ndarray]
+# n_samples x n_features of any data set, generated or uploaded. 2,000,000 float64 values are
+# 16 MB; making, splitting and standardising a set holds about four copies at once (~64 MB) and
+# the float32 tensors on the device take 8 MB, so several users can load one at the same time.
+# It is the largest n_samples (200,000) at the default 10 features.
+MAX_VALUES = 2_000_000
+# An uploaded set's name: ``user-`` and 12 hex digits of its content (UserTable.name).
+USER_NAME = re.compile(r"user-[0-9a-f]{12}")
 
 TaskChoice = Literal["auto", "classification", "regression"]
 
@@ -85,7 +82,6 @@ _IDX_TYPES = {
     0x0D: (">f4", "float"),
     0x0E: (">f8", "double"),
 }
-_STORE_FORMAT = 1  # version of the .json description, for readers of older stores
 
 
 class DataFileError(ConfigError):
@@ -704,117 +700,3 @@ def _check_finite(a: np.ndarray, what: str, source: str) -> None:
             f"{source}, {what}[{', '.join(map(str, index))}]: {float(values[index])!r} is not a finite "
             "float32 number; missing values and infinity are not allowed"
         )
-
-
-# ------------------------------------------------------------------------------------- store
-
-
-def user_datasets_dir(home: Path | None = None) -> Path:
-    """Where uploaded data sets live: ``<home>/datasets`` (``$DLOPT_HOME`` by default)."""
-    return (home if home is not None else dlopt_home()) / "datasets"
-
-
-def store_table(table: UserTable, home: Path | None = None) -> str:
-    """Store ``table`` under ``<home>/datasets`` and return its name (see :attr:`UserTable.name`).
-
-    Storing the same table again changes nothing. Each file is written to a temporary file
-    and renamed, the description last, so a crash never leaves half a data set under the name.
-    """
-    folder = user_datasets_dir(home)
-    name = table.name
-    npz, meta = folder / f"{name}.npz", folder / f"{name}.json"
-    if npz.exists() and meta.exists():
-        return name
-    folder.mkdir(parents=True, exist_ok=True)
-    description = {
-        "format": _STORE_FORMAT,
-        "name": name,
-        "source": table.source,
-        "target": table.target,
-        "task": table.task,
-        "feature_names": list(table.feature_names),
-        "classes": list(table.classes),
-        "sha256": table.sha256,
-        "shape": list(table.shape),
-        "image_shape": list(table.image_shape) if table.image_shape else None,
-    }
-    _write_atomic(npz, lambda f: np.savez(f, x=table.x, y=table.y))
-    _write_atomic(meta, lambda f: f.write(json.dumps(description, indent=1).encode()))
-    return name
-
-
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the data on disk before the name points at it
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def user_dataset_tags(name: str) -> dict[str, str]:
-    """What a run on an upload records of it (MLflow tags): the file's name, content hash,
-    target and shape; empty for a data set that is not an upload, or no longer stored."""
-    if not isinstance(name, str) or not USER_NAME.fullmatch(name):
-        return {}
-    try:
-        meta = json.loads((user_datasets_dir() / f"{name}.json").read_text(encoding="utf-8"))
-        rows, features = meta["shape"]
-        return {
-            "data.source": str(meta["source"]), "data.sha256": str(meta["sha256"]),
-            "data.target": str(meta["target"]), "data.shape": f"{rows} x {features}",
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-def user_dataset_spec(name: str) -> DatasetSpec:
-    """The registry entry of a stored upload, read from ``$DLOPT_HOME/datasets``.
-
-    Raises:
-        ValueError: ``name`` is not an upload's name, or nothing is stored under it.
-    """
-    if not isinstance(name, str) or not USER_NAME.fullmatch(name):
-        raise ValueError(f"dataset: {shown(name)} is not an uploaded data set's name (user- and 12 hex digits)")
-    folder = user_datasets_dir()
-    npz, meta_path = folder / f"{name}.npz", folder / f"{name}.json"
-    if not (npz.exists() and meta_path.exists()):
-        raise ValueError(f"dataset: {name!r} is not found under {folder}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        rows, features = meta["shape"]
-        task, classes, source = meta["task"], tuple(meta["classes"]), meta["source"]
-        image_shape = tuple(meta["image_shape"]) if meta["image_shape"] else None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"dataset: {name!r}: {meta_path} is unreadable ({shown(str(err))})") from None
-    if image_shape:
-        what = f"{rows:,} images {'x'.join(map(str, image_shape))}"
-    else:
-        what = f"{rows:,} rows, {features:,} feature{'s' * (features != 1)}"
-    if task == "classification":
-        listed = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-        kind = f"{len(classes)} classes ({listed})"
-    else:
-        kind = f"regression on {meta['target']}"
-    return DatasetSpec(
-        name=name,
-        label=f"your data: {source}",
-        make=functools.partial(_read_stored, npz, name),
-        task=task,
-        n_samples=int(rows),
-        image_shape=image_shape,  # type: ignore[arg-type]
-        description=f"{what}, {kind}. Uploaded from {source}.",
-    )
-
-
-def _read_stored(path: Path, name: str, options: dict[str, Any]) -> Arrays:
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return stored["x"], stored["y"]
-    except FileNotFoundError:
-        raise ValueError(f"dataset: {name!r} is not found under {path.parent}") from None
