@@ -7,8 +7,9 @@ from dlopt_core.plots import X_LABELS, lr_schedule_data, lr_schedule_figure
 from dlopt_core.catalog.schedules import get_schedule
 from dlopt_core.catalog.datasets import split_sizes
 from ui import compare_form as form
-from ui.live import find_job, live_view, start_comparison
-from ui.status import OTHERS_JOB, may_stop, page_frame, started
+from ui.compare_view import comparison_view, start_comparison
+from ui.kit import find, run_row
+from ui.status import page_frame
 from ui.widgets import code_span
 
 page_frame("Compare optimizers · dlopt")
@@ -18,11 +19,7 @@ st.caption(
     "curves update live while they train."
 )
 
-form.load_from_url()
-form.apply_restore()
-if err := st.session_state.pop(f"{form.PREFIX}._url_error", None):
-    st.warning(err)
-
+form.BINDING.preamble()
 setup = form.setup_sidebar()
 st.subheader("Optimizers")
 optimizers = form.optimizer_boxes()
@@ -42,21 +39,11 @@ band = view_cols[1].segmented_control(
     "band over seeds", ["minmax", "sd"], key="view.band", required=True,
     format_func={"minmax": "min-max", "sd": "±1 sd"}.get,
 )
-form.sync_url(config, {"x": x_axis, "log_y": str(log_y).lower(), "band": band})
+form.BINDING.sync(config, x=x_axis, log_y=log_y, band=band)
 
 if config is not None:
-    job = find_job(config)
-    buttons = st.columns([1, 1, 2])
-    running = job is not None and job.active
-    if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
-        if started(lambda: start_comparison(config)) is not None:
-            form.remember_job(config)
-            # Redraw at once: Run turns disabled and the sidebar counts this job.
-            st.rerun()
-    if buttons[1].button("Stop", disabled=not may_stop(job), width="stretch") and may_stop(job):
-        job.cancel()
-    if running and not may_stop(job):
-        st.caption(OTHERS_JOB)
+    job = find(config.key())
+    run_row([job] if job else [], lambda: start_comparison(config), on_start=lambda: form.BINDING.remember(config))
     n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
     note = None
     if get_schedule(config.schedule.name).depends_on_validation:
@@ -65,6 +52,6 @@ if config is not None:
     if job is None:
         st.plotly_chart(lr_schedule_figure(planned, note=note), width="stretch", key="lr_schedule_chart")
         st.info("Press **Run** to train. The planned learning rates are drawn above.")
-        form.offer_previous_job()
+        form.BINDING.offer_last(lambda cfg: find(cfg.key()))
     else:
-        live_view(job, x=x_axis, log_y=log_y, band=band, planned_lr=planned)
+        comparison_view(job, x=x_axis, log_y=log_y, band=band, planned_lr=planned)

@@ -19,9 +19,7 @@ st.caption(
     "Press play to watch the paths; tune the learning rates for a fair comparison."
 )
 
-form.load_from_url()
-if err := st.session_state.pop(f"{form.PREFIX}._url_error", None):
-    st.warning(err)
+form.BINDING.preamble()
 tuned = form.apply_tuned()
 form.apply_clicked_start()
 
@@ -34,7 +32,7 @@ try:
     config = form.build_config(setup, boxes)
 except ConfigError as err:
     st.error(f"Fix this first: {code_span(str(err))}")
-form.sync_url(config)
+form.BINDING.sync(config)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -5,8 +5,9 @@ import streamlit as st
 from dlopt_core.config import ConfigError
 from ui import sweep_form as form
 from ui.compare_form import schedule_note
-from ui.status import OTHERS_JOB, may_stop, page_frame, started
-from ui.sweep_view import compare_button, find_sweep, start_sweep, sweep_view
+from ui.kit import find, run_row
+from ui.status import page_frame
+from ui.sweep_view import compare_button, start_sweep, sweep_view
 from ui.widgets import code_span
 
 page_frame("LR sensitivity · dlopt")
@@ -17,10 +18,7 @@ st.caption(
     "and how forgiving is the optimizer around it?"
 )
 
-form.load_from_url()
-form.apply_restore()
-if err := st.session_state.pop(f"{form.PREFIX}._url_error", None):
-    st.warning(err)
+form.BINDING.preamble()
 
 setup = form.setup_sidebar()
 st.subheader("Optimizers and learning rates")
@@ -35,25 +33,15 @@ except ConfigError as err:
 schedule_note(config)
 
 metric = form.metric_toggle(config)
-form.sync_url(config, metric)
+form.BINDING.sync(config, show=metric)
 
 if config is not None:
     st.caption(form.grid_caption(config))
-    job = find_sweep(config)
-    running = job is not None and job.active
-    buttons = st.columns([1, 1, 4])
-    if buttons[0].button("Run", type="primary", disabled=running, width="stretch"):
-        if started(lambda: start_sweep(config)) is not None:
-            form.remember_job(config)
-            # Redraw at once: Run turns disabled and the live view starts polling.
-            st.rerun()
-    if buttons[1].button("Stop", disabled=not may_stop(job), width="stretch") and may_stop(job):
-        job.cancel()
-    if running and not may_stop(job):
-        st.caption(OTHERS_JOB)
+    job = find(config.key())
+    run_row([job] if job else [], lambda: start_sweep(config), on_start=lambda: form.BINDING.remember(config))
     if job is None:
         st.info("Press **Run** to train every optimizer at every learning rate of the grid.")
-        form.offer_previous_job()
+        form.BINDING.offer_last(lambda cfg: find(cfg.key()))
     else:
         sweep_view(job, metric=metric)
         if not job.active:

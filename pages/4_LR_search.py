@@ -7,8 +7,9 @@ from dlopt_core.experiments.search import past_searches
 from dlopt_core.experiments.study_storage import study_storage
 from ui import search_form as form
 from ui.compare_form import schedule_note
-from ui.search_view import compare_button, read_summaries, search_jobs, search_view, start_search, stop_search
-from ui.status import OTHERS_JOB, may_stop, page_frame
+from ui.kit import run_row
+from ui.search_view import compare_button, read_summaries, search_jobs, search_view, start_search
+from ui.status import page_frame
 from ui.widgets import code_span
 
 page_frame("LR search · dlopt")
@@ -19,10 +20,7 @@ st.caption(
     "finds a good result in the fewest trials is the easiest to tune."
 )
 
-form.load_from_url()
-form.apply_restore()
-if err := st.session_state.pop(f"{form.PREFIX}._url_error", None):
-    st.warning(err)
+form.BINDING.preamble()
 
 storage = study_storage()
 setup = form.setup_sidebar()
@@ -37,7 +35,7 @@ try:
 except ConfigError as err:
     st.error(f"Fix this before running: {code_span(str(err))}")
 schedule_note(config)
-form.sync_url(config, search["workers"])
+form.BINDING.sync(config, workers=search["workers"])
 
 with st.expander("LR range test: where to search", icon=":material/speed:"):
     form.range_test(config)
@@ -46,7 +44,6 @@ with st.expander("Reopen a past search", icon=":material/history:"):
 
 if config is not None:
     jobs = search_jobs(config)
-    running = any(j.active for j in jobs)
     summaries = read_summaries(config, storage)
     held = sum(min(s.finished, s.n_trials) for s in summaries if s is not None)
     total = config.n_trials * len(config.optimizers)
@@ -55,15 +52,7 @@ if config is not None:
         f"{search['workers']} worker{'s' if search['workers'] > 1 else ''} per study. Studies stored in "
         f"`{storage.url}`."
     )
-    buttons = st.columns([1, 1, 4])
-    if buttons[0].button("Run", type="primary", disabled=running or held >= total, width="stretch"):
-        start_search(config, search["workers"])
-        st.rerun()  # Run turns disabled and the live view starts polling
-    mine = [j for j in jobs if may_stop(j)]
-    if buttons[1].button("Stop", disabled=not mine, width="stretch"):
-        stop_search(mine)
-    if running and not mine:
-        st.caption(OTHERS_JOB)
+    running = run_row(jobs, lambda: start_search(config, search["workers"]), blocked=held >= total)
     stored = max((s.n_trials for s in summaries if s is not None), default=0)
     if held >= total and not running:
         more = f" ({stored} per optimizer, more than the {config.n_trials} asked)" if stored > config.n_trials else ""

@@ -5,8 +5,9 @@ import streamlit as st
 from dlopt_core.config import ConfigError, RunConfig
 from ui import data_form as form
 from ui.compare_form import schedule_note
-from ui.data_view import experiment_view, find, preview, start
-from ui.status import OTHERS_JOB, may_stop, page_frame, started
+from ui.data_view import experiment_view, preview, start
+from ui.kit import find, run_row
+from ui.status import page_frame
 from ui.widgets import code_span, seed_state
 
 page_frame("Data · dlopt")
@@ -28,16 +29,8 @@ schedule_note(base)
 
 def run_buttons(config, kind: str) -> None:
     """Run, Stop and the live view of one experiment."""
-    job = find(config)
-    running = job is not None and job.active
-    cols = st.columns([1, 1, 4])
-    if cols[0].button("Run", type="primary", disabled=running, key=f"run-{kind}", width="stretch"):
-        if started(lambda: start(config)) is not None:
-            st.rerun()
-    if cols[1].button("Stop", disabled=not may_stop(job), key=f"stop-{kind}", width="stretch") and may_stop(job):
-        job.cancel()
-    if running and not may_stop(job):
-        st.caption(OTHERS_JOB)
+    job = find(config.key())
+    run_row([job] if job else [], lambda: start(config), key=kind)
     if job is not None:
         x_axis = "bytes"
         if kind == "reduce":

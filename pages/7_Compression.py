@@ -5,8 +5,9 @@ import streamlit as st
 from dlopt_core.config import ConfigError
 from dlopt_core.experiments.compress import check_methods
 from ui import compress_form as form
-from ui.compress_view import X_CHOICES, compression_view, find, start
-from ui.status import OTHERS_JOB, may_stop, page_frame, started
+from ui.compress_view import X_CHOICES, compression_view, start
+from ui.kit import find, run_row
+from ui.status import page_frame
 from ui.widgets import code_span, seed_state
 
 page_frame("Compression · dlopt")
@@ -16,9 +17,7 @@ st.caption(
     "parameters, saved bytes and latency are measured here, and each badge says what kind of saving it is."
 )
 
-form.load_from_url()
-if err := st.session_state.pop(f"{form.PREFIX}._url_error", None):
-    st.warning(err)
+form.BINDING.preamble()
 setup = form.setup_sidebar()
 
 st.subheader("Baseline")
@@ -30,7 +29,7 @@ sweep = form.sweep_inputs()
 config = None
 try:
     config = form.build_config(setup, methods, sweep)
-    form.sync_url(config)
+    form.BINDING.sync(config)
     if baseline:
         config = form.baseline_setup(config, baseline)
     elif baseline is False:
@@ -43,17 +42,9 @@ except (ConfigError, ValueError) as err:  # ValueError: a device this machine do
     st.error(f"Fix this before running: {code_span(str(err))}")
 
 if config is not None:
-    job = find(config)
-    running = job is not None and job.active
-    cols = st.columns([1, 1, 4])
-    if cols[0].button("Run", type="primary", disabled=running, width="stretch"):
-        state = baseline.state if baseline else None
-        if started(lambda: start(config, state)) is not None:
-            st.rerun()
-    if cols[1].button("Stop", disabled=not may_stop(job), width="stretch") and may_stop(job):
-        job.cancel()
-    if running and not may_stop(job):
-        st.caption(OTHERS_JOB)
+    job = find(config.key())
+    state = baseline.state if baseline else None
+    run_row([job] if job else [], lambda: start(config, state))
     if job is None:
         st.info("Press **Run** to train the baseline (or load its weights) and measure every method.")
     else:

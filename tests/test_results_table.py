@@ -3,7 +3,7 @@
 from dlopt_core.config import ComparisonConfig
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import Comparison
-from ui.live import results_frame
+from ui.compare_view import results_frame
 
 
 def _comparison(finals: dict[tuple[str, int], tuple[float, float]]) -> Comparison:

@@ -17,10 +17,10 @@ from dlopt_core.catalog.reductions import REDUCTIONS
 from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS, get_optimizer
 from dlopt_core.catalog.schedules import SCHEDULES, get_schedule
-from ui.live import find_job
+from ui.binding import Binding, ViewKey
 from ui.optimizer_slots import optimizer_slots, set_slots, stacked_latex
 from ui.widgets import (
-    code_span, config_from_url, loadable_dataset, lr_input, param_input, seed_state, uploaded_datasets, write_query,
+    code_span, loadable_dataset, lr_input, param_input, seed_state, uploaded_datasets,
 )
 
 DEFAULT = ComparisonConfig.make(
@@ -31,26 +31,9 @@ DEFAULT = ComparisonConfig.make(
     ),
     epochs=10,
 )
-VIEW_DEFAULTS = {"x": "epoch", "log_y": "false", "band": "minmax"}
-VIEW_CHOICES = {"x": ("epoch", "step", "grad_evals", "samples", "wall_time"), "band": ("minmax", "sd")}
 PREFIX = "compare"
-
-
-def load_from_url() -> None:
-    """Once per browser session: fill every widget's state from the URL (or the defaults)."""
-    loaded = config_from_url(PREFIX, ComparisonConfig.from_dict, DEFAULT, probe=SETUP_PROBES)
-    if loaded is None:
-        return
-    cfg, flat = loaded
-    _set_state(cfg)
-    for key, choices in VIEW_CHOICES.items():
-        value = flat.get(key)
-        st.session_state[f"view.{key}"] = value if value in choices else VIEW_DEFAULTS[key]
-    st.session_state["view.log_y"] = flat.get("log_y") == "true"
-
-
 # The setup's widgets from first to last drawn: if Streamlit dropped any one's state, the page
-# puts back its last settings (config_from_url), never a selectbox's first option.
+# puts back its last settings, never a selectbox's first option.
 SETUP_PROBES = ("dataset", "model", "schedule", "epochs")
 
 
@@ -82,13 +65,24 @@ def set_setup_state(prefix: str, cfg: TrainingSetup) -> None:
     s["grad_clip"], s["deterministic"] = cfg.grad_clip or 0.0, cfg.deterministic
 
 
-def _set_state(cfg: ComparisonConfig) -> None:
+def set_state(cfg: ComparisonConfig) -> None:
+    """Put ``cfg`` into the widgets' session state (before they are drawn)."""
     s = st.session_state
     set_setup_state("", cfg)
     s["seeds"] = ",".join(map(str, cfg.seeds))
     s["target_loss"] = cfg.target_loss
     s["engine"] = cfg.engine
     set_slots(PREFIX, cfg.optimizers)
+
+
+BINDING = Binding(
+    PREFIX, ComparisonConfig.from_dict, DEFAULT, set_state, probes=SETUP_PROBES, noun="comparison",
+    views=(
+        ViewKey("x", "view.x", ("epoch", "step", "grad_evals", "samples", "wall_time")),
+        ViewKey("log_y", "view.log_y", (False, True)),
+        ViewKey("band", "view.band", ("minmax", "sd")),
+    ),
+)
 
 
 def setup_widgets(
@@ -280,40 +274,3 @@ def build_config(setup: dict[str, Any], optimizers: list[dict[str, Any]]) -> Com
     """Validate the form; raises :class:`ConfigError` with the field and what is allowed."""
     opts = tuple({k: v for k, v in o.items() if k != "uid"} for o in optimizers)
     return ComparisonConfig.make(**setup, optimizers=opts)
-
-
-def sync_url(cfg: ComparisonConfig | None, view: dict[str, str]) -> None:
-    """Write the current config and view options to the URL when they changed."""
-    flat: dict[str, Any] = {} if cfg is None else cfg.to_dict()
-    flat.update({k: v for k, v in view.items() if VIEW_DEFAULTS.get(k) != v})
-    write_query(flat, page=PREFIX)
-
-
-def remember_job(cfg: ComparisonConfig) -> None:
-    """Note the comparison this browser session started last."""
-    st.session_state["compare._last_job"] = cfg.to_dict()
-
-
-def _restore(flat: dict[str, Any]) -> None:
-    st.session_state["compare._restore"] = flat
-
-
-def apply_restore() -> None:
-    """Put back the settings of a comparison chosen with :func:`offer_previous_job`."""
-    if (flat := st.session_state.pop("compare._restore", None)) is not None:
-        _set_state(ComparisonConfig.from_dict(flat))
-
-
-def offer_previous_job() -> None:
-    """When the form changed after Run, say where the session's last comparison went."""
-    flat = st.session_state.get("compare._last_job")
-    if flat is None:
-        return
-    job = find_job(ComparisonConfig.from_dict(flat))
-    if job is None:
-        return
-    state = "is still running" if job.active else "finished"
-    st.button(
-        f"Your last comparison ({job.status}) used other settings and {state}: show it",
-        icon=":material/history:", on_click=_restore, args=(flat,),
-    )

@@ -1,4 +1,4 @@
-"""Start comparisons in the background job registry and draw them live while they train."""
+"""The Compare page's view of a comparison job: progress, curves, the learning rate used, results."""
 
 from __future__ import annotations
 
@@ -11,45 +11,21 @@ from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import ComparisonConfig, RunConfig
 from dlopt_core.engine.loop import data_key, load_run_data
 from dlopt_core.device import resolve_device
-from dlopt_core.engine.records import Status
 from dlopt_core.experiments.compare import Comparison, ComparisonWork, summary_rows
 from dlopt_core.plots import LRCurve, actual_lr_data, curves_data, curves_figure, lr_schedule_figure
 from dlopt_core.plots.boundary import boundary_data, boundary_figure
-from dlopt_core.runner.jobs import Job, registry
+from dlopt_core.runner.work import Job
 from ui.exports import download_row
-from ui.status import browser_id, may_stop, report_errors
-
-POLL_SECONDS = 0.3
-
-
-def poll_seconds(render_s: float) -> float:
-    """How often the live view redraws, given how long one redraw takes.
-
-    A redraw that outlasts its interval is cut short by the next: its charts fade as stale
-    and pile up (six optimizers with decision boundaries took 0.2-0.7 s while the first job
-    trained in the server's own thread). So the interval keeps 2.5x the redraw time.
-    """
-    return min(2.0, max(POLL_SECONDS, 2.5 * render_s))
+from ui.kit import attach_or_start, live_job, progress
+from ui.status import may_stop
 
 
 def start_comparison(config: ComparisonConfig) -> Job:
     """Submit ``config`` (or attach to the same comparison already running)."""
-    existing = registry().get(config.key())
-    if existing is not None and existing.active:
-        return existing
-    work = ComparisonWork(config)
-    job = registry().submit(work, owner=browser_id())
-    # The first evaluation lands within milliseconds of a warm worker starting; waiting for
-    # it here draws it in this rerun instead of one polling interval later.
-    deadline = time.monotonic() + 0.5
-    while job.active and not any(r.records for r in work.comparison.runs) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return job
-
-
-def find_job(config: ComparisonConfig) -> Job | None:
-    """The job for this exact config, if one ran in this server process."""
-    return registry().get(config.key())
+    return attach_or_start(
+        config.key(), lambda: ComparisonWork(config),
+        ready=lambda work: any(r.records for r in work.comparison.runs),
+    )
 
 
 def number_text(value: float | None) -> str:
@@ -169,82 +145,53 @@ def boundary_chart(comparison: Comparison, *, live: bool) -> object:
     return cache["figure"]
 
 
-def live_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCurve] | None = None) -> None:
-    """Progress, curves, the learning rate used and results; refreshes itself while the job runs."""
-    polling = job.active
-    if polling:
-        st.session_state.pop("_live_ended", None)
-    interval = poll_seconds(st.session_state.get("_live_render_s", 0.0))
+def comparison_view(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCurve] | None = None) -> None:
+    """Progress, curves, the learning rate used and results; live while the job runs."""
+    live_job(job, lambda j: _draw(j, x=x, log_y=log_y, band=band, planned_lr=planned_lr), name="compare", what="comparison")
 
-    @st.fragment(run_every=interval if polling else None)
-    def view() -> None:
-        report_errors()  # a fragment's rerun has a context of its own
-        started = time.perf_counter()
-        work: ComparisonWork = job.work  # type: ignore[assignment]
-        comparison = work.comparison
-        optimum = comparison.optimum
-        done = comparison.progress
-        state = {Status.PENDING: "waiting for a free worker", Status.RUNNING: "training"}.get(job.status, str(job.status))
-        st.progress(min(done, 1.0), text=f"{state}: {done:.0%} of {comparison.total_steps:,} steps")
-        if may_stop(job):
-            per_optimizer_stops(job, comparison)
-        data = curves_data(comparison, x=x, band=band, optimum=optimum)  # type: ignore[arg-type]
-        st.plotly_chart(curves_figure(data, log_y=log_y), key="curves", width="stretch")
-        st.caption(CURVES_NOTE)
-        if optimum is not None and optimum < 1e-6:
-            st.caption(
-                "The classes are linearly separable: the train loss of this linear model can "
-                f"approach 0 (scikit-learn's solver reached {optimum:.1e})."
-            )
-        elif optimum is not None:
-            st.caption(
-                "Dashed line: the lowest train loss a linear model can reach here "
-                "(closed form / scikit-learn, no regularisation)."
-            )
-        table = results_frame(comparison)
-        st.dataframe(
-            table, hide_index=True, width="stretch",
-            # Wide enough for "0.08749 ± 0.00064": a cut "± 0.000" reads as no spread at all.
-            column_config={c: st.column_config.TextColumn(width="medium") for c in table.columns if c != "seeds"},
+
+def _draw(job: Job, *, x: str, log_y: bool, band: str, planned_lr: list[LRCurve] | None) -> None:
+    work: ComparisonWork = job.work  # type: ignore[assignment]
+    comparison = work.comparison
+    optimum = comparison.optimum
+    progress(job, comparison.progress, f"{comparison.progress:.0%} of {comparison.total_steps:,} steps")
+    if may_stop(job):
+        per_optimizer_stops(job, comparison)
+    data = curves_data(comparison, x=x, band=band, optimum=optimum)  # type: ignore[arg-type]
+    st.plotly_chart(curves_figure(data, log_y=log_y), key="curves", width="stretch")
+    st.caption(CURVES_NOTE)
+    if optimum is not None and optimum < 1e-6:
+        st.caption(
+            "The classes are linearly separable: the train loss of this linear model can "
+            f"approach 0 (scikit-learn's solver reached {optimum:.1e})."
         )
-        if note := engine_note(comparison):
-            st.caption(note)
-        if not job.active and comparison.runs:
-            download_row(comparison, config=comparison.config, table=table, name=f"dlopt-{comparison.id}",
-                         title=f"dlopt comparison {comparison.id}")
-        if any(r.weights is not None for r in comparison.runs):
-            st.plotly_chart(boundary_chart(comparison, live=job.active), key="boundary", width="stretch")
-            st.caption(BOUNDARY_NOTE)
-        if planned_lr is not None:
-            st.plotly_chart(
-                lr_schedule_figure(planned_lr, actual=actual_lr_data(comparison)), key="lr_used", width="stretch"
-            )
-            st.caption(LR_NOTE)
-        if resolve_device(comparison.config.device).type == "cuda":
-            st.caption(
-                "GPU kernels: deterministic (the same seed gives the same curves)"
-                if comparison.config.deterministic
-                else "GPU kernels: the fastest, not reproducible (curves may differ between runs of one seed)"
-            )
-        if job.status is Status.FAILED:
-            st.error(f"The comparison failed: {job.error}")
-        for err in work.tracking_errors:
-            st.warning(f"MLflow logging failed: {err}")
-        if work.unwritten and not job.active:
-            st.warning(
-                f"{work.unwritten} MLflow writes could not be made; they are kept on the server "
-                "and written when the run store answers again."
-            )
-        took = time.perf_counter() - started
-        render_s = st.session_state["_live_render_s"] = 0.7 * st.session_state.get("_live_render_s", took) + 0.3 * took
-        if polling and not job.active:
-            # One full rerun turns polling off and re-enables Run: on the tick after the one
-            # that drew the final state, so the end is on screen even if that rerun is lost.
-            if st.session_state.get("_live_ended") == job.key:
-                st.rerun()
-            st.session_state["_live_ended"] = job.key
-        if polling and poll_seconds(render_s) > 1.5 * interval:
-            st.rerun()  # a full rerun sets a longer interval (the fragment's is fixed when defined)
-
-    view()
-
+    elif optimum is not None:
+        st.caption(
+            "Dashed line: the lowest train loss a linear model can reach here "
+            "(closed form / scikit-learn, no regularisation)."
+        )
+    table = results_frame(comparison)
+    st.dataframe(
+        table, hide_index=True, width="stretch",
+        # Wide enough for "0.08749 ± 0.00064": a cut "± 0.000" reads as no spread at all.
+        column_config={c: st.column_config.TextColumn(width="medium") for c in table.columns if c != "seeds"},
+    )
+    if note := engine_note(comparison):
+        st.caption(note)
+    if not job.active and comparison.runs:
+        download_row(comparison, config=comparison.config, table=table, name=f"dlopt-{comparison.id}",
+                     title=f"dlopt comparison {comparison.id}")
+    if any(r.weights is not None for r in comparison.runs):
+        st.plotly_chart(boundary_chart(comparison, live=job.active), key="boundary", width="stretch")
+        st.caption(BOUNDARY_NOTE)
+    if planned_lr is not None:
+        st.plotly_chart(
+            lr_schedule_figure(planned_lr, actual=actual_lr_data(comparison)), key="lr_used", width="stretch"
+        )
+        st.caption(LR_NOTE)
+    if resolve_device(comparison.config.device).type == "cuda":
+        st.caption(
+            "GPU kernels: deterministic (the same seed gives the same curves)"
+            if comparison.config.deterministic
+            else "GPU kernels: the fastest, not reproducible (curves may differ between runs of one seed)"
+        )

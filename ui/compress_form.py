@@ -7,12 +7,13 @@ from typing import Any
 
 import streamlit as st
 
-from dlopt_core.catalog.compressions import COMPRESSIONS, get_compression
+from dlopt_core.compression.methods import COMPRESSIONS, get_compression
 from dlopt_core.config import ConfigError, ModelConfig, RunConfig
 from dlopt_core.experiments.compress import CompressionConfig, MethodConfig
 from ui.compare_form import SETUP_PROBES, one_optimizer, set_setup_state, setup_widgets, step_options
 from tracking.weights import RunWeights, WeightsError, load_run_weights, runs_with_weights
-from ui.widgets import code_span, config_from_url, param_input, seed_state, write_query
+from ui.binding import Binding
+from ui.widgets import code_span, param_input, seed_state
 
 PREFIX = "compress"
 DEFAULT = CompressionConfig.make(
@@ -37,21 +38,6 @@ def _method_key(name: str, param: str) -> str:
     return f"{PREFIX}.method.{name}.{param}"
 
 
-def load_from_url() -> None:
-    """Once per browser session (and when Streamlit dropped the widgets): the URL's settings."""
-    loaded = config_from_url(PREFIX, _from_link, DEFAULT, probe=tuple(f"{PREFIX}.{k}" for k in SETUP_PROBES))
-    if loaded is not None:
-        set_state(loaded[0])
-
-
-def _from_link(flat: dict[str, Any]) -> CompressionConfig:
-    # What a link leaves out is the page's default (?epochs=5 keeps the methods and the sweep);
-    # a link that names a model, data set, optimizer or schedule drops the default's settings of it.
-    named = {k for k in flat if "." not in k}
-    kept = {k: v for k, v in DEFAULT.to_dict().items() if k.split(".")[0] not in named or k in named}
-    return CompressionConfig.from_dict({**kept, **flat})
-
-
 def set_state(cfg: CompressionConfig) -> None:
     """Put ``cfg`` into the widgets' session state, before they are drawn."""
     s = st.session_state
@@ -71,6 +57,12 @@ def set_state(cfg: CompressionConfig) -> None:
     s[f"{PREFIX}.sensitivity_sparsity"] = cfg.sensitivity_sparsity if cfg.sensitivity_sparsity is not None else 0.5
     s[f"{PREFIX}.compile"], s[f"{PREFIX}.latency_repeats"] = cfg.compile, cfg.latency_repeats
     s[f"{PREFIX}.seed"] = cfg.seed
+
+
+BINDING = Binding(
+    PREFIX, CompressionConfig.from_dict, DEFAULT, set_state, probes=tuple(f"{PREFIX}.{k}" for k in SETUP_PROBES),
+    noun="compression",
+)
 
 
 def setup_sidebar() -> dict[str, Any]:
@@ -200,8 +192,3 @@ def baseline_setup(cfg: CompressionConfig, weights: RunWeights) -> CompressionCo
     return CompressionConfig.make(**{
         **cfg.model_dump(exclude=fields), **weights.config.model_dump(include=fields), "baseline_run": weights.run_id,
     })
-
-
-def sync_url(cfg: CompressionConfig | None) -> None:
-    if cfg is not None:
-        write_query(cfg.to_dict(), page=PREFIX)

@@ -3,7 +3,6 @@ the Pareto chart, accuracy against sparsity and the per-layer sensitivity."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,9 +21,9 @@ from dlopt_core.plots.compression import (
     sparsity_data,
     sparsity_figure,
 )
-from dlopt_core.runner.jobs import Job, registry
-from ui.live import number_text, poll_seconds
-from ui.status import browser_id, report_errors
+from dlopt_core.runner.work import Job
+from ui.compare_view import number_text
+from ui.kit import attach_or_start, live_job, progress
 
 EXPERIMENT = "dlopt-compress"
 PARETO_NOTE = (
@@ -50,15 +49,9 @@ X_CHOICES = {
 
 def start(config: CompressionConfig, baseline_state: Mapping[str, Any] | None = None) -> Job:
     """Submit (or attach to the same compression already running), owned by this browser."""
-    existing = registry().get(config.key())
-    if existing is not None and existing.active:
-        return existing
-    work = CompressionWork(config, baseline_state=baseline_state, experiment=EXPERIMENT)
-    return registry().submit(work, owner=browser_id())
-
-
-def find(config: CompressionConfig) -> Job | None:
-    return registry().get(config.key())
+    return attach_or_start(
+        config.key(), lambda: CompressionWork(config, baseline_state=baseline_state, experiment=EXPERIMENT)
+    )
 
 
 def _size(n: int | None) -> str:
@@ -123,63 +116,45 @@ def csv_text(rows: list[CompressionRow]) -> str:
 
 
 def compression_view(job: Job, *, x_axis: str) -> None:
-    """Everything the compression has so far; refreshes itself while the job runs."""
-    polling = job.active
-    if polling:
-        st.session_state.pop("_compress_ended", None)
-    interval = poll_seconds(st.session_state.get("_compress_render_s", 0.0))
+    """Everything the compression has so far; live while the job runs."""
+    live_job(job, lambda j: _draw(j, x_axis), name="compress", what="compression")
 
-    @st.fragment(run_every=interval if polling else None)
-    def view() -> None:
-        report_errors()
-        started = time.perf_counter()
-        work: CompressionWork = job.work  # type: ignore[assignment]
-        c: Compression = work.compression
-        state = {Status.PENDING: "waiting for a free worker"}.get(job.status, c.phase if job.active else str(job.status))
-        st.progress(min(c.progress, 1.0), text=f"{state}: {c.progress:.0%}")
-        if c.runs:
-            with st.expander("training curves (baseline, fine-tuning, students)", expanded=job.active and not c.rows):
-                st.plotly_chart(curves_figure(curves_data(c, x="epoch")), key="compress_curves", width="stretch")
-        metric = c.metric_name
-        if c.rows:
-            measured = [r for r in c.rows if r.error is None]
-            data = pareto_data(measured, x_axis=x_axis, metric=metric)  # type: ignore[arg-type]
-            st.plotly_chart(pareto_figure(data), key="pareto", width="stretch")
-            st.caption(PARETO_NOTE)
-            if data.left_out:
-                st.caption(f"Not on this chart (no {X_TITLES[x_axis].split(' (')[0]}): {', '.join(data.left_out)}.")
-            st.dataframe(
-                rows_frame(c.rows, metric), hide_index=True, width="stretch",
-                column_config={"variant": st.column_config.TextColumn(width="large"),
-                               "saving": st.column_config.TextColumn(width="medium")},
-            )
-            if slower := slower_text(c.rows):
-                st.caption(slower)
-            st.download_button(
-                "Download the table (CSV)", csv_text(c.rows), file_name=f"compression-{c.id}.csv",
-                mime="text/csv", icon=":material/download:",
-            )
-            curves = sparsity_data(c.rows, metric=metric)
-            if curves.lines:
-                st.plotly_chart(sparsity_figure(curves), key="sparsity", width="stretch")
-                st.caption(SPARSITY_NOTE)
-        if c.sensitivity:
-            base = c.baseline.val_metric if c.baseline is not None else None
-            st.plotly_chart(
-                layer_sensitivity_figure(layer_sensitivity_data(c.sensitivity, baseline=base, metric=metric)),
-                key="sensitivity", width="stretch",
-            )
-            st.caption(SENSITIVITY_NOTE)
-        if job.status is Status.FAILED:
-            st.error(f"The compression failed: {job.error or c.error}")
-        for err in work.tracking_errors:
-            st.warning(f"MLflow logging failed: {err}")
-        took = time.perf_counter() - started
-        st.session_state["_compress_render_s"] = took
-        if polling and not job.active:
-            # As in ui.live: the full rerun comes on the tick after the final state was drawn.
-            if st.session_state.get("_compress_ended") == job.key:
-                st.rerun()
-            st.session_state["_compress_ended"] = job.key
 
-    view()
+def _draw(job: Job, x_axis: str) -> None:
+    c: Compression = job.work.compression  # type: ignore[attr-defined]
+    progress(job, c.progress, f"{c.progress:.0%}", running=c.phase)
+    if c.runs:
+        with st.expander("training curves (baseline, fine-tuning, students)", expanded=job.active and not c.rows):
+            st.plotly_chart(curves_figure(curves_data(c, x="epoch")), key="compress_curves", width="stretch")
+    metric = c.metric_name
+    if c.rows:
+        measured = [r for r in c.rows if r.error is None]
+        data = pareto_data(measured, x_axis=x_axis, metric=metric)  # type: ignore[arg-type]
+        st.plotly_chart(pareto_figure(data), key="pareto", width="stretch")
+        st.caption(PARETO_NOTE)
+        if data.left_out:
+            st.caption(f"Not on this chart (no {X_TITLES[x_axis].split(' (')[0]}): {', '.join(data.left_out)}.")
+        st.dataframe(
+            rows_frame(c.rows, metric), hide_index=True, width="stretch",
+            column_config={"variant": st.column_config.TextColumn(width="large"),
+                           "saving": st.column_config.TextColumn(width="medium")},
+        )
+        if slower := slower_text(c.rows):
+            st.caption(slower)
+        st.download_button(
+            "Download the table (CSV)", csv_text(c.rows), file_name=f"compression-{c.id}.csv",
+            mime="text/csv", icon=":material/download:",
+        )
+        curves = sparsity_data(c.rows, metric=metric)
+        if curves.lines:
+            st.plotly_chart(sparsity_figure(curves), key="sparsity", width="stretch")
+            st.caption(SPARSITY_NOTE)
+    if c.sensitivity:
+        base = c.baseline.val_metric if c.baseline is not None else None
+        st.plotly_chart(
+            layer_sensitivity_figure(layer_sensitivity_data(c.sensitivity, baseline=base, metric=metric)),
+            key="sensitivity", width="stretch",
+        )
+        st.caption(SENSITIVITY_NOTE)
+    if job.status is Status.FAILED and job.error is None and c.error:
+        st.error(f"The compression failed: {c.error}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 import torch
@@ -11,15 +9,14 @@ import torch
 from dlopt_core.catalog.augmentations import AUGMENTATIONS, BatchInfo, compose
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import RunConfig
-from dlopt_core.engine.records import Status
 from dlopt_core.experiments.compare import ComparisonWork, metric_name
 from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig, VariantRow, variant_rows
 from dlopt_core.plots import curves_data, curves_figure
 from dlopt_core.plots.augment import augment_grid_data, augment_grid_figure, augment_scatter_data, augment_scatter_figure
 from dlopt_core.plots.reduction import XAxis, reduction_data, reduction_figure
-from dlopt_core.runner.jobs import Job, registry
-from ui.live import boundary_chart, poll_seconds, run_data
-from ui.status import browser_id, report_errors
+from dlopt_core.runner.work import Job
+from ui.compare_view import boundary_chart, run_data
+from ui.kit import attach_or_start, live_job, progress
 
 EXPERIMENT = "dlopt-data"
 GAP_NOTE = (
@@ -64,15 +61,7 @@ def preview(config: RunConfig, augment: list[dict], seed: int) -> None:
 
 def start(config: AugmentDemoConfig | ReduceSweepConfig) -> Job:
     """Submit (or attach to the same experiment already running), owned by this browser."""
-    existing = registry().get(config.key())
-    if existing is not None and existing.active:
-        return existing
-    work = ComparisonWork(config, experiment=EXPERIMENT, parent=config.parent_name())
-    return registry().submit(work, owner=browser_id())
-
-
-def find(config: AugmentDemoConfig | ReduceSweepConfig) -> Job | None:
-    return registry().get(config.key())
+    return attach_or_start(config.key(), lambda: ComparisonWork(config, experiment=EXPERIMENT, parent=config.parent_name()))
 
 
 def _rows_frame(rows: list[VariantRow], metric: str, *, reduce: bool) -> pd.DataFrame:
@@ -96,42 +85,27 @@ def _rows_frame(rows: list[VariantRow], metric: str, *, reduce: bool) -> pd.Data
 
 def experiment_view(job: Job, *, kind: str, x_axis: XAxis = "bytes") -> None:
     """Progress, then the curves (augmentation) or the size chart (reduction), and the table."""
-    polling = job.active
-    render_key = f"data._render_{kind}"
+    live_job(job, lambda j: _draw(j, kind, x_axis), name=f"data.{kind}", what="experiment", least=0.5)
 
-    @st.fragment(run_every=max(0.5, poll_seconds(st.session_state.get(render_key, 0.0))) if polling else None)
-    def view() -> None:
-        report_errors()
-        started = time.perf_counter()
-        work: ComparisonWork = job.work  # type: ignore[assignment]
-        comparison = work.comparison
-        state = {Status.PENDING: "waiting for a free worker", Status.RUNNING: "training"}.get(job.status, str(job.status))
-        st.progress(min(comparison.progress, 1.0), text=f"{state}: {comparison.progress:.0%} of {comparison.total_steps:,} steps")
-        # Once per redraw: a variant's sizes come from its reduced data set.
-        rows = variant_rows(comparison)
-        metric = metric_name(comparison.runs[0].config)  # val accuracy, or val R² for a regression
-        if kind == "augment":
-            st.plotly_chart(curves_figure(curves_data(comparison, x="epoch")), key="augment_curves", width="stretch")
-            st.caption(GAP_NOTE)
-            st.dataframe(_rows_frame(rows, metric, reduce=False), hide_index=True, width="stretch")
-            if any(r.weights is not None for r in comparison.runs):
-                st.plotly_chart(boundary_chart(comparison, live=job.active), key="augment_boundary", width="stretch")
-                st.caption("Each panel: one variant's model over the plane, its decision boundary in black.")
-        else:
-            shown = reduction_data(rows, x_axis=x_axis, metric=metric)
-            st.plotly_chart(reduction_figure(shown), key="reduce_chart", width="stretch")
-            st.caption(REDUCE_NOTE + (
-                f" Not drawn against the share of rows: {', '.join(shown.left_out)} (they keep every row; "
-                "see them against bytes)." if shown.left_out else ""
-            ))
-            st.dataframe(_rows_frame(rows, metric, reduce=True), hide_index=True, width="stretch")
-        if job.status is Status.FAILED:
-            st.error(f"The experiment failed: {job.error}")
-        for err in work.tracking_errors:
-            st.warning(f"MLflow logging failed: {err}")
-        took = time.perf_counter() - started
-        st.session_state[render_key] = 0.7 * st.session_state.get(render_key, took) + 0.3 * took
-        if polling and not job.active:
-            st.rerun()
 
-    view()
+def _draw(job: Job, kind: str, x_axis: XAxis) -> None:
+    comparison = job.work.comparison  # type: ignore[attr-defined]
+    progress(job, comparison.progress, f"{comparison.progress:.0%} of {comparison.total_steps:,} steps")
+    # Once per redraw: a variant's sizes come from its reduced data set.
+    rows = variant_rows(comparison)
+    metric = metric_name(comparison.runs[0].config)  # val accuracy, or val R² for a regression
+    if kind == "augment":
+        st.plotly_chart(curves_figure(curves_data(comparison, x="epoch")), key="augment_curves", width="stretch")
+        st.caption(GAP_NOTE)
+        st.dataframe(_rows_frame(rows, metric, reduce=False), hide_index=True, width="stretch")
+        if any(r.weights is not None for r in comparison.runs):
+            st.plotly_chart(boundary_chart(comparison, live=job.active), key="augment_boundary", width="stretch")
+            st.caption("Each panel: one variant's model over the plane, its decision boundary in black.")
+    else:
+        shown = reduction_data(rows, x_axis=x_axis, metric=metric)
+        st.plotly_chart(reduction_figure(shown), key="reduce_chart", width="stretch")
+        st.caption(REDUCE_NOTE + (
+            f" Not drawn against the share of rows: {', '.join(shown.left_out)} (they keep every row; "
+            "see them against bytes)." if shown.left_out else ""
+        ))
+        st.dataframe(_rows_frame(rows, metric, reduce=True), hide_index=True, width="stretch")

@@ -12,7 +12,8 @@ from dlopt_core.config import OptimizerConfig
 from dlopt_core.experiments.landscape import FUNCTIONS, LandscapeConfig, LrSearch, get_function, search_lr
 from dlopt_core.plots import lr_text
 from ui.optimizer_slots import lr_key, optimizer_slots, set_slots
-from ui.widgets import config_from_url, param_input, seed_state, write_query
+from ui.binding import Binding
+from ui.widgets import param_input, seed_state
 
 PREFIX = "landscape"
 DEFAULT = LandscapeConfig.make(
@@ -45,12 +46,8 @@ def wrapping_columns(key: str, widths: Sequence[int]) -> list[DeltaGenerator]:
     return [row.container(key=f"{key}-{i}") for i in range(len(widths))]
 
 
-def load_from_url() -> None:
-    """Once per browser session: fill the widgets from the URL (or the defaults)."""
-    loaded = config_from_url(PREFIX, LandscapeConfig.from_dict, DEFAULT, probe=f"{PREFIX}.function")
-    if loaded is None:
-        return
-    cfg, _ = loaded
+def set_state(cfg: LandscapeConfig) -> None:
+    """Put ``cfg`` into the widgets' session state (before they are drawn)."""
     s = st.session_state
     s[f"{PREFIX}.function"] = cfg.function
     for k, v in cfg.params.items():
@@ -58,6 +55,9 @@ def load_from_url() -> None:
     s[f"{PREFIX}.start_x"], s[f"{PREFIX}.start_y"] = cfg.start_point
     s[f"{PREFIX}.steps"], s[f"{PREFIX}.noise"], s[f"{PREFIX}.seed"] = cfg.steps, cfg.noise, cfg.seed
     set_slots(PREFIX, cfg.optimizers)
+
+
+BINDING = Binding(PREFIX, LandscapeConfig.from_dict, DEFAULT, set_state, probes=(f"{PREFIX}.function",), noun="landscape")
 
 
 def clicked_start(event: object) -> None:
@@ -170,9 +170,3 @@ def search_text(found: LrSearch, *, short: bool = False) -> str:
         return f"⚠ {end} end of {span}"
     beyond = "larger" if found.edge == "high" else "smaller"
     return f"the best lr, {lr_text(found.lr)}, is on the {end} end of the range searched ({span}): a {beyond} one may do better"
-
-
-def sync_url(cfg: LandscapeConfig | None) -> None:
-    """Write the current config to the URL when it changed."""
-    if cfg is not None:
-        write_query(cfg.to_dict(), page=PREFIX)

@@ -21,7 +21,7 @@ from tracking.runs import (
     run_rows,
 )
 from tracking.store import settings
-from ui.live import CURVES_NOTE, results_frame
+from ui.compare_view import CURVES_NOTE, results_frame
 from ui.exports import download_row
 from ui.widgets import code_span
 

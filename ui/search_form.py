@@ -20,7 +20,8 @@ from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig
 from dlopt_core.plots import lr_range_figure, lr_text
 from ui.optimizer_slots import optimizer_label
 from ui.compare_form import set_setup_state, setup_widgets, step_options
-from ui.widgets import config_from_url, seed_state, write_query
+from ui.binding import Binding, ViewKey
+from ui.widgets import seed_state
 
 PREFIX = "search"
 DEFAULT = SearchConfig.make(
@@ -29,7 +30,6 @@ DEFAULT = SearchConfig.make(
 WORKERS_KEY = f"{PREFIX}.workers"
 MAX_WORKERS = 4
 _PARAMS = f"{PREFIX}.optimizer_params"  # hyperparameters a link gave, per optimizer name
-_RESTORE = f"{PREFIX}._restore"
 _RANGE = f"{PREFIX}._range_test"
 SAMPLER_LABELS = {
     "tpe": "TPE", "random": "random", "grid": "grid over log-lr", "qmc": "quasi-Monte Carlo",
@@ -43,21 +43,6 @@ def _bound_keys(name: str) -> tuple[str, str]:
     return f"{PREFIX}.lr_min.{name}", f"{PREFIX}.lr_max.{name}"
 
 
-def load_from_url() -> None:
-    """Once per browser session (and again if Streamlit dropped the widgets' state): fill every
-    widget's state from the URL (or the defaults)."""
-    loaded = config_from_url(PREFIX, SearchConfig.from_dict, DEFAULT, probe=f"{PREFIX}.dataset")
-    if loaded is None:
-        return
-    cfg, flat = loaded
-    set_state(cfg)
-    try:
-        workers = int(flat.get("workers", 1))
-    except (TypeError, ValueError):
-        workers = 1
-    st.session_state[WORKERS_KEY] = min(MAX_WORKERS, max(1, workers))
-
-
 def set_state(cfg: SearchConfig) -> None:
     """Put ``cfg`` into the widgets' session state (before they are drawn)."""
     s = st.session_state
@@ -68,6 +53,12 @@ def set_state(cfg: SearchConfig) -> None:
         s[_bound_keys(opt.name)[0]], s[_bound_keys(opt.name)[1]] = low, high
     for field in ("sampler", "pruner", "n_trials", "metric", "seed", "search_hyperparams", "search_schedule", "search_batch_size"):
         s[f"{PREFIX}.{field}"] = getattr(cfg, field)
+
+
+BINDING = Binding(
+    PREFIX, SearchConfig.from_dict, DEFAULT, set_state, probes=(f"{PREFIX}.dataset",), noun="search",
+    views=(ViewKey("workers", WORKERS_KEY, tuple(range(1, MAX_WORKERS + 1))),),
+)
 
 
 def setup_sidebar() -> dict[str, Any]:
@@ -164,29 +155,6 @@ def build_config(setup: dict[str, Any], optimizers: dict[str, Any], search: dict
     return SearchConfig.make(**setup, **optimizers, **search["values"])
 
 
-def sync_url(cfg: SearchConfig | None, workers: int) -> None:
-    """Write the current config (and the workers, when not 1) to the URL when they changed.
-
-    Settings that do not validate leave the URL as it was: the link keeps the last valid search.
-    """
-    if cfg is None:
-        return
-    flat: dict[str, Any] = cfg.to_dict()
-    if workers != 1:
-        flat["workers"] = workers
-    write_query(flat, page=PREFIX)
-
-
-def _restore(flat: dict[str, Any]) -> None:
-    st.session_state[_RESTORE] = flat
-
-
-def apply_restore() -> None:
-    """Put back the settings of a past search chosen with :func:`reopen_picker`."""
-    if (flat := st.session_state.pop(_RESTORE, None)) is not None:
-        set_state(SearchConfig.from_dict(flat))
-
-
 def reopen_picker(searches: list[PastSearch], current: SearchConfig | None) -> None:
     """Pick a search from the storage (they survive a server restart) and show it."""
     if not searches:
@@ -196,7 +164,7 @@ def reopen_picker(searches: list[PastSearch], current: SearchConfig | None) -> N
     key = st.selectbox("past searches, latest first", list(labels), format_func=labels.get, key=f"{PREFIX}.past")
     chosen = next(p for p in searches if p.key == key)
     st.button(
-        "Open this search", icon=":material/history:", on_click=_restore, args=(chosen.config.to_dict(),),
+        "Open this search", icon=":material/history:", on_click=BINDING.restore_later, args=(chosen.config.to_dict(),),
         disabled=current is not None and current == chosen.config,
         help="puts its settings in the form; its trials are read from the storage",
     )

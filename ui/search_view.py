@@ -7,7 +7,6 @@ past search all show the same studies.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Sequence
 
@@ -19,19 +18,17 @@ from optuna.exceptions import ExperimentalWarning
 
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.config import ConfigError
-from dlopt_core.engine.records import Status
 from dlopt_core.experiments.search import SearchConfig, comparison_at_tuned, search_works
-from dlopt_core.experiments.study import StudySummary, StudyWork, load_study, study_summary
+from dlopt_core.experiments.study import StudySummary, load_study, study_summary
 from dlopt_core.experiments.study_storage import StudyStorage
 from dlopt_core.plots.sensitivity import log_ticks
 from dlopt_core.plots import lr_text, trial_lr_data, trial_lr_figure, tuning_budget_data, tuning_budget_figure
-from dlopt_core.runner.jobs import Job, registry
-from ui.live import poll_seconds
+from dlopt_core.runner.work import Job
+from ui import compare_form
+from ui.kit import attach_or_start, find, live
 from ui.search_form import MAX_WORKERS, METRIC_LABELS
-from ui.status import browser_id, report_errors
 
 COMPARE_PAGE = "pages/1_Compare_optimizers.py"
-_RENDER = "search._render_s"
 MIN_POLL_S = 1.0
 _IMPORTANCE = "search._importance_cache"
 BUDGET_NOTE = (
@@ -50,19 +47,13 @@ TRIALS_NOTE = (
 
 def start_search(config: SearchConfig, workers: int) -> list[Job]:
     """Submit ``workers`` workers per study (a study's worker that is already running is kept)."""
-    return [registry().submit(work, owner=browser_id()) for work in search_works(config, workers=workers)]
+    return [attach_or_start(work.key, lambda w=work: w) for work in search_works(config, workers=workers)]
 
 
 def search_jobs(config: SearchConfig) -> list[Job]:
     """The jobs of this search's studies in this server process, any worker count, newest state."""
     keys = [f"study-{s.name}-w{w}" for s in config.studies() for w in range(MAX_WORKERS)]
-    return [job for key in keys if (job := registry().get(key)) is not None]
-
-
-def stop_search(jobs: Sequence[Job]) -> None:
-    """Stop every worker: each ends its running trial as cancelled (it does not count) and starts none."""
-    for job in jobs:
-        job.cancel()
+    return [job for key in keys if (job := find(key)) is not None]
 
 
 def read_summaries(config: SearchConfig, storage: StudyStorage) -> list[StudySummary | None]:
@@ -223,59 +214,37 @@ def _optuna_figures(
 def search_view(config: SearchConfig, storage: StudyStorage) -> None:
     """Progress, the tuning budget, every trial against its lr, the best table and Optuna's own
     figures; redraws itself while any of the search's workers is queued or running."""
-    polling = any(j.active for j in search_jobs(config))
-    # Trials take seconds: a redraw a second is live enough, and the page never needs a full
-    # rerun to change it (a full st.rerun from inside a fragment is what the Compare page's
-    # faster view needs; here it is one less way to lose a second tab's widget state).
-    interval = max(MIN_POLL_S, poll_seconds(st.session_state.get(_RENDER, 0.0)))
-
-    @st.fragment(run_every=interval if polling else None)
-    def view() -> None:
-        report_errors()  # a fragment's rerun has a context of its own
-        started = time.perf_counter()
-        jobs = search_jobs(config)
-        active = any(j.active for j in jobs)
-        summaries = read_summaries(config, storage)
-        finished = sum(min(s.finished, s.n_trials) for s in summaries if s is not None)
-        total = sum(s.n_trials if s is not None else config.n_trials for s in summaries)
-        st.progress(min(1.0, finished / max(1, total)), text=_progress_text(config, summaries, active))
-        present = [s for s in summaries if s is not None]
-        if present:
-            st.plotly_chart(tuning_budget_figure(tuning_budget_data(present)), key="tuning_budget", width="stretch")
-            st.caption(BUDGET_NOTE)
-            st.plotly_chart(trial_lr_figure(trial_lr_data(present)), key="trials_lr", width="stretch")
-            st.caption(TRIALS_NOTE)
-            st.dataframe(best_frame(config, summaries), hide_index=True, width="stretch")
-            for s in present:
-                if s.best_on_edge and s.best is not None and s.best.lr is not None:
-                    side = "lowest" if abs(s.best.lr / s.lr_range[0] - 1) < abs(s.best.lr / s.lr_range[1] - 1) else "highest"
-                    st.warning(
-                        f"{get_optimizer(s.optimizer).label}'s best lr, {lr_text(s.best.lr)}, sits at the {side} end "
-                        f"of its range ({lr_text(s.lr_range[0])} – {lr_text(s.lr_range[1])}): the true best may "
-                        "lie beyond it; widen the range on that side."
-                    )
-        for job in jobs:
-            if job.status is Status.FAILED:
-                st.error(f"A worker failed ({job.label}): {job.error}")
-            work: StudyWork = job.work  # type: ignore[assignment]
-            for err in (work.summary.errors if work.summary else []):
-                st.warning(f"MLflow logging failed: {err}")
-        took = time.perf_counter() - started
-        st.session_state[_RENDER] = 0.7 * st.session_state.get(_RENDER, took) + 0.3 * took
-        if polling and not active:
-            st.rerun()  # one full rerun turns polling off, re-enables Run and offers Compare
-
-    view()
-    # Optuna's figures in a fragment of their own, under their study picker: a widget inside a
+    # Trials take seconds: a redraw a second is live enough.
+    live(lambda: search_jobs(config), lambda jobs: _draw(config, storage, jobs), name="search", what="search worker",
+         least=MIN_POLL_S)
+    # Optuna's figures in a view of their own, under their study picker: a widget inside a
     # fragment that reruns on a timer is one more way for a second tab to lose its state.
     study = _study_picker(config)
+    live(lambda: search_jobs(config), lambda jobs: _optuna_figures(config, read_summaries(config, storage), storage, study),
+         name="search.optuna", what="search worker", least=MIN_POLL_S, primary=False)
 
-    @st.fragment(run_every=interval if polling else None)
-    def optuna_views() -> None:
-        report_errors()
-        _optuna_figures(config, read_summaries(config, storage), storage, study)
 
-    optuna_views()
+def _draw(config: SearchConfig, storage: StudyStorage, jobs: Sequence[Job]) -> None:
+    summaries = read_summaries(config, storage)
+    finished = sum(min(s.finished, s.n_trials) for s in summaries if s is not None)
+    total = sum(s.n_trials if s is not None else config.n_trials for s in summaries)
+    st.progress(min(1.0, finished / max(1, total)), text=_progress_text(config, summaries, any(j.active for j in jobs)))
+    present = [s for s in summaries if s is not None]
+    if not present:
+        return
+    st.plotly_chart(tuning_budget_figure(tuning_budget_data(present)), key="tuning_budget", width="stretch")
+    st.caption(BUDGET_NOTE)
+    st.plotly_chart(trial_lr_figure(trial_lr_data(present)), key="trials_lr", width="stretch")
+    st.caption(TRIALS_NOTE)
+    st.dataframe(best_frame(config, summaries), hide_index=True, width="stretch")
+    for s in present:
+        if s.best_on_edge and s.best is not None and s.best.lr is not None:
+            side = "lowest" if abs(s.best.lr / s.lr_range[0] - 1) < abs(s.best.lr / s.lr_range[1] - 1) else "highest"
+            st.warning(
+                f"{get_optimizer(s.optimizer).label}'s best lr, {lr_text(s.best.lr)}, sits at the {side} end "
+                f"of its range ({lr_text(s.lr_range[0])} – {lr_text(s.lr_range[1])}): the true best may "
+                "lie beyond it; widen the range on that side."
+            )
 
 
 def compare_button(config: SearchConfig, summaries: Sequence[StudySummary | None]) -> None:
@@ -295,6 +264,4 @@ def compare_button(config: SearchConfig, summaries: Sequence[StudySummary | None
         st.caption("The Compare page uses the setup's schedule and batch size for every optimizer, not the searched ones.")
     if pressed:
         cfg = comparison_at_tuned(config, ready)
-        query = {k: v if isinstance(v, list) else str(v) for k, v in cfg.to_dict().items()}
-        st.session_state.pop("compare._loaded", None)  # the Compare page reads this URL afresh
-        st.switch_page(COMPARE_PAGE, query_params=query)
+        compare_form.BINDING.open(cfg, page=COMPARE_PAGE)

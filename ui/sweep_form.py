@@ -18,8 +18,8 @@ from dlopt_core.plots import lr_text
 from dlopt_core.plots.sensitivity import SweepMetric
 from ui.optimizer_slots import optimizer_label
 from ui.compare_form import set_setup_state, setup_widgets, step_options
-from ui.sweep_view import find_sweep
-from ui.widgets import config_from_url, seed_state, write_query
+from ui.binding import Binding, ViewKey
+from ui.widgets import seed_state
 
 PREFIX = "sweep"
 DEFAULT = SweepConfig.make(
@@ -31,18 +31,6 @@ DEFAULT = SweepConfig.make(
 )
 METRIC_KEY = f"{PREFIX}.view.metric"
 _PARAMS = f"{PREFIX}.optimizer_params"  # hyperparameters a link gave, per optimizer name
-_LAST = f"{PREFIX}._last_job"
-_RESTORE = f"{PREFIX}._restore"
-
-
-def load_from_url() -> None:
-    """Once per browser session: fill every widget's state from the URL (or the defaults)."""
-    loaded = config_from_url(PREFIX, SweepConfig.from_dict, DEFAULT, probe=f"{PREFIX}.dataset")
-    if loaded is None:
-        return
-    cfg, flat = loaded
-    set_state(cfg)
-    st.session_state[METRIC_KEY] = "metric" if flat.get("show") == "metric" else "loss"
 
 
 def set_state(cfg: SweepConfig) -> None:
@@ -55,6 +43,19 @@ def set_state(cfg: SweepConfig) -> None:
     s[f"{PREFIX}.points"] = cfg.points
     s[f"{PREFIX}.seeds"] = ",".join(map(str, cfg.seeds))
     s["engine"] = cfg.engine
+
+
+def url_dict(cfg: SweepConfig) -> dict[str, Any]:
+    """The config's flat keys, optimizers written without the lr the sweep replaces."""
+    flat = cfg.to_dict()
+    flat["optimizer"] = [f"{o.name}:{','.join(o.changed())}" if o.changed() else o.name for o in cfg.optimizers]
+    return flat
+
+
+BINDING = Binding(
+    PREFIX, SweepConfig.from_dict, DEFAULT, set_state, probes=(f"{PREFIX}.dataset",), noun="sweep",
+    views=(ViewKey("show", METRIC_KEY, ("loss", "metric")),), to_url=url_dict,
+)
 
 
 def setup_sidebar() -> dict[str, Any]:
@@ -124,48 +125,6 @@ def grid_caption(cfg: SweepConfig) -> str:
     return (
         f"{len(cfg.optimizers)} optimizers × {cfg.points} learning rates × {len(cfg.seeds)} seeds = "
         f"**{n_runs:,} runs**. Learning rates: {shown}."
-    )
-
-
-def url_dict(cfg: SweepConfig) -> dict[str, Any]:
-    """The config's flat keys, optimizers written without the lr the sweep replaces."""
-    flat = cfg.to_dict()
-    flat["optimizer"] = [f"{o.name}:{','.join(o.changed())}" if o.changed() else o.name for o in cfg.optimizers]
-    return flat
-
-
-def sync_url(cfg: SweepConfig | None, metric: SweepMetric) -> None:
-    """Write the current config and the metric shown to the URL when they changed."""
-    flat: dict[str, Any] = {} if cfg is None else url_dict(cfg)
-    if metric != "loss":
-        flat["show"] = metric
-    write_query(flat, page=PREFIX)
-
-
-def remember_job(cfg: SweepConfig) -> None:
-    """Note the sweep this browser session started last."""
-    st.session_state[_LAST] = cfg.to_dict()
-
-
-def _restore(flat: dict[str, Any]) -> None:
-    st.session_state[_RESTORE] = flat
-
-
-def apply_restore() -> None:
-    """Put back the settings of a sweep chosen with :func:`offer_previous_job`."""
-    if (flat := st.session_state.pop(_RESTORE, None)) is not None:
-        set_state(SweepConfig.from_dict(flat))
-
-
-def offer_previous_job() -> None:
-    """When the form changed after Run, say where the session's last sweep went."""
-    flat = st.session_state.get(_LAST)
-    if flat is None or (job := find_sweep(SweepConfig.from_dict(flat))) is None:
-        return
-    state = "is still running" if job.active else "finished"
-    st.button(
-        f"Your last sweep ({job.status}) used other settings and {state}: show it",
-        icon=":material/history:", on_click=_restore, args=(flat,),
     )
 
 

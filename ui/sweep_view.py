@@ -7,16 +7,15 @@ import streamlit as st
 
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.config import ComparisonConfig, TrainingSetup
-from dlopt_core.engine.records import Status
 from dlopt_core.experiments.compare import ComparisonWork, metric_name
 from dlopt_core.experiments.sweep import BestLr, SweepConfig, SweepPoint, best_lrs, sweep_points
 from dlopt_core.plots import SensitivityData, initial_val_loss, lr_text, sensitivity_data, sensitivity_figure
 from dlopt_core.plots.sensitivity import GOOD_WITHIN, SweepMetric
-from dlopt_core.runner.jobs import Job, registry
-from ui.live import engine_note
-from ui.status import browser_id, report_errors
+from dlopt_core.runner.work import Job
+from ui import compare_form
+from ui.compare_view import engine_note
+from ui.kit import attach_or_start, live_job, progress
 
-POLL_SECONDS = 0.5
 GOOD = f"lrs within {GOOD_WITHIN:g}× best loss"
 COMPARE_PAGE = "pages/1_Compare_optimizers.py"
 WHAT_TO_LOOK_FOR = (
@@ -31,16 +30,7 @@ WHAT_TO_LOOK_FOR = (
 
 def start_sweep(config: SweepConfig) -> Job:
     """Submit ``config`` (or attach to the same sweep already running)."""
-    existing = registry().get(config.key())
-    if existing is not None and existing.active:
-        return existing
-    work = ComparisonWork(config, experiment="dlopt-sweep", parent=config.parent_name())
-    return registry().submit(work, owner=browser_id())
-
-
-def find_sweep(config: SweepConfig) -> Job | None:
-    """The job for this exact sweep, if one ran in this server process."""
-    return registry().get(config.key())
+    return attach_or_start(config.key(), lambda: ComparisonWork(config, experiment="dlopt-sweep", parent=config.parent_name()))
 
 
 def _results(job: Job) -> tuple[SweepConfig, list[SweepPoint], dict[str, BestLr]]:
@@ -109,48 +99,32 @@ def _marks_caption(data: SensitivityData) -> str:
 
 
 def sweep_view(job: Job, *, metric: SweepMetric) -> None:
-    """Progress, the sensitivity figure and the best-lr table; refreshes itself while the job runs."""
-    polling = job.active
+    """Progress, the sensitivity figure and the best-lr table; live while the job runs."""
+    live_job(job, lambda j: _draw(j, metric), name="sweep", what="sweep", least=0.5)
 
-    @st.fragment(run_every=POLL_SECONDS if polling else None)
-    def view() -> None:
-        report_errors()  # a fragment's rerun has a context of its own
-        work: ComparisonWork = job.work  # type: ignore[assignment]
-        comparison = work.comparison
-        config, points, best = _results(job)
-        done = comparison.progress
-        states = {Status.PENDING: "waiting for a free worker", Status.RUNNING: "training"}
-        state = states.get(job.status, str(job.status))
-        st.progress(
-            min(done, 1.0),
-            text=f"{state}: {done:.0%} · {comparison.done_steps:,} of {comparison.total_steps:,} steps "
-            f"({len(comparison.runs):,} runs)",
-        )
-        common = {"seeds": len(config.seeds), "initial_loss": initial_val_loss(comparison)}
-        shown = sensitivity_data(points, best, config.lrs(), metric, **common)
-        label = "final validation loss" if metric == "loss" else f"final {metric_name(config)}"
-        st.plotly_chart(sensitivity_figure(shown, label), key="sensitivity", width="stretch")
-        st.caption(_epoch_caption(config, shown, job) + " " + _marks_caption(shown))
-        # The table is about the loss whichever y axis is shown.
-        by_loss = shown if metric == "loss" else sensitivity_data(points, best, config.lrs(), "loss", **common)
-        st.dataframe(best_frame(config, points, best, by_loss), hide_index=True, width="stretch")
-        if edge := [b for b in best.values() if b.on_edge]:
-            st.warning(" ".join(
-                f"{b.label}'s best lr, {lr_text(b.lr)}, is the {'lowest' if b.lr == config.lrs()[0] else 'highest'} "
-                "of the range: the true best may lie beyond it; widen the range on that side."
-                for b in edge
-            ))
-        st.caption(WHAT_TO_LOOK_FOR)
-        if note := engine_note(comparison):
-            st.caption(note)
-        if job.status is Status.FAILED:
-            st.error(f"The sweep failed: {job.error}")
-        for err in work.tracking_errors:
-            st.warning(f"MLflow logging failed: {err}")
-        if polling and not job.active:
-            st.rerun()  # one full rerun turns polling off, re-enables Run and offers Compare
 
-    view()
+def _draw(job: Job, metric: SweepMetric) -> None:
+    comparison = job.work.comparison  # type: ignore[attr-defined]
+    config, points, best = _results(job)
+    done = comparison.progress
+    progress(job, done, f"{done:.0%} · {comparison.done_steps:,} of {comparison.total_steps:,} steps ({len(comparison.runs):,} runs)")
+    common = {"seeds": len(config.seeds), "initial_loss": initial_val_loss(comparison)}
+    shown = sensitivity_data(points, best, config.lrs(), metric, **common)
+    label = "final validation loss" if metric == "loss" else f"final {metric_name(config)}"
+    st.plotly_chart(sensitivity_figure(shown, label), key="sensitivity", width="stretch")
+    st.caption(_epoch_caption(config, shown, job) + " " + _marks_caption(shown))
+    # The table is about the loss whichever y axis is shown.
+    by_loss = shown if metric == "loss" else sensitivity_data(points, best, config.lrs(), "loss", **common)
+    st.dataframe(best_frame(config, points, best, by_loss), hide_index=True, width="stretch")
+    if edge := [b for b in best.values() if b.on_edge]:
+        st.warning(" ".join(
+            f"{b.label}'s best lr, {lr_text(b.lr)}, is the {'lowest' if b.lr == config.lrs()[0] else 'highest'} "
+            "of the range: the true best may lie beyond it; widen the range on that side."
+            for b in edge
+        ))
+    st.caption(WHAT_TO_LOOK_FOR)
+    if note := engine_note(comparison):
+        st.caption(note)
 
 
 def comparison_at_best(config: SweepConfig, best: dict[str, BestLr]) -> ComparisonConfig:
@@ -174,7 +148,4 @@ def compare_button(job: Job) -> None:
         )
     if pressed:
         cfg = comparison_at_best(config, best)
-        query = {k: v if isinstance(v, list) else str(v) for k, v in cfg.to_dict().items()}
-        # The Compare page reads its URL once per browser session; ask it to read this one.
-        st.session_state.pop("compare._loaded", None)
-        st.switch_page(COMPARE_PAGE, query_params=query)
+        compare_form.BINDING.open(cfg, page=COMPARE_PAGE)
