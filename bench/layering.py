@@ -72,6 +72,8 @@ def _known(target: str, modules: Mapping[str, Path]) -> str | None:
 
 def floor_of(module: str, floors: Iterable[Iterable[str]] = FLOORS) -> int:
     """The floor index of ``module`` (a KeyError names a module no floor holds)."""
+    if "." not in module:  # the package itself: its __init__ imports nothing of its own
+        return 0
     for index, prefixes in enumerate(floors):
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return index

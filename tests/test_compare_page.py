@@ -58,7 +58,8 @@ def test_the_lr_panel_draws_what_each_run_used_beside_the_plan() -> None:
 def test_a_finished_comparison_offers_its_report_csvs_and_the_command() -> None:
     import shlex
 
-    from dlopt_core.cli import _build_config, _parser
+    from dlopt_core.cli import build_parser
+    from dlopt_core.cli.compare import build_config
     from dlopt_core.runner.jobs import registry
 
     at = _compare({"optimizer": ["sgd:lr=0.1", "adam:lr=0.01"], "dataset": "wine", "epochs": "2", "seeds": "0,1"})
@@ -71,6 +72,6 @@ def test_a_finished_comparison_offers_its_report_csvs_and_the_command() -> None:
     [command] = [c.value for c in at.code if "dlopt_core compare" in c.value]
     # The command is the same comparison: parsed back by the CLI, it gives the page's config.
     words = shlex.split(command.replace("\\\n", " "))
-    rebuilt = _build_config(_parser().parse_args(words[words.index("dlopt_core") + 1:]))
+    rebuilt = build_config(build_parser().parse_args(words[words.index("dlopt_core") + 1:]))
     ran = registry().jobs()[-1].work.comparison.config
     assert rebuilt.key() == ran.key()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlopt_core.catalog.compressions import COMPRESSIONS
+from dlopt_core.compression.methods import COMPRESSIONS
 from dlopt_core.catalog.models import build_model
 from dlopt_core.compression.distillation import distillation_hooks
 from dlopt_core.compression.measure import measure_sizes, tensor_bytes

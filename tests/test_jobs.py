@@ -180,7 +180,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_job_with_an_owner_is_steered_by_its_owner_only() -> None:
-    from dlopt_core.runner.jobs import Job
+    from dlopt_core.runner.work import Job
 
     owned = Job(key="k", label="l", work=None, owner="browser-a")  # type: ignore[arg-type]
     assert owned.steerable_by("browser-a") and not owned.steerable_by("browser-b")

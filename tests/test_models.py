@@ -41,12 +41,13 @@ def test_only_the_parameters_that_apply_are_logged() -> None:
 
 
 def test_the_cli_takes_a_model_spec() -> None:
-    from dlopt_core.cli import _parser, _build_config
+    from dlopt_core.cli import build_parser
+    from dlopt_core.cli.compare import build_config
 
-    args = _parser().parse_args(
+    args = build_parser().parse_args(
         ["compare", "--model", "mlp:hidden=16/8,activation=tanh", "--optimizer", "adam", "--precision", "bf16"]
     )
-    cfg = _build_config(args)
+    cfg = build_config(args)
     assert cfg.model.params["hidden"] == (16, 8) and cfg.model.params["activation"] == "tanh"
     assert cfg.precision == "bf16"
 

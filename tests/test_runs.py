@@ -10,7 +10,8 @@ import shlex
 import plotly
 import pytest
 
-from dlopt_core.cli import _build_config, _parser
+from dlopt_core.cli import build_parser
+from dlopt_core.cli.compare import build_config
 from dlopt_core.config import ComparisonConfig
 from dlopt_core.experiments.compare import Comparison, summary_rows
 from dlopt_core.export import CURVE_COLUMNS, cli_command, curves_csv, report_html, table_csv
@@ -187,4 +188,4 @@ def test_the_cli_command_runs_the_same_config(flat: dict) -> None:
     config = ComparisonConfig.from_dict(flat)
     argv = shlex.split(cli_command(config))
     assert argv[:4] == ["python", "-m", "dlopt_core", "compare"]
-    assert _build_config(_parser().parse_args(argv[3:])) == config
+    assert build_config(build_parser().parse_args(argv[3:])) == config

@@ -16,7 +16,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dlopt_core.config import ConfigError
 from dlopt_core.device import describe_device, resolve_device, use_one_thread
-from dlopt_core.runner.jobs import Job, registry
+from dlopt_core.runner.jobs import registry
+from dlopt_core.runner.work import Job
 from dlopt_core.runner.warm import warm_up_process
 from tracking import recover
 from tracking.store import experiment_id, settings

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dlopt_core.catalog.compressions import COMPRESSIONS
 from dlopt_core.catalog.hyperparams import parse_spec
+from dlopt_core.cli.common import dumps, setup_arguments, shared_setup_values, table
+from dlopt_core.compression.methods import COMPRESSIONS
 from dlopt_core.compression.weights import WeightsError, read_state_dict
 from dlopt_core.config import OptimizerConfig
 from dlopt_core.device import resolve_device, use_one_thread
@@ -34,11 +34,8 @@ from dlopt_core.runner.plugins import tracking_start
 EXPERIMENT = "dlopt-compress"
 
 
-def add_parser(
-    subparsers: Any, setup_arguments: Callable[..., None], setup_values: Callable[[argparse.Namespace], dict[str, Any]],
-    table: Callable[[list[dict[str, Any]]], str], dumps: Callable[[Any], str],
-) -> None:
-    """Add ``compress``; the callables are the CLI's shared setup flags, their values, its table and its JSON."""
+def add_parser(subparsers: Any) -> None:
+    """Add ``compress`` to the CLI's subcommands."""
     p = subparsers.add_parser(
         "compress",
         help="compress a trained model (pruning, int8 quantization, fp16/bf16, distillation) and measure each variant",
@@ -73,13 +70,13 @@ def add_parser(
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--json", action="store_true", help='print {"rows": [...], ...}: every measurement of every variant')
     p.add_argument("--experiment", default=EXPERIMENT, help="MLflow experiment name")
-    p.set_defaults(func=lambda args: _compress(args, setup_values, table, dumps))
+    p.set_defaults(func=run)
 
 
-def _config(args: argparse.Namespace, setup_values: Callable[[argparse.Namespace], dict[str, Any]]) -> CompressionConfig:
+def _config(args: argparse.Namespace) -> CompressionConfig:
     schedule, schedule_params = parse_spec(args.schedule)
     return CompressionConfig.make(
-        **setup_values(args), schedule={"name": schedule, "params": schedule_params}, epochs=args.epochs,
+        **shared_setup_values(args), schedule={"name": schedule, "params": schedule_params}, epochs=args.epochs,
         optimizer=OptimizerConfig.parse(args.optimizer), seed=args.seed,
         methods=tuple(MethodConfig.parse(m) for m in args.method), sparsities=args.sparsities,
         latency_repeats=args.latency_repeats, compile=args.compile,
@@ -102,11 +99,12 @@ class _Progress(CompressionObserver):
             print("\r" + " " * 76 + "\r", end="", file=sys.stderr)
 
 
-def _compress(
-    args: argparse.Namespace, setup_values: Callable[[argparse.Namespace], dict[str, Any]],
-    table: Callable[[list[dict[str, Any]]], str], dumps: Callable[[Any], str],
-) -> int:
-    config = _config(args, setup_values)
+def run(args: argparse.Namespace) -> int:
+    """Train (or load) the baseline, compress and measure it every way asked; print the rows (or JSON).
+
+    0: every variant measured and logged; 1: a variant failed or tracking did.
+    """
+    config = _config(args)
     state = None
     if args.weights is not None:
         try:

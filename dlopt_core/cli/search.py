@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import optuna
 
+from dlopt_core.cli.common import dumps, setup_arguments, setup_values, stop_on_signals, table
 from dlopt_core.config import OptimizerConfig
 from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig, run_worker, study_observers
@@ -28,8 +28,8 @@ from dlopt_core.runner.plugins import tracking_start
 EXPERIMENT = "dlopt-search"
 
 
-def add_parser(subparsers: Any, setup_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``search`` to the CLI's subcommands; ``setup_arguments`` adds what ``compare`` shares."""
+def add_parser(subparsers: Any) -> None:
+    """Add ``search`` to the CLI's subcommands."""
     p = subparsers.add_parser(
         "search",
         help="an Optuna worker: search one optimizer's learning rate in a shared study",
@@ -77,9 +77,7 @@ def _lr_range(text: str | None) -> dict[str, float]:
 
 def build_config(args: argparse.Namespace) -> StudyConfig:
     """The study the command line describes."""
-    from dlopt_core.cli import _setup_values  # the package imports this module first
-
-    values = _setup_values(argparse.Namespace(**{**vars(args), "optimizer": [], "seeds": "0"}))
+    values = setup_values(argparse.Namespace(**{**vars(args), "optimizer": [], "seeds": "0"}))
     for unused in ("engine", "seeds", "optimizers"):  # a trial is one run: no engine, one seed
         values.pop(unused)
     return StudyConfig.make(
@@ -95,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
     0: the study is full; 1: the storage cannot be opened, or tracking failed; 128+N: stopped by signal N.
     """
-    from dlopt_core.cli import _dumps, _stop_on_signals, _table
-
     config = build_config(args)
     try:
         storage = study_storage(args.storage)
@@ -109,21 +105,21 @@ def run(args: argparse.Namespace) -> int:
     # FAIL on purpose; the result is printed below.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # stdout is kept for the result (valid JSON with --json); MLflow may print there.
-    with contextlib.redirect_stdout(sys.stderr), _stop_on_signals() as stop:
+    with contextlib.redirect_stdout(sys.stderr), stop_on_signals() as stop:
         if not args.no_track:
             tracking_start()
         observers = [] if args.no_track else study_observers(experiment=args.experiment)
         summary = run_worker(config, storage, should_stop=stop.is_set, observers=observers, worker=args.worker)
     parent = next((o.parent_run_id for o in observers if getattr(o, "parent_run_id", None)), None)
     if args.json:
-        print(_dumps({**summary.to_json(), "mlflow_parent_run_id": parent}))
+        print(dumps({**summary.to_json(), "mlflow_parent_run_id": parent}))
     else:
         print(f"study {summary.study_name!r} in {summary.storage_url}: {summary.finished}/{summary.n_trials} finished "
               f"({', '.join(f'{k} {v}' for k, v in summary.counts.items() if v)})")
         rows = [{"trial": t.number, "state": t.state, "lr": t.lr, config.metric: t.value,
                  "diverged at step": t.diverged_step, "note": t.note} for t in summary.trials]
         if rows:
-            print(_table(rows))
+            print(table(rows))
         if summary.best is not None:
             edge = " (on the edge of the range: widen it)" if summary.best_on_edge else ""
             print(f"best: trial {summary.best.number}, lr {summary.best.lr:.3g}, {config.metric} {summary.best.value:.4g}{edge}")

@@ -23,7 +23,6 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from dlopt_core.catalog.compressions import COMPRESSIONS, Compressed, get_compression
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.catalog.hyperparams import int_list, parse_spec
 from dlopt_core.catalog.models import build_model, get_model_spec
@@ -34,6 +33,7 @@ from dlopt_core.compression.measure import (
     cuda_latency,
     measure_sizes,
 )
+from dlopt_core.compression.methods import COMPRESSIONS, Compressed, get_compression
 from dlopt_core.compression.pruning import make_permanent, prune_unstructured, weight_layers
 from dlopt_core.compression.quantization import quantize_int8
 from dlopt_core.device import use_one_thread
@@ -497,7 +497,7 @@ def _planned_units(config: CompressionConfig, *, trained_here: bool) -> int:
 
 
 class _Context:
-    """What a method gets (:class:`~dlopt_core.catalog.compressions.CompressionContext`): training
+    """What a method gets (:class:`~dlopt_core.compression.methods.CompressionContext`): training
     reports its curve to the observers and honours Stop."""
 
     def __init__(

@@ -12,7 +12,7 @@ from typing import Literal
 
 import plotly.graph_objects as go
 
-from dlopt_core.catalog.compressions import get_compression
+from dlopt_core.compression.methods import get_compression
 from dlopt_core.experiments.compress import BASELINE, CompressionRow, LayerSensitivity
 from dlopt_core.plots.style import PALETTE
 

@@ -11,80 +11,16 @@ launcher decides what a slot is (a warm worker process by default, or a thread).
 
 from __future__ import annotations
 
-import itertools
-import time
 import os
+import time
 import queue
 import threading
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
 
 from dlopt_core.engine.records import Status
-from dlopt_core.runner.launchers import Launcher, Slot, ThreadSlot, Work, make_launcher
-
-_ids = itertools.count(1)
-
-
-@dataclass
-class Job:
-    """One piece of background work and what pages need to watch and steer it."""
-
-    key: str
-    label: str
-    work: Work
-    status: Status = Status.PENDING
-    error: str | None = None
-    owner: str | None = None  # who may stop it (a browser's id); None: anyone
-    id: int = field(default_factory=lambda: next(_ids))
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
-    _done: threading.Event = field(default_factory=threading.Event, repr=False)
-    _run_stops: list[int] = field(default_factory=list, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def active(self) -> bool:
-        return not self.status.ended
-
-    @property
-    def payload(self) -> Any:
-        """What the pages draw: the work's live state (kept here, fed by the worker's events)."""
-        return self.work
-
-    def steerable_by(self, who: str | None) -> bool:
-        """Whether ``who`` may stop this job (or its runs): its owner, or anyone when it has none."""
-        return self.owner is None or self.owner == who
-
-    def cancel(self) -> None:
-        """Ask the work to stop; it checks between steps (a slot may end it hard after a grace)."""
-        self._stop.set()
-
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    def stop_run(self, index: int) -> None:
-        """Ask one run of the job to stop; the others go on."""
-        with self._lock:
-            self._run_stops.append(index)
-
-    def take_run_stops(self) -> list[int]:
-        if not self._run_stops:  # asked once per record by a thread-launched job
-            return []
-        with self._lock:
-            stops, self._run_stops = self._run_stops, []
-        return stops
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job ends; ``False`` if ``timeout`` passed first."""
-        return self._done.wait(timeout)
-
-    def _end(self, status: Status, error: str | None = None) -> None:
-        self.status, self.error = status, error
-        try:
-            self.work.finish(status)
-        finally:
-            self._done.set()
+from dlopt_core.runner.launchers import Launcher, Slot, ThreadSlot, make_launcher
+from dlopt_core.runner.work import Job, Work
 
 
 class JobRegistry:

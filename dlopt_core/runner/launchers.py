@@ -5,9 +5,6 @@ throughput of running them one after the other (the interpreter lock); in two pr
 1.82x. A process slot keeps one worker process alive between jobs, with torch imported and
 the optimizers built once, so a job starts in milliseconds rather than the seconds a fresh
 process needs.
-
-A job's work runs where the slot is and *emits* events; the server applies each event to
-the work's live state (:meth:`Work.apply`), so a page draws the same thing either way.
 """
 
 from __future__ import annotations
@@ -22,13 +19,11 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from dlopt_core.device import use_one_thread
 from dlopt_core.engine.records import Status
-
-if TYPE_CHECKING:
-    from dlopt_core.runner.jobs import Job
+from dlopt_core.runner.work import Job
 
 # Where stored results go travels with each job: a worker started earlier (or a test that
 # changed the environment since) must write where the submitting process would.
@@ -37,33 +32,6 @@ ENV_KEYS = ("DLOPT_HOME", "MLFLOW_TRACKING_URI", "DLOPT_OPTUNA_STORAGE")
 HARD_STOP_SECONDS = 1.0
 # Records travel to the server in small batches: one message per step costs more than the step.
 EMIT_SECONDS = 0.05
-
-Emit = Callable[..., None]
-
-
-class Control(Protocol):
-    """What a running work asks its slot: stop everything? stop which runs?"""
-
-    def should_stop(self) -> bool: ...
-
-    def take_run_stops(self) -> list[int]: ...
-
-
-class Work(Protocol):
-    """A picklable piece of work and the live state the server keeps of it."""
-
-    key: str
-    label: str
-
-    def run(self, emit: Emit, control: Control) -> None:
-        """Do the work (in the slot), calling ``emit(event, urgent=False)`` as it goes."""
-
-    def apply(self, event: Any) -> None:
-        """Take one emitted event (in the server)."""
-
-    def finish(self, status: Status) -> None:
-        """The job ended with ``status`` (in the server); settle whatever did not report."""
-
 
 class Slot(Protocol):
     def execute(self, job: Job) -> tuple[Status, str | None]: ...
@@ -206,7 +174,8 @@ class ProcessSlot:
 
 # Imported once by the fork server; each worker is forked from it with these loaded, so a
 # worker is ready in milliseconds instead of ~7 s (torch 1.9 s, the core 2.3 s, MLflow 1.4 s,
-# and torch's compiler stack, which the first optimizer construction pulls in, 1.5 s).
+# and torch's compiler stack, which the first optimizer construction pulls in, 1.5 s). Named,
+# not imported: the works live on a higher floor (dlopt_core.experiments) than the runner.
 PRELOAD = ["torch", "torch._dynamo", "dlopt_core.experiments.compare", "dlopt_core.runner.warm", "tracking"]
 
 

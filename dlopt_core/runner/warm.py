@@ -18,7 +18,6 @@ def warm_up_process() -> None:
 
     with INIT_LOCK:
         warm_up()
-    import dlopt_core.experiments.compare  # noqa: F401  (the work's imports)
     from dlopt_core.runner.plugins import load_tracking
 
     load_tracking()

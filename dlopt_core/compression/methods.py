@@ -1,4 +1,4 @@
-"""Ways to make a trained model smaller or faster (pruning, quantization, distillation), as specs.
+"""Ways to make a trained model smaller or faster (pruning, quantization, distillation): the registry.
 
 Each entry declares its hyperparameters (ranges, defaults), what kind of saving it makes (its
 badge), a check of the model it is given (a method that cannot handle an architecture says so
