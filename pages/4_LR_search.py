@@ -40,7 +40,9 @@ form.BINDING.sync(config, workers=search["workers"])
 with st.expander("LR range test: where to search", icon=":material/speed:"):
     form.range_test(config)
 with st.expander("Reopen a past search", icon=":material/history:"):
-    form.reopen_picker(past_searches(storage), config)
+    # Listing reads every study in the storage: only while asked, not on every redraw.
+    if st.toggle("list the searches in the study storage", key="search.view.past_list"):
+        form.reopen_picker(past_searches(storage), config)
 
 if config is not None:
     jobs = search_jobs(config)

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from dlopt_core.config import ConfigError
-from dlopt_core.experiments.compress import check_methods
 from ui import compress_form as form
 from ui.compress_view import X_CHOICES, compression_view, start
 from ui.kit import find, run_row
@@ -36,7 +35,7 @@ try:
         config = None  # a finished run is wanted, and none is usable yet (said above)
     if config is not None:
         # Here, not in the worker: a method this model cannot take is refused before Run.
-        check_methods(config, baseline_state=baseline.state if baseline else None)
+        form.check(config, baseline.state if baseline else None)
 except (ConfigError, ValueError) as err:  # ValueError: a device this machine does not have
     config = None
     st.error(f"Fix this before running: {code_span(str(err))}")

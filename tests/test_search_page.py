@@ -120,6 +120,8 @@ def test_a_past_search_reopens_from_the_storage() -> None:
     _wait_for_search(at)
     fresh = open_page(SEARCH)  # another browser session, the same storage
     assert fresh.number_input(key="search.n_trials").value == 12
+    assert not [s for s in fresh.selectbox if s.key == "search.past"], "the storage is listed only when asked"
+    fresh.toggle(key="search.view.past_list").set_value(True).run()
     (picker,) = [s for s in fresh.selectbox if s.key == "search.past"]
     assert "wine" in picker.format_func(picker.value) and "SGD 2 of 2, Adam 2 of 2" in picker.format_func(picker.value)
     _button(fresh, "Open this search").click().run()

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dlopt_core.compression.methods import COMPRESSIONS, get_compression
 from dlopt_core.config import ConfigError, ModelConfig, RunConfig
-from dlopt_core.experiments.compress import CompressionConfig, MethodConfig
+from dlopt_core.experiments.compress import CompressionConfig, MethodConfig, check_methods
 from ui.compare_form import SETUP_PROBES, one_optimizer, set_setup_state, setup_widgets, step_options
 from tracking.weights import RunWeights, WeightsError, load_run_weights, runs_with_weights
 from ui.binding import Binding
@@ -192,3 +192,20 @@ def baseline_setup(cfg: CompressionConfig, weights: RunWeights) -> CompressionCo
     return CompressionConfig.make(**{
         **cfg.model_dump(exclude=fields), **weights.config.model_dump(include=fields), "baseline_run": weights.run_id,
     })
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _problem(key: str, _config: CompressionConfig, _state: Any) -> ConfigError | ValueError | None:
+    # Keyed by the config's hash (the baseline run is part of it): a widget elsewhere on the page
+    # changing does not load the data and build the model again.
+    try:
+        check_methods(_config, baseline_state=_state)
+    except (ConfigError, ValueError) as err:
+        return err
+    return None
+
+
+def check(config: CompressionConfig, baseline_state: Any) -> None:
+    """Raise what :func:`check_methods` raises for ``config``, checked once per config."""
+    if (problem := _problem(config.key(), config, baseline_state)) is not None:
+        raise type(problem)(*problem.args)
