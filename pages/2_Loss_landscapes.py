@@ -9,7 +9,7 @@ from dlopt_core.plots import landscape_curves_figure, landscape_figure, landscap
 from tracking.landscape_log import log_landscape
 from ui import landscape_form as form
 from ui.reference_view import reference_section
-from ui.status import page_frame
+from ui.status import may_stop, page_frame
 from ui.widgets import code_span
 
 page_frame("Loss landscapes · dlopt")
@@ -56,7 +56,13 @@ if config is not None:
                 st.warning(f"{label}: {form.search_text(found)}.")
     if tune_pressed:
         form.tune(config, boxes)
-        st.rerun()
+        st.rerun()  # the sidebar counts the job; its progress shows below
+    if (job := form.tuning(config, boxes)) is not None:
+        if not job.active:
+            st.rerun()  # it ended: its learning rates go into the boxes before they are drawn
+        form.tuning_view(job)
+        if may_stop(job):
+            st.button("Stop tuning", icon=":material/stop_circle:", on_click=job.cancel)
 
     fn = config.test_function
     result = compute(config.to_dict())

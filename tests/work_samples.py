@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from dlopt_core.engine.records import Status
+from dlopt_core.experiments.landscape_tune import LandscapeTuneWork
 
 
 class Counting:
@@ -55,3 +56,21 @@ class Stubborn(Counting):
         emit(("env", os.getpid(), os.environ.get("DLOPT_HOME")), urgent=True)
         emit(("n", 0, []), urgent=True)
         time.sleep(3600)
+
+
+class KnownTune(LandscapeTuneWork):
+    """A landscape tuning whose every search came out as ``given`` (to show how a page flags it)."""
+
+    def __init__(self, config: Any, given: Any = None) -> None:
+        super().__init__(config)
+        self.given = given
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "given": self.given}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"], state["given"])  # type: ignore[misc]
+
+    def run(self, emit: Any, control: Any) -> None:
+        for index in range(len(self.config.optimizers)):
+            emit(("found", index, self.given), urgent=True)

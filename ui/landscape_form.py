@@ -9,10 +9,13 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from dlopt_core.config import OptimizerConfig
-from dlopt_core.experiments.landscape import FUNCTIONS, LandscapeConfig, LrSearch, get_function, search_lr
+from dlopt_core.experiments.landscape import FUNCTIONS, LandscapeConfig, LrSearch, get_function
+from dlopt_core.experiments.landscape_tune import LandscapeTuneWork, tune_key
+from dlopt_core.runner.work import Job
 from dlopt_core.plots import lr_text
 from ui.optimizer_slots import lr_key, optimizer_slots, set_slots
 from ui.binding import Binding
+from ui.kit import attach_or_start, find, live_job, problems, progress
 from ui.widgets import param_input, seed_state
 
 PREFIX = "landscape"
@@ -25,7 +28,8 @@ DEFAULT = LandscapeConfig.make(
     ),
     steps=300,
 )
-_PENDING = f"{PREFIX}._tuned"
+_TUNING = f"{PREFIX}._tuning"  # (tuning job key, the lr box of each optimizer) this session waits on
+_APPLIED = f"{PREFIX}._applied"  # the tuning jobs whose lrs this session put in the boxes
 _SEARCHES = f"{PREFIX}._searches"  # (problem, optimizer spec after tuning) -> its LrSearch
 
 
@@ -77,11 +81,26 @@ def apply_clicked_start() -> None:
         st.session_state[f"{PREFIX}.start_x"], st.session_state[f"{PREFIX}.start_y"] = start
 
 
-def apply_tuned() -> dict[int, float]:
-    """Write learning rates found by the last tuning into the boxes (before they are drawn)."""
-    tuned = st.session_state.pop(_PENDING, {})
-    for key, lr in tuned.items():
-        st.session_state[key] = lr
+def apply_tuned() -> dict[str, float]:
+    """Write the learning rates of a tuning job that ended into the boxes (before they are drawn);
+    :func:`tuning` names the job and the boxes. Returns what was written."""
+    waiting = st.session_state.get(_TUNING)
+    if waiting is None or (job := find(waiting[0])) is None or job.active:
+        return {}
+    del st.session_state[_TUNING]
+    applied = st.session_state.setdefault(_APPLIED, set())
+    if job.id in applied:
+        return {}
+    applied.add(job.id)
+    problems(job, what="lr tuning")
+    work: LandscapeTuneWork = job.work  # type: ignore[assignment]
+    tuned, searches = {}, dict(st.session_state.get(_SEARCHES, {}))
+    for index, found in sorted(work.found.items()):
+        opt = work.config.optimizers[index]
+        tuned[waiting[1][index]] = found.lr
+        searches[_problem(work.config), opt.model_copy(update={"lr": found.lr}).to_spec()] = found
+    st.session_state.update(tuned)
+    st.session_state[_SEARCHES] = searches
     return tuned
 
 
@@ -131,21 +150,29 @@ def build_config(setup: dict[str, Any], boxes: list[dict[str, Any]]) -> Landscap
     return LandscapeConfig.make(**setup, optimizers=opts)
 
 
+def tuning(config: LandscapeConfig, boxes: list[dict[str, Any]]) -> Job | None:
+    """The job tuning this config's learning rates, if one ran here and this session has not put
+    its results in the boxes yet (:func:`apply_tuned` then waits for it, after a reload too)."""
+    job = find(tune_key(config))
+    if job is None or job.id in st.session_state.get(_APPLIED, set()):
+        return None
+    keys = [lr_key(PREFIX, box["uid"], opt.name) for opt, box in zip(config.optimizers, boxes)]
+    st.session_state[_TUNING] = (job.key, keys)
+    return job
+
+
 def tune(config: LandscapeConfig, boxes: list[dict[str, Any]]) -> None:
-    """Search each optimizer's lr with Optuna, with a progress bar; applied on the next rerun."""
-    bar = st.progress(0.0, text="tuning learning rates…")
-    tuned, searches = {}, dict(st.session_state.get(_SEARCHES, {}))
-    for i, (opt, box) in enumerate(zip(config.optimizers, boxes)):
-        bar.progress(i / len(boxes), text=f"tuning {opt.label} ({i + 1} of {len(boxes)})…")
-        found = search_lr(
-            config.test_function, opt, start=config.start_point, steps=config.steps,
-            noise=config.noise, seed=config.seed, params=config.params,
-        )
-        tuned[lr_key(PREFIX, box["uid"], opt.name)] = found.lr
-        searches[_problem(config), opt.model_copy(update={"lr": found.lr}).to_spec()] = found
-    bar.progress(1.0, text="tuned")
-    st.session_state[_PENDING] = tuned
-    st.session_state[_SEARCHES] = searches
+    """Start tuning each optimizer's lr with Optuna in the background (or attach to it)."""
+    attach_or_start(tune_key(config), lambda: LandscapeTuneWork(config))
+    tuning(config, boxes)
+
+
+def tuning_view(job: Job) -> None:
+    """How far the tuning is, live; its end puts the learning rates in the boxes."""
+    work: LandscapeTuneWork = job.work  # type: ignore[assignment]
+    n = len(work.config.optimizers)
+    live_job(job, lambda j: progress(j, work.progress, f"{len(work.found)} of {n} optimizers tuned",
+                                     running="tuning learning rates"), name="landscape.tune", what="lr tuning")
 
 
 def _problem(config: LandscapeConfig) -> str:
