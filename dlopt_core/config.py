@@ -304,6 +304,10 @@ class RunConfig(TrainingSetup):
 class ComparisonConfig(TrainingSetup):
     """Several optimizers times several seeds on one setup."""
 
+    # The MLflow experiment its runs are logged in, and what the Runs page calls them.
+    EXPERIMENT: ClassVar[str] = "dlopt-compare"
+    KIND: ClassVar[str] = "comparison"
+
     optimizers: tuple[OptimizerConfig, ...] = Field(min_length=1, max_length=20)
     seeds: tuple[int, ...] = Field((0,), min_length=1, max_length=20)
     target_loss: float | None = Field(None, gt=0.0, allow_inf_nan=False)

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dlopt_core.config import param_text
-from dlopt_core.experiments.compress import CompressionObserver, CompressionRow
+from dlopt_core.experiments.compress import CompressionConfig, CompressionObserver, CompressionRow
 from tracking.mlflow_log import MlflowObserver, val_metric_key
 from tracking.reconcile import run_identity_tags
 from tracking.spool import apply
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from dlopt_core.experiments.compare import RunResult
     from dlopt_core.experiments.compress import Compression
 
-EXPERIMENT = "dlopt-compress"
+EXPERIMENT = CompressionConfig.EXPERIMENT
 _METRICS = (
     "val_loss", "val_metric", "params", "nonzeros", "bytes", "payload_bytes", "sparse_bytes", "sparsity",
     "latency_b1_ms", "latency_b256_ms", "compiled_b1_ms", "compiled_b256_ms", "cuda_b1_ms", "cuda_b256_ms", "seconds",

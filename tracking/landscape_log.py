@@ -6,12 +6,12 @@ import time
 
 from mlflow.entities import Metric, Param, RunTag
 
-from dlopt_core.experiments.landscape import LandscapeResult
+from dlopt_core.experiments.landscape import LandscapeConfig, LandscapeResult
 from dlopt_core.plots import landscape_figure
 from tracking.reconcile import run_identity_tags
 from tracking.store import StoreSettings, client, experiment_id, settings
 
-EXPERIMENT = "dlopt-landscape"
+EXPERIMENT = LandscapeConfig.EXPERIMENT
 
 
 def log_landscape(result: LandscapeResult, *, store: StoreSettings | None = None, experiment: str = EXPERIMENT) -> list[str]:

@@ -36,6 +36,10 @@ from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import train_size
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import Comparison, RunResult
+from dlopt_core.experiments.data_demos import ReduceSweepConfig
+from dlopt_core.experiments.landscape import LandscapeConfig
+from dlopt_core.experiments.study import StudyConfig
+from dlopt_core.experiments.sweep import SweepConfig
 from tracking.mlflow_log import val_metric_key
 from tracking.store import StoreSettings, client, settings
 
@@ -44,14 +48,10 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 # What each dlopt experiment holds, as the runs browser names it.
 KINDS: dict[str, str] = {
-    "dlopt-compare": "comparison",
-    "dlopt-sweep": "sweep",
-    "dlopt-data": "data comparison",
-    "dlopt-search": "study",
-    "dlopt-landscape": "landscape",
+    c.EXPERIMENT: c.KIND for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig, StudyConfig, LandscapeConfig)
 }
 # Kinds whose runs MlflowObserver wrote: they open as a comparison.
-OPENABLE = frozenset({"comparison", "sweep", "data comparison"})
+OPENABLE = frozenset(c.KIND for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig))
 # The dlopt vocabulary of the filter, in MLflow's run statuses.
 STATUS_FILTER: dict[str, str] = {
     "finished": "FINISHED",

@@ -23,7 +23,9 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-EXPERIMENT = "dlopt-compare"
+from dlopt_core.config import ComparisonConfig  # noqa: E402
+
+EXPERIMENT = ComparisonConfig.EXPERIMENT
 # MLflow 3 opens an experiment in its GenAI view (traces, prompts) or its classic ML view (runs,
 # metrics, charts) by this tag; without it the UI guesses, and guessed GenAI for dlopt's runs.
 # The values are the UI's own enum (mlflow/server/js: GENAI_DEVELOPMENT, CUSTOM_MODEL_DEVELOPMENT).

@@ -35,6 +35,7 @@ from dlopt_core.config import param_text
 from dlopt_core.experiments.study import (
     CURVE_ATTR,
     DIVERGED_ATTR,
+    StudyConfig,
     StudyObserver,
     study_config,
     trial_row,
@@ -44,10 +45,10 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from dlopt_core.experiments.study import StudyConfig, StudySummary
+    from dlopt_core.experiments.study import StudySummary
     from dlopt_core.experiments.study_storage import StudyStorage
 
-EXPERIMENT = "dlopt-search"
+EXPERIMENT = StudyConfig.EXPERIMENT
 STUDY_TAG = "dlopt.study"
 ROLE_TAG = "dlopt.role"  # "study" on the parent, "trial" on each trial's run
 TRIAL_TAG = "trial_number"

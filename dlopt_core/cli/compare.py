@@ -26,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
         "from the start to the optimum for linear models, else to the lowest loss any run reached)",
     )
     p.add_argument("--json", action="store_true", help="print machine-readable results (elapsed_s: total training time)")
-    p.add_argument("--experiment", default="dlopt-compare", help="MLflow experiment name")
+    p.add_argument("--experiment", default=ComparisonConfig.EXPERIMENT, help="MLflow experiment name")
     p.set_defaults(func=run)
 
 

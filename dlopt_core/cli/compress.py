@@ -31,9 +31,6 @@ from dlopt_core.experiments.compress import (
 )
 from dlopt_core.runner.plugins import tracking_start
 
-EXPERIMENT = "dlopt-compress"
-
-
 def add_parser(subparsers: Any) -> None:
     """Add ``compress`` to the CLI's subcommands."""
     p = subparsers.add_parser(
@@ -69,7 +66,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-sensitivity", action="store_true", help="skip the per-layer sensitivity")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--json", action="store_true", help='print {"rows": [...], ...}: every measurement of every variant')
-    p.add_argument("--experiment", default=EXPERIMENT, help="MLflow experiment name")
+    p.add_argument("--experiment", default=CompressionConfig.EXPERIMENT, help="MLflow experiment name")
     p.set_defaults(func=run)
 
 

@@ -25,9 +25,6 @@ from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig
 from dlopt_core.experiments.study_storage import ENV_STORAGE, StorageUnavailable, study_storage
 from dlopt_core.runner.plugins import tracking_start
 
-EXPERIMENT = "dlopt-search"
-
-
 def add_parser(subparsers: Any) -> None:
     """Add ``search`` to the CLI's subcommands."""
     p = subparsers.add_parser(
@@ -61,7 +58,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--worker", type=int, default=None, metavar="N",
                    help="this worker's number, for reproducible sampling (default: a fresh sampler seed)")
     p.add_argument("--json", action="store_true", help="print the study's state as JSON")
-    p.add_argument("--experiment", default=EXPERIMENT, help="MLflow experiment name")
+    p.add_argument("--experiment", default=StudyConfig.EXPERIMENT, help="MLflow experiment name")
     p.set_defaults(func=run)
 
 

@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated, e.g. 0,1,2")
     p.add_argument("--json", action="store_true",
                    help="print every (optimizer, lr, seed) final metrics, best_lr per optimizer and elapsed_s")
-    p.add_argument("--experiment", default="dlopt-sweep", help="MLflow experiment name")
+    p.add_argument("--experiment", default=SweepConfig.EXPERIMENT, help="MLflow experiment name")
     p.set_defaults(func=run)
 
 

@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from dlopt_core.catalog.datasets import Dataset, get_dataset_spec, split_sizes
 from dlopt_core.catalog.models import convex_optimum, get_model_spec
@@ -189,6 +189,7 @@ class RunObserver:
 class RunsPlan(Protocol):
     """What a comparison needs of its config: a sweep is one too."""
 
+    EXPERIMENT: ClassVar[str]
     data: Any
     engine: str
     target_loss: float | None
@@ -491,14 +492,14 @@ class ComparisonWork:
     mirrored here from the events it sends, so pages read :attr:`comparison` live."""
 
     def __init__(
-        self, config: ComparisonConfig | RunsPlan, *, track: bool = True, experiment: str = "dlopt-compare",
+        self, config: ComparisonConfig | RunsPlan, *, track: bool = True, experiment: str | None = None,
         extra: dict[str, Any] | None = None, parent: str | None = None,
     ) -> None:
         self.config = config  # a ComparisonConfig, or anything with its runs() and key() (a sweep)
         self.key = config.key()
         self.label = f"compare {self.key}"
         self.track = track
-        self.experiment = experiment
+        self.experiment = experiment or config.EXPERIMENT  # a sweep's or a data plan's own
         self.parent = parent  # a name: the runs are logged as children of one run
         self.comparison = Comparison(config)
         self.run_ids: dict[int, str] = {}

@@ -117,6 +117,10 @@ class CompressionConfig(RunConfig):
     baseline (they are passed in beside the config); unset, the baseline is trained here.
     """
 
+    # The MLflow experiment its runs are logged in, and what the Runs page calls them.
+    EXPERIMENT: ClassVar[str] = "dlopt-compress"
+    KIND: ClassVar[str] = "compression"
+
     methods: tuple[MethodConfig, ...] = Field(min_length=1, max_length=24)
     sparsities: tuple[float, ...] = Field((), max_length=20)
     baseline_run: str | None = Field(None, max_length=64)
@@ -593,7 +597,7 @@ class CompressionWork:
 
     def __init__(
         self, config: CompressionConfig, *, baseline_state: Mapping[str, Any] | None = None, track: bool = True,
-        experiment: str = "dlopt-compress",
+        experiment: str = CompressionConfig.EXPERIMENT,
     ) -> None:
         self.config = config
         # NumPy: the work is pickled into a worker process, where shared-memory tensors would not outlive ours.

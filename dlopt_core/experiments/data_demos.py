@@ -41,6 +41,10 @@ FULL_DATA = "full data"
 class _DataPlan(TrainingSetup):
     """What both experiments share: one optimizer, seeds, and how a comparison runs them."""
 
+    # The MLflow experiment its runs are logged in, and what the Runs page calls them.
+    EXPERIMENT: ClassVar[str] = "dlopt-data"
+    KIND: ClassVar[str] = "data comparison"
+
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig.make(name="adam", lr=0.003))
     seeds: tuple[int, ...] = Field((0,), min_length=1, max_length=5)
     engine: ClassVar[str] = "sequential"  # runs differ in their data: none could share a stacked pass

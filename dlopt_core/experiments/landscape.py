@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import optuna
@@ -346,6 +346,10 @@ def surface(function: TestFunction, *, params: dict[str, Any] | None = None, poi
 
 class LandscapeConfig(Frozen):
     """Which function, from where, for how long, with which optimizers."""
+
+    # The MLflow experiment its runs are logged in, and what the Runs page calls them.
+    EXPERIMENT: ClassVar[str] = "dlopt-landscape"
+    KIND: ClassVar[str] = "landscape"
 
     function: str = "rosenbrock"
     params: dict[str, float | int | bool] = Field(default_factory=dict)

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import optuna
@@ -99,6 +99,10 @@ class StudyConfig(TrainingSetup):
     set by each trial. ``n_trials`` counts finished (complete or pruned) trials, the study's
     total over all its workers and resumptions.
     """
+
+    # The MLflow experiment its runs are logged in, and what the Runs page calls them.
+    EXPERIMENT: ClassVar[str] = "dlopt-search"
+    KIND: ClassVar[str] = "study"
 
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig.make(name="adam"))
     lr_min: float | None = Field(None, gt=0.0, le=1e9, allow_inf_nan=False, description="None: registry range / 3")
@@ -629,7 +633,7 @@ class StudyWork:
 
     def __init__(
         self, config: StudyConfig, *, storage: str | None = None, worker: int = 0, track: bool = True,
-        experiment: str = "dlopt-search",
+        experiment: str = StudyConfig.EXPERIMENT,
     ) -> None:
         self.config = config
         # Resolved here: the worker process writes where the submitting page reads.

@@ -40,6 +40,10 @@ def lr_grid(low: float, high: float, points: int) -> list[float]:
 class SweepConfig(TrainingSetup):
     """Optimizers (their other hyperparameters fixed) x a log lr grid x seeds, on one setup."""
 
+    # The MLflow experiment its runs are logged in, and what the Runs page calls them.
+    EXPERIMENT: ClassVar[str] = "dlopt-sweep"
+    KIND: ClassVar[str] = "sweep"
+
     optimizers: tuple[OptimizerConfig, ...] = Field(min_length=1, max_length=12)
     lr_min: float = Field(1e-4, gt=0.0, le=1e3)
     lr_max: float = Field(1.0, gt=0.0, le=1e3)
