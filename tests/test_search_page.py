@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from apptest import open_page
+from apptest import open_page, wait_for_last_job
 
 from dlopt_core.experiments.search import SearchConfig
 from dlopt_core.experiments.study import study_summary
@@ -82,6 +82,8 @@ def test_the_range_test_sets_the_bounds_in_one_click() -> None:
     at = _small(open_page(SEARCH))
     at.selectbox(key="search.range_optimizer").set_value("adam").run()
     _button(at, "Run the range test").click().run()
+    assert not at.exception
+    wait_for_last_job(at)  # a background job: the sidebar counts it, a reload finds it
     assert not at.exception
     assert any("Suggestions" in c.value and "valley" in c.value for c in at.caption)
     use = _button(at, "Search Adam from")

@@ -7,20 +7,22 @@ comma-joined in their order) plus ``workers``, so a copied link reproduces a sea
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import streamlit as st
 
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.config import ConfigError, OptimizerConfig
-from dlopt_core.experiments.lr_range import SUGGESTION_LABELS, SUGGESTIONS, LRRangeConfig, LRRangeResult, run_lr_range
+from dlopt_core.experiments.lr_range import SUGGESTION_LABELS, SUGGESTIONS, LRRangeConfig, LRRangeWork, range_key
 from dlopt_core.experiments.search import PastSearch, SearchConfig
 from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig
 from dlopt_core.plots import lr_range_figure, lr_text
 from ui.optimizer_slots import optimizer_label
 from ui.compare_form import set_setup_state, setup_widgets, step_options
 from ui.binding import Binding, ViewKey
+from dlopt_core.runner.work import Job
+from ui.kit import attach_or_start, find, live_job, problems, progress
+from ui.status import may_stop, started
 from ui.widgets import seed_state
 
 PREFIX = "search"
@@ -30,7 +32,6 @@ DEFAULT = SearchConfig.make(
 WORKERS_KEY = f"{PREFIX}.workers"
 MAX_WORKERS = 4
 _PARAMS = f"{PREFIX}.optimizer_params"  # hyperparameters a link gave, per optimizer name
-_RANGE = f"{PREFIX}._range_test"
 SAMPLER_LABELS = {
     "tpe": "TPE", "random": "random", "grid": "grid over log-lr", "qmc": "quasi-Monte Carlo",
     "cmaes": "CMA-ES",
@@ -170,8 +171,12 @@ def reopen_picker(searches: list[PastSearch], current: SearchConfig | None) -> N
     )
 
 
-def _range_key(cfg: LRRangeConfig) -> str:
-    return json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+def _range_progress(job: Job) -> None:
+    work: LRRangeWork = job.work  # type: ignore[assignment]
+    seeds = work.config.seeds
+    progress(job, work.progress, f"{len(work.curves)} of {len(seeds)} seeds", running="range test")
+    if (result := work.result) is not None:
+        st.plotly_chart(lr_range_figure(result), key="lr_range_live", width="stretch")
 
 
 def _set_bounds(name: str, low: float, high: float) -> None:
@@ -192,14 +197,21 @@ def range_test(config: SearchConfig | None) -> None:
     name = cols[0].selectbox("optimizer to test", list(labels), format_func=labels.get, key=f"{PREFIX}.range_optimizer")
     opt = next(o for o in config.optimizers if o.name == name)
     test = LRRangeConfig.from_setup(config, opt)
-    stored: tuple[str, LRRangeResult] | None = st.session_state.get(_RANGE)
-    if cols[1].button("Run the range test", icon=":material/speed:", width="stretch"):
-        with st.spinner(f"Range test of {labels[name]}: {len(test.seeds)} seeds × {test.steps} steps…"):
-            stored = (_range_key(test), run_lr_range(test))
-        st.session_state[_RANGE] = stored
-    if stored is None or stored[0] != _range_key(test):
+    job = find(range_key(test))
+    running = job is not None and job.active
+    if cols[1].button("Run the range test", icon=":material/speed:", width="stretch", disabled=running):
+        if started(lambda: attach_or_start(range_key(test), lambda: LRRangeWork(test))) is not None:
+            st.rerun()  # the sidebar counts it; its seeds draw below as they end
+    if job is None:
         return
-    result = stored[1]
+    if running:
+        if may_stop(job):
+            st.button("Stop the range test", icon=":material/stop_circle:", on_click=job.cancel)
+        live_job(job, _range_progress, name="search.range", what="range test")
+        return
+    problems(job, what="range test")
+    if (result := job.work.result) is None:  # type: ignore[attr-defined]
+        return
     st.plotly_chart(lr_range_figure(result), key="lr_range", width="stretch")
     found = [
         f"{SUGGESTION_LABELS[n]} **{lr_text(v)}**" for n in SUGGESTIONS if (v := getattr(result.suggestions, n)) is not None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Self
 
@@ -29,11 +29,13 @@ from dlopt_core.config import (
     TrainingSetup,
     check_optimizer_fits,
     check_seeds,
+    config_hash,
     flatten,
     unflatten,
 )
 from dlopt_core.device import use_determinism
 from dlopt_core.engine.loop import augmented, load_run_data
+from dlopt_core.engine.records import Status
 from dlopt_core.engine.step import StepHooks, build_step
 
 __all__ = [
@@ -370,9 +372,66 @@ def run_lr_range(config: LRRangeConfig, *, data: Dataset | None = None) -> LRRan
     """
     started = time.perf_counter()
     data = data if data is not None else load_run_data(config.run_config(config.seeds[0]))
-    curves = []
+    return LRRangeResult.from_curves(config, list(seed_curves(config, data)), time.perf_counter() - started)
+
+
+def seed_curves(
+    config: LRRangeConfig, data: Dataset, *, should_stop: Callable[[], bool] = lambda: False
+) -> Iterator[LRRangeCurve]:
+    """Each seed's range test in turn; ``should_stop`` is asked between steps."""
     for seed in config.seeds:
         t0 = time.perf_counter()
-        points = list(lr_range_steps(config, seed, data=data))
-        curves.append(lr_range_curve(config, seed, points, time.perf_counter() - t0))
-    return LRRangeResult.from_curves(config, curves, time.perf_counter() - started)
+        points = []
+        for point in lr_range_steps(config, seed, data=data):
+            if should_stop():
+                return
+            points.append(point)
+        yield lr_range_curve(config, seed, points, time.perf_counter() - t0)
+
+
+def range_key(config: LRRangeConfig) -> str:
+    """The job key of ``config``'s range test (the same in every process)."""
+    return f"lr-range-{config_hash(config)}"
+
+
+class LRRangeWork:
+    """A range test as background work (:mod:`dlopt_core.runner`): each seed's curve reports as
+    it ends, so a page draws the seeds done so far; Stop ends it between steps."""
+
+    def __init__(self, config: LRRangeConfig) -> None:
+        self.config = config
+        self.key = range_key(config)
+        self.label = f"LR range test of {config.optimizer.label}"
+        self.curves: list[LRRangeCurve] = []
+        self.elapsed_s = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
+
+    @property
+    def progress(self) -> float:
+        return len(self.curves) / len(self.config.seeds)
+
+    @property
+    def result(self) -> LRRangeResult | None:
+        """The test over the seeds done so far; ``None`` before the first."""
+        return LRRangeResult.from_curves(self.config, self.curves, self.elapsed_s) if self.curves else None
+
+    def run(self, emit: Any, control: Any) -> None:
+        started = time.perf_counter()
+        data = load_run_data(self.config.run_config(self.config.seeds[0]))  # one load serves every seed
+        for curve in seed_curves(self.config, data, should_stop=control.should_stop):
+            emit(("curve", curve), urgent=True)
+        emit(("elapsed", time.perf_counter() - started), urgent=True)
+
+    def apply(self, event: Any) -> None:
+        if event[0] == "curve":
+            self.curves.append(event[1])
+        elif event[0] == "elapsed":
+            self.elapsed_s = event[1]
+
+    def finish(self, status: Status) -> None:
+        """Nothing to settle: the curves that arrived are the result."""
