@@ -447,6 +447,60 @@ def _mean(values: list[Any]) -> float | None:
     return statistics.fmean(finite) if finite else None
 
 
+# The events a comparison's work sends the server (typed, applied with ``match``).
+
+
+@dataclass(frozen=True)
+class EngineChosen:
+    """Which engine trains run ``index``."""
+
+    index: int
+    engine: str
+
+
+@dataclass(frozen=True)
+class RecordMade:
+    """One record of run ``index`` (without its weights)."""
+
+    index: int
+    record: Record
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """Run ``index`` ended with ``status``."""
+
+    index: int
+    status: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class OptimumFound:
+    """The lowest train loss the model can reach."""
+
+    value: float
+
+
+@dataclass(frozen=True)
+class Elapsed:
+    """The whole comparison's training time so far."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrackingReport:
+    """What the trackers stored: MLflow run ids by run index, errors, writes still pending."""
+
+    run_ids: dict[int, str]
+    errors: list[str]
+    unwritten: int
+
+
+ComparisonEvent = EngineChosen | RecordMade | RunEnded | OptimumFound | Elapsed | TrackingReport
+
+
 class _Relay(RunObserver):
     """Sends a comparison's progress to the server as events, and takes its per-run stops."""
 
@@ -456,7 +510,7 @@ class _Relay(RunObserver):
         self._optimum: float | None = None
 
     def run_started(self, run: RunResult) -> None:
-        self.emit(("engine", run.index, run.engine), urgent=False)
+        self.emit(EngineChosen(run.index, run.engine), urgent=False)
         self._started += 1
         if self._started == len(self.comparison.runs):
             self._tracking()
@@ -464,27 +518,27 @@ class _Relay(RunObserver):
     def record(self, run: RunResult, rec: Record) -> None:
         # The first points and every evaluation go at once: they are what a person waits to see.
         # The final weights stay here: the trackers beside this relay have stored them.
-        self.emit(("record", run.index, rec if rec.state is None else rec._replace(state=None)), urgent=rec.is_eval)
+        self.emit(RecordMade(run.index, rec if rec.state is None else rec._replace(state=None)), urgent=rec.is_eval)
         if self._optimum is None and (optimum := self.comparison.optimum) is not None:
             self._optimum = optimum
-            self.emit(("optimum", optimum), urgent=True)
+            self.emit(OptimumFound(optimum), urgent=True)
         for index in self.control.take_run_stops():
             self.comparison.stop_run(index)
 
     def run_ended(self, run: RunResult) -> None:
-        self.emit(("ended", run.index, str(run.status), run.error), urgent=True)
+        self.emit(RunEnded(run.index, str(run.status), run.error), urgent=True)
 
     def comparison_ended(self, comparison: Comparison) -> None:
         if comparison.optimum is not None:
-            self.emit(("optimum", comparison.optimum), urgent=True)
-        self.emit(("elapsed", comparison.elapsed_s), urgent=True)
+            self.emit(OptimumFound(comparison.optimum), urgent=True)
+        self.emit(Elapsed(comparison.elapsed_s), urgent=True)
         self._tracking()
 
     def _tracking(self) -> None:
         run_ids = {i: rid for t in self.trackers for i, rid in getattr(t, "run_ids", {}).items()}
         errors = [e for t in self.trackers for e in getattr(t, "errors", [])]
         unwritten = sum(getattr(t, "unwritten", 0) for t in self.trackers)
-        self.emit(("tracking", run_ids, errors, unwritten), urgent=True)
+        self.emit(TrackingReport(run_ids, errors, unwritten), urgent=True)
 
 
 class ComparisonWork:
@@ -535,22 +589,23 @@ class ComparisonWork:
         # Trackers first: a run's MLflow id exists before the relay reports it.
         comparison.execute(observers=[*trackers, relay], should_stop=control.should_stop)
 
-    def apply(self, event: Any) -> None:
-        kind = event[0]
-        if kind == "record":
-            self.comparison.runs[event[1]].apply(event[2])
-        elif kind == "ended":
-            run = self.comparison.runs[event[1]]
-            if not run.status.ended or run.status is not Status(event[2]):
-                run.end(Status(event[2]), error=event[3])
-        elif kind == "engine":
-            self.comparison.runs[event[1]].engine = event[2]
-        elif kind == "elapsed":
-            self.comparison.elapsed_s = event[1]
-        elif kind == "optimum":
-            self.comparison.optimum = event[1]
-        elif kind == "tracking":
-            self.run_ids, self.tracking_errors, self.unwritten = dict(event[1]), list(event[2]), event[3]
+    def apply(self, event: ComparisonEvent) -> None:
+        """Take one event of :meth:`run` into the live mirror (in the server)."""
+        match event:
+            case RecordMade(index, record):
+                self.comparison.runs[index].apply(record)
+            case RunEnded(index, status, error):
+                run = self.comparison.runs[index]
+                if not run.status.ended or run.status is not Status(status):
+                    run.end(Status(status), error=error)
+            case EngineChosen(index, engine):
+                self.comparison.runs[index].engine = engine
+            case Elapsed(seconds):
+                self.comparison.elapsed_s = seconds
+            case OptimumFound(value):
+                self.comparison.optimum = value
+            case TrackingReport(run_ids, errors, unwritten):
+                self.run_ids, self.tracking_errors, self.unwritten = dict(run_ids), list(errors), unwritten
 
     def finish(self, status: Status) -> None:
         """Runs that never reported an end (a worker ended hard) take the job's end."""
