@@ -18,8 +18,9 @@ st.caption(
     "optimizer throughout, so only the data differs between the curves."
 )
 
+form.BINDING.preamble()
 setup = form.setup_sidebar()
-base = None
+base = demo = values = x_axis = None
 try:
     base = RunConfig.make(**setup)
 except ConfigError as err:
@@ -27,19 +28,21 @@ except ConfigError as err:
 schedule_note(base)
 
 
-def run_buttons(config, kind: str) -> None:
-    """Run, Stop and the live view of one experiment."""
+def run_buttons(config, kind: str) -> str | None:
+    """Run, Stop and the live view of one experiment; the x axis chosen for the reduction's chart."""
     job = find(config.key())
     run_row([job] if job else [], lambda: start(config), key=kind)
     if job is not None:
-        x_axis = "bytes"
+        x_axis = None
         if kind == "reduce":
             seed_state("data.view.x", "bytes")
             x_axis = st.segmented_control(
                 "x axis", ["bytes", "rows"], key="data.view.x", required=True,
                 format_func={"bytes": "bytes stored", "rows": "share of rows"}.get,
             )
-        experiment_view(job, kind=kind, x_axis=x_axis)
+        experiment_view(job, kind=kind, x_axis=x_axis or "bytes")
+        return x_axis
+    return None
 
 
 augment_tab, reduce_tab, upload_tab = st.tabs(["Augmentation and mixing", "Shrinking the data", "Your data"])
@@ -83,7 +86,7 @@ with reduce_tab:
         else:
             st.caption(f"{len(sweep.variants())} runs: the full data and " + ", ".join(
                 label for _, label, _ in sweep.variants()[1:]) + ".")
-            run_buttons(sweep, "reduce")
+            x_axis = run_buttons(sweep, "reduce")
 
 with upload_tab:
     st.caption(
@@ -95,4 +98,6 @@ with upload_tab:
     )
     form.upload_form()
 
-form.keep_settings()
+if demo is not None and values is not None:
+    settings = form.DataSettings(demo, values["methods"], values["fractions"], values["components"])
+    form.BINDING.sync(settings, x=x_axis or st.session_state.get("data.view.x", "bytes"))

@@ -132,3 +132,30 @@ def test_a_regression_reduction_sweep_is_drawn_against_r2() -> None:
     assert not at.exception and not at.error
     chart = next(c for c in at.get("plotly_chart") if "reduce_chart" in c.proto.id)
     assert json.loads(chart.proto.spec)["layout"]["yaxis"]["title"]["text"] == "val R²"
+
+
+def test_the_settings_travel_in_a_link() -> None:
+    query = {"dataset": "moons", "epochs": "20", "augment": ["dropout"], "subset": "0.3",
+             "methods": ["subsample", "kmeans"], "fractions": "0.2,0.4"}
+    at = open_page(DATA, query)
+    assert not at.exception and not at.warning
+    assert at.sidebar.selectbox(key="data.dataset").value == "moons"
+    assert at.sidebar.number_input(key="data.epochs").value == 20
+    assert at.multiselect(key="data.augment.moons").value == ["dropout"]
+    assert at.slider(key="data.subset").value == 0.3
+    assert at.multiselect(key="data.methods").value == ["subsample", "kmeans"]
+    assert at.text_input(key="data.fractions").value == "0.2,0.4"
+    # What the link left out is the page's default, and the URL now holds the whole setting.
+    assert at.sidebar.selectbox(key="data.optimizer").value == "adam"
+    assert at.query_params["subset"] in ("0.3", ["0.3"]) and at.query_params["methods"] == ["subsample", "kmeans"]
+    at.sidebar.number_input(key="data.epochs").set_value(30).run()
+    assert at.query_params["epochs"] in ("30", ["30"])
+
+
+def test_a_bad_link_shows_the_defaults_with_a_message() -> None:
+    at = open_page(DATA, {"subset": "7", "dataset": "moons"})
+    assert not at.exception
+    (warning,) = at.warning
+    assert "The link's settings were not valid" in warning.value and "subset" in warning.value
+    assert at.sidebar.selectbox(key="data.dataset").value == "digits"
+    assert at.slider(key="data.subset").value == 0.1

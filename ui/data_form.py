@@ -3,6 +3,7 @@ uploads, turned into the core's configs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -14,43 +15,67 @@ from dlopt_core.uploads.parse import DataFileError, parse_upload
 from dlopt_core.uploads.store import store_table
 from dlopt_core.config import ConfigError, RunConfig
 from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig
-from ui.compare_form import one_optimizer, set_setup_state, setup_widgets, step_options
+from ui.binding import Binding, ViewKey
+from ui.compare_form import SETUP_PROBES, one_optimizer, set_setup_state, setup_widgets, step_options
 from ui.widgets import code_span, param_input, remember_upload, seed_state
 
 PREFIX = "data"
 TASKS = {"auto": "detect", "classification": "classification", "regression": "regression"}
 
 
+@dataclass(frozen=True)
+class DataSettings:
+    """What the Data page's link carries: the setup, the optimizer and the augmentation comparison
+    (validated), and the reduction sweep's choices as typed (its tab says what is wrong with them)."""
+
+    demo: AugmentDemoConfig
+    methods: tuple[str, ...]
+    fractions: str
+    components: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.demo.to_dict(), "methods": list(self.methods), "fractions": self.fractions,
+                "components": self.components}
+
+    @classmethod
+    def from_dict(cls, flat: dict[str, Any]) -> DataSettings:
+        methods = flat.get("methods", ())
+        methods = methods.split(",") if isinstance(methods, str) else methods
+        return cls(AugmentDemoConfig.from_dict(flat), tuple(methods), str(flat.get("fractions", "")),
+                   str(flat.get("components", "")))
+
+
 # 100 epochs on a tenth of digits: long enough that the validation loss turns up (overfitting).
-DEFAULT_SETUP = RunConfig.make(epochs=100)
-_SHADOW = f"{PREFIX}._shadow"
+DEFAULT = DataSettings(
+    AugmentDemoConfig.make(epochs=100, augment=[{"name": "affine"}, {"name": "noise"}], subset=0.1),
+    methods=tuple(REDUCTIONS), fractions="0.05,0.1,0.25,0.5", components="2,4,8,16",
+)
 
 
-def keep_settings() -> None:
-    """Copy every widget value of the page aside (call at the end of a run): Streamlit drops a
-    page's widget state when another page runs, and :func:`restore_settings` puts it back."""
-    st.session_state[_SHADOW] = {
-        k: v for k, v in st.session_state.items() if isinstance(k, str) and k.startswith(f"{PREFIX}.")
-        # Not the uploader (it cannot be set) nor its target and task (their options come with a file).
-        and k not in (f"{PREFIX}.upload", f"{PREFIX}.target", f"{PREFIX}.task") and not k.startswith(f"{PREFIX}._")
-    }
+def set_state(cfg: DataSettings) -> None:
+    """Put ``cfg`` into the widgets' session state (before they are drawn)."""
+    s, demo = st.session_state, cfg.demo
+    set_setup_state(f"{PREFIX}.", demo)
+    s[f"{PREFIX}.optimizer"] = demo.optimizer.name
+    s[f"{PREFIX}.lr.{demo.optimizer.name}"] = demo.optimizer.lr
+    s[f"{PREFIX}.augment.{demo.data.name}"] = [a.name for a in demo.augment]
+    for a in demo.augment:
+        for k, v in a.params.items():
+            s[f"{PREFIX}.aug.{a.name}.{k}"] = v
+    s[f"{PREFIX}.subset"] = demo.subset
+    s[f"{PREFIX}.methods"] = list(cfg.methods)
+    s[f"{PREFIX}.fractions"], s[f"{PREFIX}.components"] = cfg.fractions, cfg.components
 
 
-def restore_settings() -> None:
-    """On a first visit the defaults; after a visit to another page, the settings as they were."""
-    if f"{PREFIX}.dataset" in st.session_state:
-        return
-    shadow = st.session_state.get(_SHADOW)
-    if shadow:
-        for k, v in shadow.items():
-            st.session_state[k] = v
-    else:
-        set_setup_state(f"{PREFIX}.", DEFAULT_SETUP)
+BINDING = Binding(
+    PREFIX, DataSettings.from_dict, DEFAULT, set_state, noun="experiment",
+    probes=tuple(f"{PREFIX}.{k}" for k in SETUP_PROBES),
+    views=(ViewKey("x", f"{PREFIX}.view.x", ("bytes", "rows")),),
+)
 
 
 def setup_sidebar() -> dict[str, Any]:
     """Data, model, schedule, budget and step options, and the one optimizer every variant uses."""
-    restore_settings()
     with st.sidebar:
         setup = setup_widgets(
             f"{PREFIX}.", epochs=100, batch_size=64,
@@ -105,6 +130,8 @@ def reduce_inputs(setup: dict[str, Any]) -> dict[str, Any]:
         task = "classification"
     names = [n for n, s in REDUCTIONS.items() if task == "classification" or not s.classification_only]
     seed_state(f"{PREFIX}.methods", names)
+    # A link may name a method this data cannot take (or none there is): not offered, and dropped.
+    st.session_state[f"{PREFIX}.methods"] = [n for n in st.session_state[f"{PREFIX}.methods"] if n in names]
     seed_state(f"{PREFIX}.fractions", "0.05,0.1,0.25,0.5")
     seed_state(f"{PREFIX}.components", "2,4,8,16")
     methods = st.multiselect(
