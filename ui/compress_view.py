@@ -25,7 +25,6 @@ from dlopt_core.runner.work import Job
 from ui.compare_view import number_text
 from ui.kit import attach_or_start, live_job, progress
 
-EXPERIMENT = "dlopt-compress"
 PARETO_NOTE = (
     "**What to look for:** up and to the left is better (more accurate, smaller or faster). The line "
     "joins the variants no other variant beats on both; the star is the baseline. A badge says what "
@@ -50,7 +49,7 @@ X_CHOICES = {
 def start(config: CompressionConfig, baseline_state: Mapping[str, Any] | None = None) -> Job:
     """Submit (or attach to the same compression already running), owned by this browser."""
     return attach_or_start(
-        config.key(), lambda: CompressionWork(config, baseline_state=baseline_state, experiment=EXPERIMENT)
+        config.key(), lambda: CompressionWork(config, baseline_state=baseline_state)
     )
 
 

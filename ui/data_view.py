@@ -18,7 +18,6 @@ from dlopt_core.runner.work import Job
 from ui.compare_view import boundary_chart, run_data
 from ui.kit import attach_or_start, live_job, progress
 
-EXPERIMENT = "dlopt-data"
 GAP_NOTE = (
     "**What to look for:** on a small training set the train loss keeps falling while the validation "
     "loss stalls, then climbs: overfitting (compare a variant's last validation loss with its lowest). "
@@ -61,7 +60,7 @@ def preview(config: RunConfig, augment: list[dict], seed: int) -> None:
 
 def start(config: AugmentDemoConfig | ReduceSweepConfig) -> Job:
     """Submit (or attach to the same experiment already running), owned by this browser."""
-    return attach_or_start(config.key(), lambda: ComparisonWork(config, experiment=EXPERIMENT, parent=config.parent_name()))
+    return attach_or_start(config.key(), lambda: ComparisonWork(config, parent=config.parent_name()))
 
 
 def _rows_frame(rows: list[VariantRow], metric: str, *, reduce: bool) -> pd.DataFrame:

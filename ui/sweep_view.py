@@ -30,7 +30,7 @@ WHAT_TO_LOOK_FOR = (
 
 def start_sweep(config: SweepConfig) -> Job:
     """Submit ``config`` (or attach to the same sweep already running)."""
-    return attach_or_start(config.key(), lambda: ComparisonWork(config, experiment="dlopt-sweep", parent=config.parent_name()))
+    return attach_or_start(config.key(), lambda: ComparisonWork(config, parent=config.parent_name()))
 
 
 def _results(job: Job) -> tuple[SweepConfig, list[SweepPoint], dict[str, BestLr]]:
