@@ -1,0 +1,78 @@
+"""The experiment kit, on every page built on it: a second browser attaches to the running job,
+may not stop it, sees how it ended, and gets the page's settings back when Streamlit drops them."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from apptest import open_page
+from dlopt_core.runner.jobs import registry
+from ui.status import OTHERS_JOB
+
+# Each page with a link for a job long enough to still run while a second browser opens it
+# (minutes of training, cancelled by the test), and the setup widget the link set.
+PAGES = {
+    "compare": ("pages/1_Compare_optimizers.py", {"optimizer": ["sgd", "adam"], "epochs": "5000"}, "epochs", 5000),
+    "sweep": ("pages/3_LR_sensitivity.py", {"optimizer": ["sgd"], "points": "3", "epochs": "5000"}, "sweep.epochs", 5000),
+    "compression": ("pages/7_Compression.py", {"methods": ["fp16"], "epochs": "5000"}, "compress.epochs", 5000),
+    "data": ("pages/5_Data.py", {"augment": ["noise"], "epochs": "5000"}, "data.epochs", 5000),
+    "search": ("pages/4_LR_search.py", {"optimizer": ["sgd"], "epochs": "5000", "n_trials": "4"}, "search.epochs", 5000),
+}
+
+
+def _button(at: AppTest, label: str, key: str | None = None):
+    return next(b for b in at.button if b.label == label and (key is None or b.key == key))
+
+
+def _run_key(page: str) -> str | None:
+    return "run-augment" if page == "data" else None
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_a_second_browser_attaches_may_not_stop_and_sees_the_end(page: str) -> None:
+    path, query, probe, value = PAGES[page]
+    owner = open_page(path, query)
+    assert not owner.exception and not owner.error, [e.value for e in owner.error]
+    before = {j.key for j in registry().jobs() if j.active}
+    _button(owner, "Run", _run_key(page)).click().run()
+    assert not owner.exception
+    mine = [j for j in registry().jobs() if j.active and j.key not in before]
+    assert mine, "Run started a job"
+    stop_key = "stop-augment" if page == "data" else None
+    assert not _button(owner, "Stop", stop_key).disabled
+    assert not any(OTHERS_JOB in c.value for c in owner.caption)
+
+    # Another browser with the same link: the same job, watched, its Stop off, a note saying so.
+    # (Every AppTest session is one browser, so the job passes to another owner, as if that
+    # browser had pressed Run; the browser tests check that two browsers get two ids.)
+    for job in mine:
+        job.owner = "another browser"
+    watcher = open_page(path, query)
+    assert not watcher.exception
+    assert _button(watcher, "Run", _run_key(page)).disabled
+    assert _button(watcher, "Stop", stop_key).disabled
+    assert any(OTHERS_JOB in c.value for c in watcher.caption)
+    assert watcher.get("progress"), "the watcher draws the running job"
+    assert len({j.key for j in registry().jobs() if j.active} - before) == len(mine), "attached, not started again"
+
+    # Streamlit drops the state of widgets a run did not draw (here: a visit to the home page; once
+    # seen on a second tab): the page puts its settings back, not the widgets' first options.
+    watcher.switch_page("app.py").run()
+    assert probe not in watcher.session_state
+    watcher.switch_page(path).run()
+    assert not watcher.exception
+    widget = next(w for w in [*watcher.sidebar.number_input, *watcher.number_input] if w.key == probe)
+    assert widget.value == value
+    assert _button(watcher, "Stop", stop_key).disabled, "still the same job, still not the watcher's"
+
+    for job in mine:  # the other browser presses Stop
+        job.cancel()
+    for job in mine:
+        assert job.wait(60)
+    watcher.run()
+    assert not watcher.exception
+    text = " ".join(p.proto.text for p in watcher.get("progress"))
+    ended = "stored" if page == "search" else "cancelled"
+    assert ended in text, text
+    assert not _button(watcher, "Run", _run_key(page)).disabled
