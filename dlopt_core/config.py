@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Self, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -61,6 +62,23 @@ class Frozen(BaseModel):
             return cls.model_validate(values)
         except ValidationError as err:
             raise ConfigError(_format(err, "")) from None
+
+
+class Flat(Frozen):
+    """A config that travels as flat keys: MLflow params, a URL's query, the CLI's flags.
+
+    :meth:`to_dict` and :meth:`from_dict` are the generic :func:`flatten` / :func:`unflatten`,
+    so a new field reaches every place that carries its config with no edit outside its class.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat keys (:func:`flatten`), exactly what MLflow logs as params."""
+        return flatten(self)
+
+    @classmethod
+    def from_dict(cls, flat: Mapping[str, Any]) -> Self:
+        """Read back :meth:`to_dict` (values may be strings, as URLs and MLflow give them)."""
+        return unflatten(cls, flat)
 
 
 class NamedWithParams(Frozen):
@@ -218,7 +236,7 @@ class DataConfig(NamedWithParams):
         return self.params
 
 
-class TrainingSetup(Frozen):
+class TrainingSetup(Flat):
     """What every run of a comparison shares: data, model, schedule, budget, device, step options."""
 
     data: DataConfig = Field(default_factory=DataConfig)
@@ -291,15 +309,6 @@ class RunConfig(TrainingSetup):
         check_optimizer_fits(self.optimizer, batch_size=self.batch_size, precision=self.precision)
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        """Flat params, exactly what MLflow logs."""
-        return flatten(self)
-
-    @classmethod
-    def from_dict(cls, flat: dict[str, Any]) -> RunConfig:
-        """Read back :meth:`to_dict` (values may be strings, as MLflow returns them)."""
-        return unflatten(cls, flat)
-
 
 class ComparisonConfig(TrainingSetup):
     """Several optimizers times several seeds on one setup."""
@@ -341,15 +350,6 @@ class ComparisonConfig(TrainingSetup):
     def key(self) -> str:
         """Stable short hash: the same comparison gets the same key in every process."""
         return config_hash(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat keys; ``optimizer`` is a list of ``name:lr=...`` specs (also the URL's query)."""
-        return flatten(self)
-
-    @classmethod
-    def from_dict(cls, flat: dict[str, Any]) -> ComparisonConfig:
-        """Read back :meth:`to_dict` (also the URL's query parameters)."""
-        return unflatten(cls, flat)
 
 
 def config_hash(cfg: BaseModel, *, exclude: set[str] | None = None, length: int = 12) -> str:
@@ -445,7 +445,7 @@ def flatten(cfg: Frozen) -> dict[str, Any]:
 _M = TypeVar("_M", bound=Frozen)
 
 
-def unflatten(cls: type[_M], flat: dict[str, Any]) -> _M:
+def unflatten(cls: type[_M], flat: Mapping[str, Any]) -> _M:
     """Build ``cls`` from :func:`flatten`'s keys (values may be strings); defaults fill the rest."""
     values: dict[str, Any] = {}
     for field, info in cls.model_fields.items():

@@ -37,7 +37,7 @@ from dlopt_core.compression.methods import COMPRESSIONS, Compressed, get_compres
 from dlopt_core.compression.pruning import make_permanent, prune_unstructured, weight_layers
 from dlopt_core.compression.quantization import quantize_int8
 from dlopt_core.device import use_one_thread
-from dlopt_core.config import ModelConfig, NamedWithParams, RunConfig, config_hash, flatten, unflatten
+from dlopt_core.config import ModelConfig, NamedWithParams, RunConfig, config_hash
 from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import evaluate, load_run_data, run, steps_per_epoch
 from dlopt_core.engine.records import Record, Status
@@ -165,13 +165,6 @@ class CompressionConfig(RunConfig):
 
     def key(self) -> str:
         return "compress-" + config_hash(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        return flatten(self)
-
-    @classmethod
-    def from_dict(cls, flat: dict[str, Any]) -> CompressionConfig:
-        return unflatten(cls, flat)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,6 @@ from dlopt_core.config import (
     TrainingSetup,
     check_seeds,
     config_hash,
-    flatten,
-    unflatten,
 )
 from dlopt_core.engine.loop import load_run_data, reduced_split
 from dlopt_core.experiments.compare import Comparison, RunResult
@@ -57,13 +55,6 @@ class _DataPlan(TrainingSetup):
 
     def key(self) -> str:
         return config_hash(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        return flatten(self)
-
-    @classmethod
-    def from_dict(cls, flat: dict[str, Any]) -> Self:
-        return unflatten(cls, flat)
 
     def _run(self, **changes: Any) -> RunConfig:
         shared = self.model_dump(include=set(TrainingSetup.model_fields))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import optuna
@@ -22,7 +23,7 @@ from pydantic import Field, field_validator, model_validator
 from dlopt_core.catalog.functions import FUNCTIONS, Point, TestFunction, get_function
 from dlopt_core.catalog.hyperparams import check_params
 from dlopt_core.catalog.optimizers import get_optimizer
-from dlopt_core.config import Frozen, OptimizerConfig, check_distinct
+from dlopt_core.config import Flat, OptimizerConfig, check_distinct, flatten, unflatten
 
 __all__ = [
     "FUNCTIONS", "LandscapeConfig", "LandscapeResult", "LrSearch", "Trajectory", "run_landscape", "search_lr",
@@ -344,7 +345,7 @@ def surface(function: TestFunction, *, params: dict[str, Any] | None = None, poi
     return Surface(gx.tolist(), gy.tolist(), z.tolist(), function.log_scale)
 
 
-class LandscapeConfig(Frozen):
+class LandscapeConfig(Flat):
     """Which function, from where, for how long, with which optimizers."""
 
     # The MLflow experiment its runs are logged in, and what the Runs page calls them.
@@ -377,7 +378,9 @@ class LandscapeConfig(Frozen):
         fn = get_function(self.function)
         check_distinct(self.optimizers)
         object.__setattr__(self, "params", check_params(fn.hyperparams, dict(self.params), prefix="function"))
-        if self.start is not None and not fn.in_window(*self.start):
+        if self.start is None:  # the function's own, written out: a config read back from its flat keys is equal
+            object.__setattr__(self, "start", fn.start)
+        elif not fn.in_window(*self.start):
             (x0, x1), (y0, y1) = fn.window
             raise ValueError(
                 f"start: {self.start} is outside {fn.label}'s window x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]"
@@ -392,30 +395,19 @@ class LandscapeConfig(Frozen):
     def start_point(self) -> Point:
         return self.start or self.test_function.start
 
+    # The function and its hyperparameters are two fields, not one registry choice: the generic
+    # flat keys with ``params`` written ``function.<key>``, as a registry choice's hyperparameters are.
     def to_dict(self) -> dict[str, Any]:
         """Flat keys for URLs, the CLI and MLflow params; optimizers as ``name:lr=...`` specs."""
-        x, y = self.start_point
-        return {
-            "function": self.function,
-            **{f"function.{k}": v for k, v in self.params.items()},
-            "start": f"{x!r},{y!r}",
-            "steps": self.steps,
-            "noise": self.noise,
-            "seed": self.seed,
-            "optimizer": [o.to_spec() for o in self.optimizers],
-        }
+        flat = flatten(self)
+        params = flat.pop("params")
+        return {"function": flat.pop("function"), **{f"function.{k}": v for k, v in params.items()}, **flat}
 
     @classmethod
-    def from_dict(cls, flat: dict[str, Any]) -> LandscapeConfig:
+    def from_dict(cls, flat: Mapping[str, Any]) -> Self:
         """Read back :meth:`to_dict` (values may be strings)."""
-        specs = flat.get("optimizer", [])
-        specs = [specs] if isinstance(specs, str) else list(specs)
-        values: dict[str, Any] = {
-            k: flat[k] for k in ("function", "start", "steps", "noise", "seed") if flat.get(k) not in (None, "")
-        }
-        values["params"] = {k.removeprefix("function."): v for k, v in flat.items() if k.startswith("function.")}
-        values["optimizers"] = tuple(OptimizerConfig.parse(s) for s in specs)
-        return cls.make(**values)
+        params = {k.removeprefix("function."): v for k, v in flat.items() if k.startswith("function.")}
+        return unflatten(cls, {**{k: v for k, v in flat.items() if not k.startswith("function.")}, "params": params})
 
 
 @dataclass(frozen=True)

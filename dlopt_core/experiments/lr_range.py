@@ -31,7 +31,6 @@ from dlopt_core.config import (
     check_seeds,
     config_hash,
     flatten,
-    unflatten,
 )
 from dlopt_core.device import use_determinism
 from dlopt_core.engine.loop import augmented, load_run_data
@@ -133,11 +132,6 @@ class LRRangeConfig(TrainingSetup):
         the epochs, the schedule and the optimizer's own lr."""
         unused = ("epochs", "schedule", "optimizer.lr")
         return {k: v for k, v in flatten(self).items() if k not in unused and not k.startswith("schedule.")}
-
-    @classmethod
-    def from_dict(cls, flat: dict[str, Any]) -> LRRangeConfig:
-        """Read back :meth:`to_dict`."""
-        return unflatten(cls, flat)
 
 
 class LRRangePoint(NamedTuple):

@@ -27,8 +27,6 @@ from dlopt_core.config import (
     OptimizerConfig,
     TrainingSetup,
     check_distinct,
-    flatten,
-    unflatten,
 )
 from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.study import (
@@ -114,14 +112,6 @@ class SearchConfig(TrainingSetup):
     def bounds(self) -> list[tuple[float, float]]:
         """Each optimizer's search range, defaults filled in."""
         return [(s.lr_min, s.lr_max) for s in self.studies()]  # type: ignore[misc]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat keys (also the page's URL); ``optimizer`` is a list of specs, bounds are comma-joined."""
-        return flatten(self)
-
-    @classmethod
-    def from_dict(cls, flat: dict[str, Any]) -> SearchConfig:
-        return unflatten(cls, flat)
 
     @classmethod
     def from_studies(cls, studies: Sequence[StudyConfig]) -> SearchConfig:

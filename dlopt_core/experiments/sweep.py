@@ -23,8 +23,6 @@ from dlopt_core.config import (
     TrainingSetup,
     check_seeds,
     config_hash,
-    flatten,
-    unflatten,
 )
 from dlopt_core.engine.records import Status
 from dlopt_core.experiments.compare import Comparison
@@ -103,13 +101,6 @@ class SweepConfig(TrainingSetup):
     def parent_name(self) -> str:
         """The name of the MLflow run that holds the sweep's runs (the CLI's and the page's)."""
         return f"{self.key()} ({len(self.optimizers)} optimizers x {self.points} lrs)"
-
-    def to_dict(self) -> dict[str, Any]:
-        return flatten(self)
-
-    @classmethod
-    def from_dict(cls, flat: dict[str, Any]) -> SweepConfig:
-        return unflatten(cls, flat)
 
 
 @dataclass(frozen=True)
