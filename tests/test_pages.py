@@ -167,6 +167,8 @@ def test_tune_button_writes_better_learning_rates_into_the_boxes() -> None:
     before = at.dataframe[0].value["final value"][0]
     next(b for b in at.button if b.label == "Tune learning rates").click().run()
     assert not at.exception
+    _wait_for_job(at)  # tuning is a background job; its end puts the lrs in the boxes
+    assert not at.exception
     after = at.dataframe[0].value["final value"][0]
     assert after < before
     assert any("tuned" in s.value for s in at.success)

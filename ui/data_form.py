@@ -13,7 +13,7 @@ from dlopt_core.catalog.datasets import get_dataset_spec
 from dlopt_core.catalog.reductions import REDUCTIONS
 from dlopt_core.uploads.parse import DataFileError, parse_upload
 from dlopt_core.uploads.store import store_table
-from dlopt_core.config import ConfigError, RunConfig
+from dlopt_core.config import ConfigError
 from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig
 from ui.binding import Binding, ViewKey
 from ui.compare_form import SETUP_PROBES, one_optimizer, set_setup_state, setup_widgets, step_options
@@ -122,6 +122,15 @@ def augment_demo(setup: dict[str, Any], augment: list[dict[str, Any]], subset: f
     return AugmentDemoConfig.make(**values, augment=augment, subset=subset)
 
 
+def subset_input() -> float:
+    """The share of the training set the augmentation comparison trains on."""
+    seed_state(f"{PREFIX}.subset", 0.1)
+    return st.slider(
+        "share of the training set", 0.02, 1.0, key=f"{PREFIX}.subset", step=0.01, format="%.2f",
+        help="a small share makes the model overfit, so the effect of augmentation shows",
+    )
+
+
 def reduce_inputs(setup: dict[str, Any]) -> dict[str, Any]:
     """Which reductions and at which sizes; returns the raw values."""
     try:
@@ -184,6 +193,13 @@ def _uploaded_files(fmt: str) -> list[tuple[str, bytes]]:
 def upload_form() -> None:
     """A CSV, an .npz or an idx pair, its target and task: checked on the server, then a data
     set of this session."""
+    st.caption(
+        "A CSV with a header row, numeric feature columns and one target column; a NumPy .npz with "
+        "arrays x and y; or MNIST's two idx files (images and labels). Each is checked on the server "
+        "(size, encoding, ragged rows, missing or non-numeric values, formula-looking cells, a target "
+        "with one class; an .npz is read without pickles) and never executed; a valid upload becomes "
+        "a data set on every page of this tab (until you reload it)."
+    )
     fmt = st.segmented_control("file format", list(FORMATS), format_func=FORMATS.get, default="csv",
                                required=True, key=f"{PREFIX}.format")
     files = _uploaded_files(fmt)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 import torch
 
 from dlopt_core.catalog.augmentations import AUGMENTATIONS, BatchInfo, compose
 from dlopt_core.catalog.datasets import Dataset
-from dlopt_core.config import RunConfig
+from dlopt_core.config import ConfigError, RunConfig
 from dlopt_core.experiments.compare import ComparisonWork, metric_name
 from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig, VariantRow, variant_rows
 from dlopt_core.plots import curves_data, curves_figure
@@ -16,7 +18,8 @@ from dlopt_core.plots.augment import augment_grid_data, augment_grid_figure, aug
 from dlopt_core.plots.reduction import XAxis, reduction_data, reduction_figure
 from dlopt_core.runner.work import Job
 from ui.compare_view import boundary_chart, run_data
-from ui.kit import attach_or_start, live_job, progress
+from ui.kit import attach_or_start, find, live_job, progress, run_row
+from ui.widgets import code_span, seed_state
 
 GAP_NOTE = (
     "**What to look for:** on a small training set the train loss keeps falling while the validation "
@@ -56,6 +59,36 @@ def preview(config: RunConfig, augment: list[dict], seed: int) -> None:
                    "takes the colour of its heavier label).")
     else:
         st.caption(f"A picture needs image or 2-D data; this data set has {data.n_features} features.")
+
+
+def preview_section(setup: dict[str, Any], augment: list[dict[str, Any]]) -> None:
+    """"What the model sees", with a button for other samples."""
+    seed_state("data.preview_seed", 0)
+    cols = st.columns([2, 1], vertical_alignment="bottom")
+    cols[0].subheader("What the model sees")
+    if cols[1].button("New samples", icon=":material/casino:", width="stretch"):
+        st.session_state["data.preview_seed"] += 1
+    try:
+        preview(RunConfig.make(**setup, augment=augment), augment, st.session_state["data.preview_seed"])
+    except ConfigError as err:
+        st.error(f"Fix this first: {code_span(str(err))}")
+
+
+def experiment_section(config: AugmentDemoConfig | ReduceSweepConfig, kind: str) -> XAxis | None:
+    """Run, Stop and the live view of one experiment; the x axis chosen for the reduction's chart."""
+    job = find(config.key())
+    run_row([job] if job else [], lambda: start(config), key=kind)
+    if job is None:
+        return None
+    x_axis = None
+    if kind == "reduce":
+        seed_state("data.view.x", "bytes")
+        x_axis = st.segmented_control(
+            "x axis", ["bytes", "rows"], key="data.view.x", required=True,
+            format_func={"bytes": "bytes stored", "rows": "share of rows"}.get,
+        )
+    experiment_view(job, kind=kind, x_axis=x_axis or "bytes")
+    return x_axis
 
 
 def start(config: AugmentDemoConfig | ReduceSweepConfig) -> Job:
