@@ -7,7 +7,7 @@ Options after a name go to that benchmark (``python -m bench concurrency --epoch
 import sys
 
 from bench import (
-    app_times, augment_cost, batched, compression, concurrency, first_point, landscape, load_sessions, runs_page,
+    app_times, augment_cost, batched, compression, concurrency, first_point, landscape, layering, load_sessions, runs_page,
     study_storage, study_vs_grid, throughput,
 )
 
@@ -25,6 +25,7 @@ BENCHES = {
     "compression": (compression.main, True),
     "load_sessions": (load_sessions.main, True),
     "runs_page": (runs_page.main, True),
+    "layering": (layering.main, True),
 }
 
 runs: list[tuple[str, list[str]]] = []
