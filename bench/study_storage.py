@@ -38,7 +38,7 @@ SHARED_STORAGES = ("journal", "journal-optuna-lock", "sqlite", "postgresql")
 
 
 def _config(trials: int, name: str) -> Any:
-    from dlopt_core.experiments.study import StudyConfig
+    from dlopt_core.experiments.study.config import StudyConfig
 
     return StudyConfig.make(
         data={"name": "digits"}, model={"name": "mlp"}, epochs=3, optimizer={"name": "adam"},
@@ -68,14 +68,14 @@ class _TrainingClock:
     """Wraps the training loop the study module calls, adding up the time spent inside it."""
 
     def __init__(self) -> None:
-        import dlopt_core.experiments.study as study_module
+        import dlopt_core.experiments.study.objective as study_module
 
         self.seconds = 0.0
         self._run = study_module.run
         study_module.run = self._timed
 
-    def _timed(self, config: Any) -> Iterator[Any]:
-        records = self._run(config)
+    def _timed(self, config: Any, **options: Any) -> Iterator[Any]:
+        records = self._run(config, **options)
         try:
             while True:
                 start = time.perf_counter()
@@ -105,7 +105,8 @@ def _warm_up() -> None:
 
 def overhead(kind: str, where: str, trials: int, repeat: int) -> dict[str, Any]:
     """One worker, ``trials`` trials on storage ``kind``: total, training and overhead seconds."""
-    from dlopt_core.experiments.study import open_study, run_worker
+    from dlopt_core.experiments.study.store import open_study
+    from dlopt_core.experiments.study.worker import run_worker
 
     _warm_up()
     clock = _TrainingClock()
@@ -122,7 +123,8 @@ def overhead(kind: str, where: str, trials: int, repeat: int) -> dict[str, Any]:
 
 
 def _worker(kind: str, where: str, name: str, trials: int, index: int, barrier: Any, out: Any) -> None:
-    from dlopt_core.experiments.study import open_study, run_worker
+    from dlopt_core.experiments.study.store import open_study
+    from dlopt_core.experiments.study.worker import run_worker
 
     _warm_up()
     handle = _handle(kind, where)
@@ -135,7 +137,8 @@ def _worker(kind: str, where: str, name: str, trials: int, index: int, barrier: 
 
 def throughput(kind: str, where: str, trials: int, workers: int, *, name: str) -> dict[str, Any]:
     """``workers`` processes fill one study of ``trials`` trials: trials per minute."""
-    from dlopt_core.experiments.study import load_study, study_summary
+    from dlopt_core.experiments.study.store import load_study
+    from dlopt_core.experiments.study.summary import study_summary
 
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(workers + 1), ctx.Queue()

@@ -35,7 +35,7 @@ TARGET_STEPS = 0.5  # TPE's training steps / the grid's
 
 
 def _config(sampler: str, pruner: str, trials: int, epochs: int, name: str) -> Any:
-    from dlopt_core.experiments.study import StudyConfig
+    from dlopt_core.experiments.study.config import StudyConfig
 
     return StudyConfig.make(
         data={"name": "digits"}, model={"name": "mlp"}, epochs=epochs, optimizer={"name": "adam"},
@@ -54,7 +54,7 @@ def search(sampler: str, pruner: str, trials: int, epochs: int, worker: int) -> 
     """One study of ``trials`` trials on a fresh in-memory storage: best loss, its lr, steps trained."""
     import optuna
 
-    from dlopt_core.experiments.study import run_worker
+    from dlopt_core.experiments.study.worker import run_worker
     from dlopt_core.experiments.study_storage import study_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -78,7 +78,7 @@ def search(sampler: str, pruner: str, trials: int, epochs: int, worker: int) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from dlopt_core.experiments.study import PRUNERS
+    from dlopt_core.experiments.study.config import PRUNERS
 
     parser = argparse.ArgumentParser(prog="python -m bench study_vs_grid", description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20, help="trials of the TPE study and points of the grid")

@@ -19,7 +19,8 @@ from dlopt_core.catalog.schedules import SCHEDULES
 from dlopt_core.config import ComparisonConfig, OptimizerConfig, RunConfig, param_text
 from dlopt_core.experiments.compare import Comparison
 from dlopt_core.experiments.data_demos import AugmentDemoConfig
-from dlopt_core.experiments.study import StudyConfig, run_worker
+from dlopt_core.experiments.study.config import StudyConfig
+from dlopt_core.experiments.study.worker import run_worker
 from dlopt_core.experiments.sweep import SweepConfig
 from tracking import MlflowObserver, replay_spool
 from tracking.runs import RunFilter, list_entries, load_comparison

@@ -11,7 +11,8 @@ from dlopt_core.config import OptimizerConfig
 from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.lr_range import LRRangeConfig, run_lr_range
 from dlopt_core.experiments.search import SearchConfig, comparison_at_tuned, past_searches, search_works
-from dlopt_core.experiments.study import run_worker, study_summary
+from dlopt_core.experiments.study.summary import study_summary
+from dlopt_core.experiments.study.worker import run_worker
 from dlopt_core.experiments.study_storage import study_storage
 from dlopt_core.plots import trial_lr_data, trial_lr_figure, tuning_budget_data, tuning_budget_figure
 

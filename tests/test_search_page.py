@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from apptest import open_page, wait_for_last_job
 
 from dlopt_core.experiments.search import SearchConfig
-from dlopt_core.experiments.study import study_summary
+from dlopt_core.experiments.study.summary import study_summary
 from dlopt_core.experiments.study_storage import study_storage
 from dlopt_core.runner.jobs import registry
 

@@ -16,14 +16,10 @@ from dlopt_core.cli import main
 from dlopt_core.config import RunConfig
 from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import run
-from dlopt_core.experiments.study import (
-    StudyConfig,
-    load_study,
-    run_worker,
-    study_config,
-    study_names,
-    study_summary,
-)
+from dlopt_core.experiments.study.config import StudyConfig
+from dlopt_core.experiments.study.store import load_study, study_config, study_names
+from dlopt_core.experiments.study.summary import study_summary
+from dlopt_core.experiments.study.worker import run_worker
 from tracking.store import settings
 from tracking.study_log import EXPERIMENT, StudyLogger
 
@@ -299,7 +295,7 @@ def test_an_unreachable_storage_is_one_line_without_the_password(capsys: pytest.
 def test_the_cli_logs_the_study_through_the_study_observers_entry_point(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import dlopt_core.experiments.study as study_module
+    import dlopt_core.experiments.study.worker as study_module
 
     # What pyproject registers: tracking's StudyLogger in the dlopt.study_observers group.
     mlflow_logger = EntryPoint("mlflow", "tracking.study_log:StudyLogger", "dlopt.study_observers")

@@ -22,7 +22,10 @@ import pytest
 
 from dlopt_core.errors import ConfigError
 from dlopt_core.engine.records import Status
-from dlopt_core.experiments.study import StudyConfig, StudyWork, load_study, study_summary
+from dlopt_core.experiments.study.config import StudyConfig
+from dlopt_core.experiments.study.store import load_study
+from dlopt_core.experiments.study.summary import study_summary
+from dlopt_core.experiments.study.worker import StudyWork
 from dlopt_core.experiments.study_storage import ENV_HEARTBEAT, WORKER_ATTR, study_storage
 from dlopt_core.runner.jobs import JobRegistry
 

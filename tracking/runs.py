@@ -38,7 +38,7 @@ from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import Comparison, RunResult
 from dlopt_core.experiments.data_demos import ReduceSweepConfig
 from dlopt_core.experiments.landscape import LandscapeConfig
-from dlopt_core.experiments.study import StudyConfig
+from dlopt_core.experiments.study.config import StudyConfig
 from dlopt_core.experiments.sweep import SweepConfig
 from tracking.mlflow_log import val_metric_key
 from tracking.store import StoreSettings, client, settings

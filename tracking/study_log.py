@@ -1,6 +1,6 @@
 """Log Optuna studies to MLflow: a parent run per study, a nested run per trial.
 
-A :class:`StudyLogger` is a :class:`~dlopt_core.experiments.study.StudyObserver`; each worker
+A :class:`StudyLogger` is a :class:`~dlopt_core.experiments.study.worker.StudyObserver`; each worker
 of a study has its own and logs the trials it ran, when they end (a trial's whole record is
 in the study storage by then: its params, the curve it stored, its state). Per trial run:
 the trial's run config as params, ``val_loss``, ``train_loss`` and the validation metric named
@@ -32,20 +32,16 @@ from tracking.spool import Op, RunSpool, apply, replay_files
 from tracking.store import StoreSettings, client, experiment_id, settings
 
 from dlopt_core.config import param_text
-from dlopt_core.experiments.study import (
-    CURVE_ATTR,
-    DIVERGED_ATTR,
-    StudyConfig,
-    StudyObserver,
-    study_config,
-    trial_row,
-)
+from dlopt_core.experiments.study.config import CURVE_ATTR, DIVERGED_ATTR, StudyConfig
+from dlopt_core.experiments.study.store import study_config
+from dlopt_core.experiments.study.summary import trial_row
+from dlopt_core.experiments.study.worker import StudyObserver
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from dlopt_core.experiments.study import StudySummary
+    from dlopt_core.experiments.study.summary import StudySummary
     from dlopt_core.experiments.study_storage import StudyStorage
 
 EXPERIMENT = StudyConfig.EXPERIMENT

@@ -15,7 +15,7 @@ from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.config import ConfigError, OptimizerConfig
 from dlopt_core.experiments.lr_range import SUGGESTION_LABELS, SUGGESTIONS, LRRangeConfig, LRRangeWork, range_key
 from dlopt_core.experiments.search import PastSearch, SearchConfig
-from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig
+from dlopt_core.experiments.study.config import METRICS, PRUNERS, SAMPLERS, StudyConfig
 from dlopt_core.plots import lr_range_figure, lr_text
 from ui.optimizer_slots import optimizer_label
 from ui.compare_form import set_setup_state, setup_widgets, step_options

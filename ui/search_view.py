@@ -19,7 +19,8 @@ from optuna.exceptions import ExperimentalWarning
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.config import ConfigError
 from dlopt_core.experiments.search import SearchConfig, comparison_at_tuned, search_works
-from dlopt_core.experiments.study import StudySummary, load_study, study_summary
+from dlopt_core.experiments.study.store import load_study
+from dlopt_core.experiments.study.summary import StudySummary, study_summary
 from dlopt_core.experiments.study_storage import StudyStorage
 from dlopt_core.plots.sensitivity import log_ticks
 from dlopt_core.plots import lr_text, trial_lr_data, trial_lr_figure, tuning_budget_data, tuning_budget_figure

@@ -6,7 +6,7 @@ holds ``--n-trials`` finished ones, never more. SIGTERM or Ctrl-C end the runnin
 cancelled (it does not count) and start no new one.
 
 Study logging is found through the ``dlopt.study_observers`` entry point group
-(:func:`~dlopt_core.experiments.study.study_observers`), so the core never imports a tracking backend.
+(:func:`~dlopt_core.experiments.study.worker.study_observers`), so the core never imports a tracking backend.
 """
 
 from __future__ import annotations
@@ -14,16 +14,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from typing import Any
+from typing import Any, get_args
 
 import optuna
 
-from dlopt_core.cli.common import dumps, setup_arguments, setup_values, stop_on_signals, table
-from dlopt_core.config import OptimizerConfig
-from dlopt_core.errors import ConfigError
-from dlopt_core.experiments.study import METRICS, PRUNERS, SAMPLERS, StudyConfig, run_worker, study_observers
+from dlopt_core.cli.common import (
+    config_argv,
+    config_arguments,
+    config_values,
+    dumps,
+    lr_bounds,
+    stop_on_signals,
+    table,
+    tracking_arguments,
+)
+from dlopt_core.config import EngineChoice
+from dlopt_core.experiments.study.config import StudyConfig
+from dlopt_core.experiments.study.worker import run_worker, study_observers
 from dlopt_core.experiments.study_storage import ENV_STORAGE, StorageUnavailable, study_storage
 from dlopt_core.runner.plugins import tracking_start
+
+# The search bounds are one flag, --lr-range LOW:HIGH.
+_BOUNDS = ("lr_min", "lr_max")
+
 
 def add_parser(subparsers: Any) -> None:
     """Add ``search`` to the CLI's subcommands."""
@@ -34,55 +47,42 @@ def add_parser(subparsers: Any) -> None:
         "hyperparameters, the schedule, the batch size) until it holds --n-trials finished trials, "
         "together with every other worker on the same study and storage. Prints the study's state.",
     )
-    setup_arguments(p)
-    p.add_argument(
-        "--optimizer", required=True, metavar="NAME[:key=value...]",
-        help="the optimizer and its fixed hyperparameters, e.g. sgd:momentum=0.9 (its lr is searched)",
-    )
-    p.add_argument("--study", default=None, metavar="NAME",
-                   help="the study's name (default: the optimizer and a hash of the setup); resumes if it exists")
+    config_arguments(p, StudyConfig, skip=_BOUNDS, required=("optimizer",), metavars={
+        "optimizer": "NAME[:key=value...]", "study_name": "NAME",
+    }, helps={
+        "optimizer": "the optimizer and its fixed hyperparameters, e.g. sgd:momentum=0.9 (its lr is searched)",
+        "study_name": "the study's name (default: the optimizer and a hash of the setup); resumes if it exists",
+        "n_trials": "finished trials the study holds in all, over every worker",
+        "sampler": "grid: a log grid of n-trials rates; cmaes: continuous parameters only",
+        "pruner": "hyperband: successive halving brackets",
+        "metric": "val_loss is minimised, val_metric maximised",
+        "search_hyperparams": "also search the optimizer's numeric hyperparameters",
+        "search_schedule": "also choose among the registry's schedules",
+        "search_batch_size": "also choose a batch size (powers of two)",
+        "seed": "every trial's run seed",
+    })
+    p.add_argument("--lr-range", default=None, metavar="LOW:HIGH",
+                   help="search bounds (default: the registry's range widened 3x at each end)")
+    # Kept so that older command lines still run: a trial is one run, there is nothing to batch.
+    p.add_argument("--engine", default=None, choices=get_args(EngineChoice), help="no effect (a trial is one run)")
     p.add_argument("--storage", default=None, metavar="URL",
                    help=f"postgresql+psycopg://user@host/db, sqlite:///path, journal:/path or memory (default: "
                    f"${ENV_STORAGE}, else a journal file under $DLOPT_HOME)")
-    p.add_argument("--n-trials", type=int, default=20, help="finished trials the study holds in all, over every worker")
-    p.add_argument("--sampler", default="tpe", choices=SAMPLERS,
-                   help="grid: a log grid of n-trials rates; cmaes: continuous parameters only")
-    p.add_argument("--pruner", default="median", choices=PRUNERS, help="hyperband: successive halving brackets")
-    p.add_argument("--lr-range", default=None, metavar="LOW:HIGH",
-                   help="search bounds (default: the registry's range widened 3x at each end)")
-    p.add_argument("--metric", default="val_loss", choices=METRICS, help="val_loss is minimised, val_metric maximised")
-    p.add_argument("--search-hyperparams", action="store_true", help="also search the optimizer's numeric hyperparameters")
-    p.add_argument("--search-schedule", action="store_true", help="also choose among the registry's schedules")
-    p.add_argument("--search-batch-size", action="store_true", help="also choose a batch size (powers of two)")
-    p.add_argument("--seed", type=int, default=0, help="every trial's run seed")
     p.add_argument("--worker", type=int, default=None, metavar="N",
                    help="this worker's number, for reproducible sampling (default: a fresh sampler seed)")
     p.add_argument("--json", action="store_true", help="print the study's state as JSON")
-    p.add_argument("--experiment", default=StudyConfig.EXPERIMENT, help="MLflow experiment name")
+    tracking_arguments(p, StudyConfig)
     p.set_defaults(func=run)
-
-
-def _lr_range(text: str | None) -> dict[str, float]:
-    if text is None:
-        return {}
-    low, _, high = text.partition(":")
-    try:
-        return {"lr_min": float(low), "lr_max": float(high)}
-    except ValueError:
-        raise ConfigError(f"lr-range: write LOW:HIGH, e.g. 1e-4:1 (got {text!r})") from None
 
 
 def build_config(args: argparse.Namespace) -> StudyConfig:
     """The study the command line describes."""
-    values = setup_values(argparse.Namespace(**{**vars(args), "optimizer": [], "seeds": "0"}))
-    for unused in ("engine", "seeds", "optimizers"):  # a trial is one run: no engine, one seed
-        values.pop(unused)
-    return StudyConfig.make(
-        **values, **_lr_range(args.lr_range), optimizer=OptimizerConfig.parse(args.optimizer),
-        search_hyperparams=args.search_hyperparams, search_schedule=args.search_schedule,
-        search_batch_size=args.search_batch_size, sampler=args.sampler, pruner=args.pruner,
-        n_trials=args.n_trials, metric=args.metric, seed=args.seed, study_name=args.study,
-    )
+    return StudyConfig.make(**config_values(args, StudyConfig, skip=_BOUNDS), **lr_bounds(args.lr_range))
+
+
+def argv(config: StudyConfig) -> list[str]:
+    """The flags after ``search`` that describe ``config`` (:func:`build_config` gives it back)."""
+    return [*config_argv(config, skip=_BOUNDS), "--lr-range", f"{config.lr_min!r}:{config.lr_max!r}"]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,17 +29,11 @@ from dlopt_core.config import (
     check_distinct,
 )
 from dlopt_core.errors import ConfigError
-from dlopt_core.experiments.study import (
-    CONFIG_ATTR,
-    Metric,
-    Pruner,
-    Sampler,
-    StudyConfig,
-    StudyStorage,
-    StudySummary,
-    StudyWork,
-    _storage,
-)
+from dlopt_core.experiments.study.config import CONFIG_ATTR, Metric, Pruner, Sampler, StudyConfig
+from dlopt_core.experiments.study.store import storage_handle
+from dlopt_core.experiments.study.summary import StudySummary
+from dlopt_core.experiments.study.worker import StudyWork
+from dlopt_core.experiments.study_storage import StudyStorage
 
 MAX_OPTIMIZERS = 8
 MAX_TRIALS_PER_OPTIMIZER = 500
@@ -53,7 +47,7 @@ class SearchConfig(TrainingSetup):
 
     ``lr_min`` and ``lr_max`` hold one bound per optimizer, in the order of ``optimizers``;
     empty means each optimizer's default range (its registry range widened, see
-    :data:`~dlopt_core.experiments.study.LR_WIDEN`).
+    :data:`~dlopt_core.experiments.study.config.LR_WIDEN`).
     """
 
     optimizers: tuple[OptimizerConfig, ...] = Field(min_length=1, max_length=MAX_OPTIMIZERS)
@@ -198,7 +192,7 @@ class PastSearch:
 
 def past_searches(storage: StudyStorage | str | None = None, *, limit: int = 50) -> list[PastSearch]:
     """The searches in ``storage``, newest activity first; studies not made by dlopt are left out."""
-    handle = _storage(storage)
+    handle = storage_handle(storage)
     groups: dict[str, list[tuple[StudyConfig, str, int, datetime | None]]] = {}
     for frozen in handle.storage.get_all_studies():
         stored = frozen.user_attrs.get(CONFIG_ATTR)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import plotly.graph_objects as go
 
 from dlopt_core.catalog.optimizers import get_optimizer
-from dlopt_core.experiments.study import StudySummary, TrialRow
+from dlopt_core.experiments.study.summary import StudySummary, TrialRow
 from dlopt_core.plots.sensitivity import log_ticks, lr_text
 from dlopt_core.plots.style import PALETTE, rgba
 
