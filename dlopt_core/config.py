@@ -125,7 +125,7 @@ class NamedWithParams(Frozen):
 
     def to_spec(self) -> str:
         """The inverse of :meth:`parse`: the name, its extra fields, and the changed hyperparameters."""
-        parts = [f"{f}={_text(getattr(self, f))}" for f in self.extra_fields()] + self.changed()
+        parts = [f"{f}={value_text(getattr(self, f))}" for f in self.extra_fields()] + self.changed()
         return f"{self.name}:{','.join(parts)}" if parts else self.name
 
     def changed(self) -> list[str]:
@@ -401,7 +401,8 @@ def lr_label(lr: float) -> str:
     return short if float(short) == lr else repr(lr)
 
 
-def _text(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A config value as text that reads back to it: ``true``, a float's shortest repr, ``0,1,2``."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -436,7 +437,7 @@ def flatten(cfg: Frozen) -> dict[str, Any]:
         elif isinstance(value, tuple) and value and isinstance(value[0], NamedWithParams):
             out[key] = [v.to_spec() for v in value]
         else:
-            out[key] = _text(value) if isinstance(value, tuple) else value
+            out[key] = value_text(value) if isinstance(value, tuple) else value
     if "batch_size" in type(cfg).model_fields and getattr(cfg, "batch_size") is None:
         out["batch_size"] = "full"
     return out

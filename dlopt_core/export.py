@@ -18,6 +18,7 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
+from dlopt_core.cli import compare
 from dlopt_core.config import ComparisonConfig
 from dlopt_core.experiments.compare import Comparison, metric_name, summary_rows
 from dlopt_core.plots import curves_data, curves_figure
@@ -29,36 +30,14 @@ CURVE_COLUMNS = (
 PACKAGES = ("torch", "numpy", "scikit-learn", "optuna", "plotly", "mlflow", "streamlit", "pandas", "kornia")
 
 
-def cli_command(config: ComparisonConfig) -> str:
-    """The ``python -m dlopt_core compare ...`` command that runs ``config`` (shell-quoted).
+# The command names its data, model, schedule, budget and seeds even at their defaults: a reader
+# sees what ran, and a later change of a default does not change what it runs.
+EXPLICIT = ("data", "model", "schedule", "epochs", "batch_size", "seeds")
 
-    The data set's split (``val_fraction``, ``split_seed``) has no flag and keeps its defaults.
-    """
-    args = ["python", "-m", "dlopt_core", "compare", "--dataset", config.data.name]
-    for opt in config.data.changed():
-        args += ["--dataset-option", opt]
-    args += ["--model", config.model.to_spec(), "--schedule", config.schedule.to_spec()]
-    args += ["--epochs", str(config.epochs), "--batch-size", str(config.batch_size or "full")]
-    if config.device != "auto":
-        args += ["--device", config.device]
-    if config.precision != "fp32":
-        args += ["--precision", config.precision]
-    if config.grad_clip is not None:
-        args += ["--grad-clip", repr(config.grad_clip)]
-    if config.reduce is not None:
-        args += ["--reduce", config.reduce.to_spec()]
-    for aug in config.augment:
-        args += ["--augment", aug.to_spec()]
-    if not config.deterministic:
-        args.append("--fast-nondeterministic")
-    if config.engine != "auto":
-        args += ["--engine", config.engine]
-    for opt in config.optimizers:
-        args += ["--optimizer", opt.to_spec()]
-    args += ["--seeds", ",".join(map(str, config.seeds))]
-    if config.target_loss is not None:
-        args += ["--target-loss", repr(config.target_loss)]
-    return shlex.join(args)
+
+def cli_command(config: ComparisonConfig) -> str:
+    """The ``python -m dlopt_core compare ...`` command that runs ``config`` (shell-quoted)."""
+    return shlex.join(["python", "-m", "dlopt_core", "compare", *compare.argv(config, always=EXPLICIT)])
 
 
 def curves_csv(comparison: Comparison) -> str:

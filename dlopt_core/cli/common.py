@@ -1,5 +1,13 @@
-"""What the CLI's subcommands share: the setup flags and their values, signals that cancel,
-training a comparison with progress and tracking, and the table and JSON printers."""
+"""What the CLI's subcommands share: a config class's flags (generated from its fields), signals
+that cancel, training a comparison with progress and tracking, and the table and JSON printers.
+
+Every field of a config is a flag named after it (``batch_size`` is ``--batch-size``), its type,
+default and description read from the class: a registry choice takes ``NAME[:key=value...]``
+(repeatable for a tuple of them), a switch takes nothing, a list of numbers ``0,1,2``. No flag
+holds a default of its own: a flag left out leaves the field at its class's default, so a new
+field of a config is a new flag with no edit here. The data set is the one field shaped by hand
+(``--dataset`` with its options, or your own file).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +18,13 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from types import NoneType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic.fields import FieldInfo
 
 from dlopt_core.catalog.augmentations import AUGMENTATIONS
 from dlopt_core.catalog.datasets import DATASETS
@@ -22,43 +33,148 @@ from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.reductions import REDUCTIONS
 from dlopt_core.catalog.schedules import SCHEDULES
-from dlopt_core.config import AugmentConfig, Device, EngineChoice, ModelConfig, OptimizerConfig, Precision, ReduceConfig
+from dlopt_core.config import DataConfig, Flat, NamedWithParams, flatten, value_text
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.engine.records import Record
 from dlopt_core.errors import ConfigError
-from dlopt_core.experiments.compare import Comparison, RunObserver, RunResult
-from dlopt_core.runner.plugins import tracking_observers, tracking_start
+from dlopt_core.experiments.compare import Comparison, RunResult
+from dlopt_core.experiments.observer import Observer, tracking_observers
+from dlopt_core.runner.plugins import tracking_start
 from dlopt_core.uploads.parse import parse_upload
 from dlopt_core.uploads.store import store_table
 
+# Flags named otherwise than their field: the names they had before flags were generated.
+FLAG_NAMES = {
+    "optimizers": "optimizer", "methods": "method", "deterministic": "fast-nondeterministic", "study_name": "study",
+}
 
-def options_arg(parser: argparse.ArgumentParser, flag: str, example: str) -> None:
-    """A repeatable ``flag KEY=VALUE`` option."""
-    parser.add_argument(
-        flag, action="append", default=[], metavar="KEY=VALUE", help=f"e.g. {example} (repeatable)"
-    )
+# The command line's own wording, where a field's description is written for Python (``None: ...``)
+# or says less than a command line needs; each help ends with the class's default.
+HELP = {
+    "model": "e.g. mlp:hidden=128/64,activation=tanh,dropout=0.1 or cnn:channels=8/16; "
+    + "; ".join(f"{n}: {', '.join(p.name for p in m.hyperparams) or 'no options'}" for n, m in MODELS.items()),
+    "schedule": f"lr schedule; names: {', '.join(SCHEDULES)}",
+    "batch_size": "an integer, or 'full' for full-batch GD",
+    "precision": "mixed precision through autocast (fp16 adds loss scaling)",
+    "grad_clip": "clip the gradient norm",
+    "deterministic": "on CUDA, let cuDNN pick the fastest (non-reproducible) kernels; runs are reproducible by default",
+    "augment": "augment each training batch (repeatable, applied in order), e.g. --augment flip "
+    f"--augment noise:std=0.1 --augment mixup:alpha=0.2; names: {', '.join(AUGMENTATIONS)}",
+    "reduce": "shrink the training data first, e.g. subsample:fraction=0.1 or pca:components=8; "
+    f"names: {', '.join(REDUCTIONS)}",
+    "optimizers": f"repeatable; names: {', '.join(OPTIMIZERS)}",
+    "seeds": "comma-separated, e.g. 0,1,2",
+    "engine": "batched: runs of one model shape train as one stacked model (same curves, faster); "
+    "auto: batched for groups of 2 or more; runs that cannot be batched (L-BFGS, Muon, CNN, fp16, augmented) "
+    "always train on their own",
+}
+METAVAR = {"grad_clip": "NORM", "optimizers": "NAME[:lr=X,key=value...]", "optimizer": "NAME[:lr=X,key=value...]"}
+
+Kind = Literal["data", "spec", "specs", "switch", "choice", "value", "list"]
 
 
-def optimizer_arg(parser: argparse.ArgumentParser) -> None:
-    """The repeatable ``--optimizer NAME[:lr=X,...]``."""
-    parser.add_argument(
-        "--optimizer", action="append", required=True, metavar="NAME[:lr=X,key=value...]",
-        help=f"repeatable; names: {', '.join(OPTIMIZERS)}",
-    )
+def _kind(info: FieldInfo) -> tuple[Kind, Any] | None:
+    """How a field is written on the command line and the type it holds; ``None``: it has no flag."""
+    ann = info.annotation
+    union = isinstance(ann, UnionType) or get_origin(ann) is Union
+    types = [t for t in get_args(ann) if t is not NoneType] if union else [ann]
+    if len(types) != 1:
+        return None
+    t = types[0]
+    if t is DataConfig:
+        return "data", t
+    if isinstance(t, type) and issubclass(t, NamedWithParams):
+        return "spec", t
+    if get_origin(t) is tuple:
+        items = [i for i in get_args(t) if i is not Ellipsis]
+        if items and isinstance(items[0], type) and issubclass(items[0], NamedWithParams):
+            return "specs", items[0]
+        return ("list", t) if items and all(i in (int, float, str) for i in items) else None
+    if t is bool:
+        return "switch", t
+    if get_origin(t) is Literal:
+        return "choice", t
+    return ("value", t) if t in (int, float, str) else None
 
 
-def option_values(items: list[str]) -> dict[str, str]:
-    """``KEY=VALUE`` items as a dict."""
-    return {k: v for item in items for k, v in parse_spec(f"x:{item}")[1].items()}
+def _fields(config: type[Flat], skip: Collection[str]) -> list[tuple[str, FieldInfo, Kind, Any]]:
+    """The fields of ``config`` written as flags, less ``skip`` (those a command shapes itself)."""
+    out = []
+    for name, info in config.model_fields.items():
+        if name not in skip and (found := _kind(info)) is not None:
+            out.append((name, info, *found))
+    return out
 
 
-def setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) -> None:
-    """What every training command shares: data, model, schedule, budget, device, engine.
+def flag(field: str) -> str:
+    """``--batch-size`` for ``batch_size`` (or its older name, see :data:`FLAG_NAMES`)."""
+    return "--" + FLAG_NAMES.get(field, field).replace("_", "-")
 
-    ``training=False`` leaves out what a command that sets the lr of every step itself and
-    logs nothing has no use for (schedule, epochs, engine, tracking): the LR range test.
-    """
-    parser.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)}")
+
+def _dest(field: str) -> str:
+    return FLAG_NAMES.get(field, field).replace("-", "_")
+
+
+def default_text(config: type[Flat], field: str) -> str | None:
+    """The class's default of ``field`` as a command line writes it (``None``: unset or off)."""
+    value = config.model_fields[field].get_default(call_default_factory=True)
+    if isinstance(value, NamedWithParams):
+        return value.to_spec()
+    if value is None or value is False or value == ():
+        return None
+    return value_text(value)
+
+
+def _help(config: type[Flat], field: str, info: FieldInfo, helps: Mapping[str, str]) -> str | None:
+    text = helps.get(field) or HELP.get(field) or info.description
+    default = default_text(config, field) if info.annotation is not bool else None
+    if default is not None:
+        text = f"{text} (default: {default})" if text else f"default: {default}"
+    return text.replace("%", "%%") if text else None  # argparse formats help with %
+
+
+def config_arguments(
+    parser: argparse.ArgumentParser,
+    config: type[Flat],
+    *,
+    skip: Collection[str] = (),
+    helps: Mapping[str, str] | None = None,
+    metavars: Mapping[str, str] | None = None,
+    required: Collection[str] = (),
+) -> None:
+    """A flag for each field of ``config`` but ``skip``; ``helps``, ``metavars``: a command's own wording;
+    ``required``: fields the command asks for although their class has a default."""
+    helps, metavars = helps or {}, {**METAVAR, **(metavars or {})}
+    for field, info, kind, t in _fields(config, skip):
+        if kind == "data":
+            _data_arguments(parser, config)
+            continue
+        options: dict[str, Any] = {"default": None, "help": _help(config, field, info, helps)}
+        if kind == "switch":
+            # A switch turns its field to the other value; left out, the class's default stays.
+            const = not info.get_default(call_default_factory=True)
+            parser.add_argument(flag(field), dest=_dest(field), action="store_const", const=const, **options)
+            continue
+        if kind in ("spec", "specs"):
+            options["metavar"] = metavars.get(field, "NAME[:key=value...]")
+            options["action"] = "append" if kind == "specs" else "store"
+        elif kind == "choice":
+            options["choices"] = get_args(t)
+        elif kind == "value":
+            nullable = info.annotation is not t
+            # A field that may be None but is not by default names None with a word the config reads
+            # ('full' for batch_size): the text goes to the config as it is.
+            options["type"] = str if nullable and info.get_default() is not None else t
+            options["metavar"] = metavars.get(field)
+        else:
+            options["metavar"] = metavars.get(field, "A,B,...")
+        must = field in required or info.is_required()
+        parser.add_argument(flag(field), dest=_dest(field), required=must, **options)
+
+
+def _data_arguments(parser: argparse.ArgumentParser, config: type[Flat]) -> None:
+    default = config.model_fields["data"].get_default(call_default_factory=True).name
+    parser.add_argument("--dataset", default=None, help=f"one of: {', '.join(DATASETS)} (default: {default})")
     parser.add_argument(
         "--csv", default=None, metavar="PATH",
         help="train on your own CSV instead (numeric features and one target column; checked, never executed)",
@@ -76,55 +192,94 @@ def setup_arguments(parser: argparse.ArgumentParser, *, training: bool = True) -
         "--task", default="auto", choices=("auto", "classification", "regression"),
         help="with --csv, --npz or --idx: auto reads text or at most 20 whole-number values as classes",
     )
-    options_arg(parser, "--dataset-option", "noise=0.3 or condition_number=1000")
-    parser.add_argument(
-        "--model", default="mlp", metavar="NAME[:key=value...]",
-        help="e.g. mlp:hidden=128/64,activation=tanh,dropout=0.1 or cnn:channels=8/16; "
-        + "; ".join(f"{n}: {', '.join(p.name for p in m.hyperparams) or 'no options'}" for n, m in MODELS.items()),
-    )
-    if training:
-        parser.add_argument(
-            "--schedule", default="constant", metavar="NAME[:key=value...]",
-            help=f"lr schedule; names: {', '.join(SCHEDULES)}",
-        )
-        parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", default="64", help="an integer, or 'full' for full-batch GD")
-    parser.add_argument("--device", default="auto", choices=get_args(Device))
-    parser.add_argument(
-        "--precision", default="fp32", choices=get_args(Precision),
-        help="mixed precision through autocast (fp16 adds loss scaling)",
-    )
-    parser.add_argument("--grad-clip", type=float, default=None, metavar="NORM", help="clip the gradient norm")
-    parser.add_argument(
-        "--reduce", default=None, metavar="NAME[:key=value...]",
-        help=f"shrink the training data first, e.g. subsample:fraction=0.1 or pca:components=8; names: {', '.join(REDUCTIONS)}",
-    )
-    parser.add_argument(
-        "--augment", action="append", default=[], metavar="NAME[:key=value...]",
-        help="augment each training batch (repeatable, applied in order), e.g. --augment flip "
-        f"--augment noise:std=0.1 --augment mixup:alpha=0.2; names: {', '.join(AUGMENTATIONS)}",
-    )
-    parser.add_argument(
-        "--fast-nondeterministic", action="store_true",
-        help="on CUDA, let cuDNN pick the fastest (non-reproducible) kernels; runs are reproducible by default",
-    )
-    if not training:
-        return
-    parser.add_argument(
-        "--engine", default="auto", choices=get_args(EngineChoice),
-        help="batched: runs of one model shape train as one stacked model (same curves, faster); "
-        "auto: batched for groups of 2 or more; runs that cannot be batched (L-BFGS, Muon, CNN, fp16, augmented) "
-        "always train on their own",
-    )
+    splits = ", ".join(f"{f}={value_text(DataConfig.model_fields[f].default)}" for f in DataConfig.extra_fields())
+    options_arg(parser, "--dataset-option", f"noise=0.3 or condition_number=1000; the split: {splits}")
+
+
+def config_values(args: argparse.Namespace, config: type[Flat], *, skip: Collection[str] = ()) -> dict[str, Any]:
+    """The values the flags of :func:`config_arguments` were given (a flag left out is left out)."""
+    out: dict[str, Any] = {}
+    for field, _, kind, t in _fields(config, skip):
+        if kind == "data":
+            out[field] = data_values(args)
+            continue
+        given = getattr(args, _dest(field))
+        if given is None:
+            continue
+        if kind == "spec":
+            given = t.parse(given)
+        elif kind == "specs":
+            given = tuple(t.parse(text) for text in given)
+        out[field] = given
+    return out
+
+
+def config_argv(cfg: Flat, *, skip: Collection[str] = (), always: Collection[str] = ()) -> list[str]:
+    """The flags that give ``cfg`` back through :func:`config_values`: each field that differs from
+    its class's default, and those in ``always``."""
+    config, flat, out = type(cfg), flatten(cfg), []
+    for field, info, kind, _ in _fields(config, skip):
+        value, default = getattr(cfg, field), info.get_default(call_default_factory=True)
+        if value == default and field not in always:
+            continue
+        if kind == "data":
+            out += ["--dataset", value.name]
+            extra = [f"{f}={value_text(getattr(value, f))}" for f in value.extra_fields()
+                     if getattr(value, f) != DataConfig.model_fields[f].default]
+            for option in extra + value.changed():
+                out += ["--dataset-option", option]
+        elif kind == "spec":
+            out += [flag(field), value.to_spec()] if value is not None else []
+        elif kind == "specs":
+            for item in value:
+                out += [flag(field), item.to_spec()]
+        elif kind == "switch":
+            out += [flag(field)] if value != default else []
+        elif field in flat:  # a None the config has no word for is its default: left out
+            text = value_text(flat[field])
+            # argparse reads "-1.5,2" after a flag as another flag.
+            out += [f"{flag(field)}={text}"] if text.startswith("-") else [flag(field), text]
+    return out
+
+
+def lr_bounds(text: str | None) -> dict[str, float]:
+    """``--lr-range LOW:HIGH`` as ``lr_min`` and ``lr_max`` (none when it is left out)."""
+    if text is None:
+        return {}
+    low, _, high = text.partition(":")
+    try:
+        return {"lr_min": float(low), "lr_max": float(high)}
+    except ValueError:
+        raise ConfigError(f"lr-range: write LOW:HIGH, e.g. 1e-4:1 (got {text!r})") from None
+
+
+def tracking_arguments(parser: argparse.ArgumentParser, config: type[Any]) -> None:
+    """``--no-track`` and ``--experiment`` (default: the MLflow experiment ``config`` names)."""
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    parser.add_argument("--experiment", default=config.EXPERIMENT, help="MLflow experiment name")
+
+
+def options_arg(parser: argparse.ArgumentParser, flag: str, example: str) -> None:
+    """A repeatable ``flag KEY=VALUE`` option."""
+    parser.add_argument(
+        flag, action="append", default=[], metavar="KEY=VALUE", help=f"e.g. {example} (repeatable)"
+    )
+
+
+def option_values(items: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` items as a dict."""
+    return {k: v for item in items for k, v in parse_spec(f"x:{item}")[1].items()}
 
 
 def data_values(args: argparse.Namespace) -> dict[str, Any]:
     """``--dataset`` with its options, or your own file (``--csv``, ``--npz``, ``--idx``): checked
-    and stored under $DLOPT_HOME by its content hash."""
-    given = [flag for flag in ("csv", "npz", "idx") if getattr(args, flag) is not None]
+    and stored under $DLOPT_HOME by its content hash. The split's options (``val_fraction``,
+    ``split_seed``) apply to either."""
+    options = option_values(args.dataset_option)
+    split = {f: options.pop(f) for f in DataConfig.extra_fields() if f in options}
+    given = [source for source in ("csv", "npz", "idx") if getattr(args, source) is not None]
     if not given:
-        return {"name": args.dataset, "options": option_values(args.dataset_option)}
+        return {**({"name": args.dataset} if args.dataset is not None else {}), **split, "params": options}
     if len(given) > 1:
         raise ConfigError(f"data: give one of --{' or --'.join(given)}, not both")
     if args.csv is not None and not args.target:
@@ -138,38 +293,10 @@ def data_values(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"{given[0]}: cannot read {path!r}: {err.strerror}") from None
     if args.csv is None and args.target:
         raise ConfigError(f"target: --{given[0]} files name their target (y, or the labels file); leave out --target")
-    return {"name": store_table(parse_upload(files, target=args.target, task=args.task, kind=given[0]))}
+    return {"name": store_table(parse_upload(files, target=args.target, task=args.task, kind=given[0])), **split}
 
 
-def shared_setup_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The values of ``setup_arguments(..., training=False)``."""
-    return {
-        "data": data_values(args),
-        "model": ModelConfig.parse(args.model),
-        "batch_size": args.batch_size,
-        "device": args.device,
-        "precision": args.precision,
-        "grad_clip": args.grad_clip,
-        "deterministic": not args.fast_nondeterministic,
-        "augment": tuple(AugmentConfig.parse(text) for text in args.augment),
-        "reduce": ReduceConfig.parse(args.reduce) if args.reduce else None,
-    }
-
-
-def setup_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The values of ``setup_arguments(...)`` with ``--optimizer`` and ``--seeds``: a comparison's setup."""
-    schedule, schedule_params = parse_spec(args.schedule)
-    return {
-        **shared_setup_values(args),
-        "schedule": {"name": schedule, "params": schedule_params},
-        "epochs": args.epochs,
-        "engine": args.engine,
-        "seeds": args.seeds,
-        "optimizers": tuple(OptimizerConfig.parse(o) for o in args.optimizer),
-    }
-
-
-class Progress(RunObserver):
+class Progress(Observer):
     """A one-line progress display on stderr (only when it is a terminal)."""
 
     def __init__(self, comparison: Comparison) -> None:
@@ -277,7 +404,7 @@ def execute(config: Any, args: argparse.Namespace, *, parent: str | None = None)
         if not args.no_track:
             tracking_start()
         options = {"parent": parent} if parent else {}
-        observers = [] if args.no_track else tracking_observers(experiment=args.experiment, **options)
+        observers = [] if args.no_track else tracking_observers(config.KIND, experiment=args.experiment, **options)
         comparison = Comparison(config)
         comparison.execute(observers=[Progress(comparison), *observers], should_stop=stop.is_set)
     return Executed(comparison, observers, stop.exit_status)

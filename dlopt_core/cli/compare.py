@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from typing import Any
 
-from dlopt_core.cli.common import dumps, execute, optimizer_arg, setup_arguments, setup_values, table
+from dlopt_core.cli.common import config_argv, config_arguments, config_values, dumps, execute, table, tracking_arguments
 from dlopt_core.config import ComparisonConfig
 from dlopt_core.experiments.compare import RunResult, summary_rows
 
@@ -17,22 +18,24 @@ def add_parser(subparsers: Any) -> None:
         help="run a comparison of optimizers and print a results table",
         description="Run every optimizer for every seed on one setup; log each run to MLflow.",
     )
-    setup_arguments(p)
-    optimizer_arg(p)
-    p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
-    p.add_argument(
-        "--target-loss", type=float, default=None,
-        help="report the steps each optimizer takes to reach this train loss (default: 90%% of the way "
+    config_arguments(p, ComparisonConfig, helps={
+        "target_loss": "report the steps each optimizer takes to reach this train loss (default: 90% of the way "
         "from the start to the optimum for linear models, else to the lowest loss any run reached)",
-    )
+    })
     p.add_argument("--json", action="store_true", help="print machine-readable results (elapsed_s: total training time)")
-    p.add_argument("--experiment", default=ComparisonConfig.EXPERIMENT, help="MLflow experiment name")
+    tracking_arguments(p, ComparisonConfig)
     p.set_defaults(func=run)
 
 
 def build_config(args: argparse.Namespace) -> ComparisonConfig:
     """The comparison the command line describes."""
-    return ComparisonConfig.make(**setup_values(args), target_loss=args.target_loss)
+    return ComparisonConfig.make(**config_values(args, ComparisonConfig))
+
+
+def argv(config: ComparisonConfig, *, always: Collection[str] = ()) -> list[str]:
+    """The flags after ``compare`` that describe ``config`` (:func:`build_config` gives it back);
+    ``always``: fields written even at their defaults."""
+    return config_argv(config, always=always)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
 """``python -m dlopt_core compress``: train a baseline (or load its weights), compress it every way asked, measure each.
 
 Every method is checked against the model before anything trains or is logged. Variant logging
-is found through the ``dlopt.compression_observers`` entry point group
-(:func:`~dlopt_core.experiments.compress.compression_observers`), so the core never imports a
+is found through the ``dlopt.tracking`` entry point group
+(:func:`~dlopt_core.experiments.observer.tracking_observers`), so the core never imports a
 tracking backend.
 """
 
@@ -14,22 +14,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dlopt_core.catalog.hyperparams import parse_spec
-from dlopt_core.cli.common import dumps, setup_arguments, shared_setup_values, table
+from dlopt_core.cli.common import config_argv, config_arguments, config_values, dumps, table, tracking_arguments
 from dlopt_core.compression.methods import COMPRESSIONS
 from dlopt_core.compression.weights import WeightsError, read_state_dict
-from dlopt_core.config import OptimizerConfig
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.engine.loop import load_run_data
-from dlopt_core.experiments.compress import (
-    Compression,
-    CompressionConfig,
-    CompressionObserver,
-    MethodConfig,
-    check_methods,
-    compression_observers,
-)
+from dlopt_core.experiments.compress.baseline import check_methods
+from dlopt_core.experiments.compress.config import CompressionConfig
+from dlopt_core.experiments.compress.run import Compression
+from dlopt_core.experiments.observer import Observer, tracking_observers
 from dlopt_core.runner.plugins import tracking_start
+
+# The baseline's weights come from --weights (a file), not from an MLflow run.
+_BY_HAND = ("baseline_run",)
+
 
 def add_parser(subparsers: Any) -> None:
     """Add ``compress`` to the CLI's subcommands."""
@@ -41,47 +39,43 @@ def add_parser(subparsers: Any) -> None:
         "bytes of the saved state_dict (and of a CSR encoding for masked-only pruning), and the median CPU latency "
         "at batch 1 and 256 (1 torch thread). Each variant is logged to MLflow as a run tagged with the baseline's run id.",
     )
-    setup_arguments(p, training=False)
-    p.add_argument("--schedule", default="constant", metavar="NAME[:key=value...]", help="the baseline's lr schedule")
-    p.add_argument("--epochs", type=int, default=10, help="the baseline's epochs (a distilled student trains as many)")
-    p.add_argument("--optimizer", default="adam", metavar="NAME[:lr=X,key=value...]",
-                   help="the baseline's optimizer (fine-tuning and students use it too)")
-    p.add_argument("--seed", type=int, default=0, help="the baseline's seed (and every student's)")
-    p.add_argument(
-        "--method", action="append", required=True, metavar="NAME[:key=value...]",
-        help="repeatable, e.g. prune_structured:sparsity=0.5,norm=l2 prune_unstructured:sparsity=0.9,scope=global "
+    config_arguments(p, CompressionConfig, skip=_BY_HAND, metavars={"sparsities": "S1,S2,...", "sensitivity_sparsity": "S"}, helps={
+        "schedule": "the baseline's lr schedule",
+        "epochs": "the baseline's epochs (a distilled student trains as many)",
+        "optimizer": "the baseline's optimizer (fine-tuning and students use it too)",
+        "seed": "the baseline's seed (and every student's)",
+        "methods": "repeatable, e.g. prune_structured:sparsity=0.5,norm=l2 prune_unstructured:sparsity=0.9,scope=global "
         "quantize_int8_dynamic fp16 distill:student=mlp:hidden=32,temperature=4,alpha=0.5; names: "
         + "; ".join(f"{n} ({', '.join(h.name for h in s.hyperparams) or 'no options'})" for n, s in COMPRESSIONS.items()),
-    )
-    p.add_argument("--sparsities", default="", metavar="S1,S2,...",
-                   help="also run every method with a sparsity at each of these, e.g. 0.25,0.5,0.75,0.9")
+        "sparsities": "also run every method with a sparsity at each of these, e.g. 0.25,0.5,0.75,0.9",
+        "latency_repeats": "timed forward passes per latency (the median is shown)",
+        "compile": "also time each variant under torch.compile (seconds per variant; n/a with the reason if it fails)",
+        "sensitivity_sparsity": "per-layer sensitivity (JSON only): each layer pruned alone at S, and int8-quantized alone",
+    })
+    p.add_argument("--no-sensitivity", action="store_true", help="skip the per-layer sensitivity")
     p.add_argument("--weights", default=None, metavar="PATH",
                    help="a state_dict file (torch.save) of the setup's model to use as the baseline instead of training "
                    "it; read with weights_only=True, so a file holding code is refused")
-    p.add_argument("--latency-repeats", type=int, default=20, help="timed forward passes per latency (the median is shown)")
-    p.add_argument("--compile", action="store_true",
-                   help="also time each variant under torch.compile (seconds per variant; n/a with the reason if it fails)")
-    p.add_argument("--sensitivity-sparsity", type=float, default=0.5, metavar="S",
-                   help="per-layer sensitivity (JSON only): each layer pruned alone at S, and int8-quantized alone")
-    p.add_argument("--no-sensitivity", action="store_true", help="skip the per-layer sensitivity")
-    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--json", action="store_true", help='print {"rows": [...], ...}: every measurement of every variant')
-    p.add_argument("--experiment", default=CompressionConfig.EXPERIMENT, help="MLflow experiment name")
+    tracking_arguments(p, CompressionConfig)
     p.set_defaults(func=run)
 
 
-def _config(args: argparse.Namespace) -> CompressionConfig:
-    schedule, schedule_params = parse_spec(args.schedule)
-    return CompressionConfig.make(
-        **shared_setup_values(args), schedule={"name": schedule, "params": schedule_params}, epochs=args.epochs,
-        optimizer=OptimizerConfig.parse(args.optimizer), seed=args.seed,
-        methods=tuple(MethodConfig.parse(m) for m in args.method), sparsities=args.sparsities,
-        latency_repeats=args.latency_repeats, compile=args.compile,
-        sensitivity_sparsity=None if args.no_sensitivity else args.sensitivity_sparsity,
-    )
+def build_config(args: argparse.Namespace) -> CompressionConfig:
+    """The compression the command line describes."""
+    values = config_values(args, CompressionConfig, skip=_BY_HAND)
+    if args.no_sensitivity:
+        values["sensitivity_sparsity"] = None
+    return CompressionConfig.make(**values)
 
 
-class _Progress(CompressionObserver):
+def argv(config: CompressionConfig) -> list[str]:
+    """The flags after ``compress`` that describe ``config`` (:func:`build_config` gives it back), less
+    ``baseline_run``: the command line names weights by their file."""
+    return [*config_argv(config, skip=_BY_HAND), *(["--no-sensitivity"] if config.sensitivity_sparsity is None else [])]
+
+
+class _Progress(Observer):
     """A one-line progress display on stderr (only when it is a terminal)."""
 
     def __init__(self) -> None:
@@ -101,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     0: every variant measured and logged; 1: a variant failed or tracking did.
     """
-    config = _config(args)
+    config = build_config(args)
     state = None
     if args.weights is not None:
         try:
@@ -114,13 +108,13 @@ def run(args: argparse.Namespace) -> int:
     # Everything that can be refused is refused here, before MLflow hears of any run.
     check_methods(config, data=load_run_data(config.baseline_config()), baseline_state=state)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is for the results (valid JSON with --json)
-        trackers: list[Any] = []
+        trackers: list[Observer] = []
         if not args.no_track:
             tracking_start()
-            trackers = compression_observers(experiment=args.experiment)
+            trackers = tracking_observers(CompressionConfig.KIND, experiment=args.experiment)
         compression = Compression(config, baseline_state=state)
         compression.execute(observers=[_Progress(), *trackers])
-    run_ids = {label: rid for t in trackers for label, rid in getattr(t, "row_run_ids", {}).items()}
+    run_ids = {label: rid for t in trackers for label, rid in getattr(t, "run_ids", {}).items()}
     errors = [e for t in trackers for e in getattr(t, "errors", [])]
     classification = "accuracy" in compression.metric_name
     if args.json:

@@ -6,10 +6,12 @@ import argparse
 from typing import Any
 
 from dlopt_core.catalog.functions import FUNCTIONS
-from dlopt_core.cli.common import dumps, optimizer_arg, option_values, options_arg, table
-from dlopt_core.config import OptimizerConfig
+from dlopt_core.cli.common import config_argv, config_arguments, config_values, dumps, option_values, options_arg, table
 from dlopt_core.device import use_one_thread
 from dlopt_core.experiments.landscape import LandscapeConfig, run_landscape, tune_lr
+
+# The function's hyperparameters are --function-option KEY=VALUE.
+_BY_HAND = ("params",)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -19,27 +21,35 @@ def add_parser(subparsers: Any) -> None:
         help="run optimizers on a 2-D test function and print their trajectories",
         description="Step each optimizer on a 2-D test function; print final values or, with --json, every point.",
     )
-    p.add_argument("--function", default="rosenbrock", help=f"one of: {', '.join(FUNCTIONS)}")
+    config_arguments(p, LandscapeConfig, skip=_BY_HAND, metavars={"start": "X,Y"}, helps={
+        "function": f"one of: {', '.join(FUNCTIONS)}",
+        "start": "start point (default: the function's own); write --start=-1.5,2 when X is negative",
+        "noise": "gradient noise scale (seeded)",
+    })
     options_arg(p, "--function-option", "condition_number=100")
-    p.add_argument("--start", default=None, metavar="X,Y", help="start point (default: the function's own); "
-                   "write --start=-1.5,2 when X is negative")
-    optimizer_arg(p)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--noise", type=float, default=0.0, help="gradient noise scale (seeded)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tune", action="store_true", help="first tune each optimizer's lr with a short Optuna search")
     p.add_argument("--json", action="store_true", help="print every trajectory as JSON")
     p.set_defaults(func=run)
 
 
+def build_config(args: argparse.Namespace) -> LandscapeConfig:
+    """The landscape the command line describes (before ``--tune``)."""
+    return LandscapeConfig.make(
+        **config_values(args, LandscapeConfig, skip=_BY_HAND), params=option_values(args.function_option)
+    )
+
+
+def argv(config: LandscapeConfig) -> list[str]:
+    """The flags after ``landscape`` that describe ``config`` (:func:`build_config` gives it back)."""
+    changed = [p for p in config.test_function.hyperparams if config.params[p.name] != p.default]
+    options = [word for p in changed for word in ("--function-option", f"{p.name}={p.text(config.params[p.name])}")]
+    return [*config_argv(config, skip=_BY_HAND), *options]
+
+
 def run(args: argparse.Namespace) -> int:
     """Step each optimizer on the test function, print the trajectories' ends (or JSON); 0."""
     use_one_thread()
-    options = option_values(args.function_option)
-    config = LandscapeConfig.make(
-        function=args.function, params=options, start=args.start, steps=args.steps,
-        noise=args.noise, seed=args.seed, optimizers=tuple(OptimizerConfig.parse(o) for o in args.optimizer),
-    )
+    config = build_config(args)
     if args.tune:
         tuned = []
         for opt in config.optimizers:

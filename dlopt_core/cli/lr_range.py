@@ -6,10 +6,12 @@ import argparse
 from typing import Any
 
 from dlopt_core.catalog.optimizers import OPTIMIZERS
-from dlopt_core.cli.common import cell, dumps, setup_arguments, shared_setup_values, table
-from dlopt_core.config import OptimizerConfig
+from dlopt_core.cli.common import cell, config_argv, config_arguments, config_values, dumps, table
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.experiments.lr_range import SUGGESTION_LABELS, SUGGESTIONS, LRRangeConfig, LRRangeResult, run_lr_range
+
+# The test sets the lr of every step itself: the setup's epochs and schedule have no use here.
+_UNUSED = ("epochs", "schedule")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -23,24 +25,32 @@ def add_parser(subparsers: Any) -> None:
         "suggestions per seed and their median over seeds: the steepest slope of the smoothed loss against "
         "log10(lr), fastai's valley rule, and the lr at the minimum / 10. Nothing is logged to MLflow.",
     )
-    setup_arguments(p, training=False)
-    p.add_argument("--optimizer", required=True, metavar="NAME[:key=value...]",
-                   help=f"one optimizer (its lr is ignored); names: {', '.join(OPTIMIZERS)}")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated, e.g. 0,1,2: one test per seed")
-    p.add_argument("--steps", type=int, default=200, help="steps of the sweep (fewer if the loss explodes)")
-    p.add_argument("--lr-min", type=float, default=1e-7, help="the first step's lr")
-    p.add_argument("--lr-max", type=float, default=10.0, help="the last step's lr")
+    config_arguments(p, LRRangeConfig, skip=_UNUSED, metavars={"optimizer": "NAME[:key=value...]"}, helps={
+        "optimizer": f"one optimizer (its lr is ignored); names: {', '.join(OPTIMIZERS)}",
+        "seeds": "comma-separated, e.g. 0,1,2: one test per seed",
+        "steps": "steps of the sweep (fewer if the loss explodes)",
+        "lr_min": "the first step's lr",
+        "lr_max": "the last step's lr",
+        "beta": "smoothing of the loss (exponential moving average; default: a window of half a decade of lr)",
+    })
     p.add_argument("--json", action="store_true",
                    help="print the suggestions (median over seeds), their spread, and each seed's curve and suggestions")
     p.set_defaults(func=run)
 
 
+def build_config(args: argparse.Namespace) -> LRRangeConfig:
+    """The range test the command line describes."""
+    return LRRangeConfig.make(**config_values(args, LRRangeConfig, skip=_UNUSED))
+
+
+def argv(config: LRRangeConfig) -> list[str]:
+    """The flags after ``lr-range`` that describe ``config`` (:func:`build_config` gives it back)."""
+    return config_argv(config, skip=_UNUSED)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the LR range test, print its suggestions (or JSON); 0."""
-    config = LRRangeConfig.make(
-        **shared_setup_values(args), optimizer=OptimizerConfig.parse(args.optimizer), seeds=args.seeds,
-        steps=args.steps, lr_min=args.lr_min, lr_max=args.lr_max,
-    )
+    config = build_config(args)
     resolve_device(config.device)
     use_one_thread()
     result = run_lr_range(config)

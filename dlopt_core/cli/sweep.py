@@ -5,10 +5,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dlopt_core.cli.common import dumps, execute, optimizer_arg, setup_arguments, setup_values, table
-from dlopt_core.errors import ConfigError
+from dlopt_core.cli.common import (
+    config_argv,
+    config_arguments,
+    config_values,
+    default_text,
+    dumps,
+    execute,
+    lr_bounds,
+    table,
+    tracking_arguments,
+)
 from dlopt_core.experiments.compare import metric_name
 from dlopt_core.experiments.sweep import SweepConfig, best_lrs, sweep_points
+
+# The grid's bounds are one flag, --lr-range LOW:HIGH.
+_BOUNDS = ("lr_min", "lr_max")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -20,25 +32,28 @@ def add_parser(subparsers: Any) -> None:
         "print each optimizer's final validation loss per lr and its best lr. Logged to MLflow "
         "as one parent run per sweep with a child run per (optimizer, lr, seed).",
     )
-    setup_arguments(p)
-    optimizer_arg(p)
-    p.add_argument("--lr-range", default="1e-4:1", metavar="LOW:HIGH", help="log-spaced grid bounds")
-    p.add_argument("--points", type=int, default=12, help="learning rates in the grid")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated, e.g. 0,1,2")
+    config_arguments(p, SweepConfig, skip=_BOUNDS, helps={"points": "learning rates in the grid"})
+    low, high = (default_text(SweepConfig, f) for f in _BOUNDS)
+    p.add_argument("--lr-range", default=None, metavar="LOW:HIGH", help=f"log-spaced grid bounds (default: {low}:{high})")
     p.add_argument("--json", action="store_true",
                    help="print every (optimizer, lr, seed) final metrics, best_lr per optimizer and elapsed_s")
-    p.add_argument("--experiment", default=SweepConfig.EXPERIMENT, help="MLflow experiment name")
+    tracking_arguments(p, SweepConfig)
     p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> SweepConfig:
+    """The sweep the command line describes."""
+    return SweepConfig.make(**config_values(args, SweepConfig, skip=_BOUNDS), **lr_bounds(args.lr_range))
+
+
+def argv(config: SweepConfig) -> list[str]:
+    """The flags after ``sweep`` that describe ``config`` (:func:`build_config` gives it back)."""
+    return [*config_argv(config, skip=_BOUNDS), "--lr-range", f"{config.lr_min!r}:{config.lr_max!r}"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Train the sweep, print each optimizer's loss per lr and its best lr (or JSON); the exit status."""
-    low, sep, high = args.lr_range.partition(":")
-    try:
-        lr_min, lr_max = float(low), float(high)
-    except ValueError:
-        raise ConfigError(f"lr-range: write LOW:HIGH, e.g. 1e-4:1 (got {args.lr_range!r})") from None
-    config = SweepConfig.make(**setup_values(args), lr_min=lr_min, lr_max=lr_max, points=args.points)
+    config = build_config(args)
     done = execute(config, args, parent=config.parent_name())
     comparison = done.comparison
     points = sweep_points(comparison)
