@@ -12,7 +12,8 @@ import argparse
 import time
 
 from dlopt_core.config import ModelConfig
-from dlopt_core.experiments.compress import Compression, CompressionConfig, MethodConfig
+from dlopt_core.experiments.compress.config import CompressionConfig, MethodConfig
+from dlopt_core.experiments.compress.run import Compression
 
 SETUPS = {
     "mlp": ("mlp:hidden=256", 20, "distill:student=mlp:hidden=32"),

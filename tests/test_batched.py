@@ -19,7 +19,8 @@ from dlopt_core.engine.loop import load_run_data, run
 from dlopt_core.engine.plan import build_engine, plan
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.engine.split import SplitEngine, cpu_parts
-from dlopt_core.experiments.compare import Comparison, RunObserver
+from dlopt_core.experiments.compare import Comparison
+from dlopt_core.experiments.observer import Observer
 
 BATCHABLE = [n for n, s in OPTIMIZERS.items() if s.batchable]
 FIELDS = ("batch_loss", "train_loss", "val_loss", "val_metric", "lr")
@@ -282,7 +283,7 @@ def test_an_interrupt_while_runs_are_announced_ends_every_run_and_leaves_no_proc
     )
     events: list[tuple[str, int]] = []
 
-    class Observer(RunObserver):
+    class InterruptTheThird(Observer):
         def run_started(self, run):
             if run.index == 2:
                 raise Interrupted()
@@ -301,7 +302,7 @@ def test_an_interrupt_while_runs_are_announced_ends_every_run_and_leaves_no_proc
     monkeypatch.setattr(SplitEngine, "close", close)
     comparison = Comparison(config)
     with pytest.raises(Interrupted):
-        comparison.execute(observers=[Observer()])
+        comparison.execute(observers=[InterruptTheThird()])
     assert [r.status for r in comparison.runs] == [Status.CANCELLED] * 4
     # Ended exactly the runs the observer was told about (run 2 was being announced).
     assert sorted(events) == [("ended", 0), ("ended", 1), ("ended", 2), ("started", 0), ("started", 1)]

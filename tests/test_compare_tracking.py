@@ -6,6 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from dlopt_core.experiments.compare import Comparison, summary_rows
+from dlopt_core.experiments.observer import Observer
 from dlopt_core.config import ComparisonConfig, OptimizerConfig
 from tracking import MlflowObserver
 from tracking.store import EXPERIMENT, settings
@@ -75,14 +76,11 @@ def test_a_cancelled_comparison_marks_its_runs_killed() -> None:
     stop = threading.Event()
     seen = []
 
-    class StopAfterTen:
-        def run_started(self, run): ...
+    class StopAfterTen(Observer):
         def record(self, run, rec):
             seen.append(rec)
             if len(seen) >= 10:
                 stop.set()
-        def run_ended(self, run): ...
-        def comparison_ended(self, comparison): ...
 
     comparison.execute(observers=[StopAfterTen(), MlflowObserver()], should_stop=stop.is_set)
     assert comparison.cancelled and {r.status for r in comparison.runs} == {"cancelled"}

@@ -126,7 +126,7 @@ def test_a_link_that_sets_only_the_budget_keeps_the_default_methods_and_sweep() 
 
 
 def test_a_variant_slower_than_the_baseline_is_named_with_how_much() -> None:
-    from dlopt_core.experiments.compress import CompressionRow
+    from dlopt_core.experiments.compress.rows import CompressionRow
     from ui.compress_view import slower_text
 
     def row(method: str, ms: float) -> CompressionRow:

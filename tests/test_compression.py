@@ -19,15 +19,10 @@ from dlopt_core.config import ModelConfig, RunConfig
 from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import load_run_data, run
 from dlopt_core.catalog.models import loss_fn
-from dlopt_core.experiments.compress import (
-    Compression,
-    CompressionConfig,
-    CompressionWork,
-    MethodConfig,
-    check_methods,
-    layer_sensitivity,
-    sparsity_curve,
-)
+from dlopt_core.experiments.compress.baseline import check_methods, layer_sensitivity, sparsity_curve
+from dlopt_core.experiments.compress.config import CompressionConfig, MethodConfig
+from dlopt_core.experiments.compress.run import Compression
+from dlopt_core.experiments.compress.work import CompressionWork
 from dlopt_core.plots.compression import (
     layer_sensitivity_data,
     layer_sensitivity_figure,

@@ -8,7 +8,8 @@ from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import run
 from dlopt_core.engine.records import Status
 from dlopt_core.engine.step import StepHooks, build_step
-from dlopt_core.experiments.compare import Comparison, RunObserver
+from dlopt_core.experiments.compare import Comparison
+from dlopt_core.experiments.observer import Observer
 
 
 def _cfg(**values) -> RunConfig:
@@ -112,7 +113,7 @@ def _comparison(epochs: int = 3) -> Comparison:
 def test_one_run_stops_on_its_own_and_the_others_finish() -> None:
     comparison = _comparison()
 
-    class StopTheSecond(RunObserver):
+    class StopTheSecond(Observer):
         def record(self, run, rec):
             if run.index == 1 and rec.step == 2:
                 comparison.stop_run(1)
@@ -126,7 +127,7 @@ def test_one_run_stops_on_its_own_and_the_others_finish() -> None:
 
 
 def test_an_observer_that_asks_to_stop_a_run_prunes_it() -> None:
-    class Pruner(RunObserver):
+    class Pruner(Observer):
         def record(self, run, rec):
             return run.index == 0 and rec.is_eval and rec.step > 0
 
@@ -139,7 +140,7 @@ def test_stopping_everything_cancels_each_run_and_progress_shows_how_far_it_got(
     comparison = _comparison(epochs=50)
     seen = []
 
-    class Count(RunObserver):
+    class Count(Observer):
         def record(self, run, rec):
             seen.append(rec)
 

@@ -16,6 +16,7 @@ from dlopt_core.cli import main
 from dlopt_core.config import RunConfig
 from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import run
+from dlopt_core.experiments.observer import Observer
 from dlopt_core.experiments.study.config import StudyConfig
 from dlopt_core.experiments.study.store import load_study, study_config, study_names
 from dlopt_core.experiments.study.summary import study_summary
@@ -162,9 +163,12 @@ def test_stop_cancels_the_running_trial_and_starts_no_other() -> None:
         # After the first trial: the worker asks once before the next trial, then at each record.
         return calls["after_first"] > 2
 
+    class Ended(Observer):
+        def trial_ended(self, study, trial):
+            ended.append(trial.number)
+
     summary = run_worker(
-        _config(n_trials=10, pruner="none"), should_stop=stop_during_the_second_trial,
-        on_trial=lambda study, trial: ended.append(trial.number), worker=0,
+        _config(n_trials=10, pruner="none"), should_stop=stop_during_the_second_trial, observers=[Ended()], worker=0,
     )
     assert summary.stopped and not summary.done
     assert summary.counts == {"complete": 1, "pruned": 0, "fail": 1, "running": 0, "waiting": 0}
@@ -292,14 +296,14 @@ def test_an_unreachable_storage_is_one_line_without_the_password(capsys: pytest.
     assert "secret" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_the_cli_logs_the_study_through_the_study_observers_entry_point(
+def test_the_cli_logs_the_study_through_the_tracking_entry_point(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import dlopt_core.experiments.study.worker as study_module
+    import dlopt_core.experiments.observer as observer_module
 
-    # What pyproject registers: tracking's StudyLogger in the dlopt.study_observers group.
-    mlflow_logger = EntryPoint("mlflow", "tracking.study_log:StudyLogger", "dlopt.study_observers")
-    monkeypatch.setattr(study_module, "entry_points", lambda group: [mlflow_logger] if group == mlflow_logger.group else [])
+    # What pyproject registers: tracking's observer factory in the dlopt.tracking group.
+    mlflow = EntryPoint("mlflow", "tracking.observers:mlflow_observer", "dlopt.tracking")
+    monkeypatch.setattr(observer_module, "entry_points", lambda group: [mlflow] if group == mlflow.group else [])
     status = main(["search", "--dataset", "wine", "--epochs", "2", "--optimizer", "adam", "--n-trials", "3", "--json"])
     result = json.loads(capsys.readouterr().out)
     assert status == 0 and result["errors"] == []

@@ -13,7 +13,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dlopt_core.config import param_text
-from dlopt_core.experiments.compress import CompressionConfig, CompressionObserver, CompressionRow
+from dlopt_core.experiments.compress.config import CompressionConfig
+from dlopt_core.experiments.compress.rows import CompressionRow
+from dlopt_core.experiments.observer import Observer
 from tracking.mlflow_log import MlflowObserver, val_metric_key
 from tracking.reconcile import run_identity_tags
 from tracking.spool import apply
@@ -22,7 +24,7 @@ from tracking.store import StoreSettings, client, settings
 if TYPE_CHECKING:
     from dlopt_core.engine.records import Record
     from dlopt_core.experiments.compare import RunResult
-    from dlopt_core.experiments.compress import Compression
+    from dlopt_core.experiments.compress.run import Compression
 
 EXPERIMENT = CompressionConfig.EXPERIMENT
 _METRICS = (
@@ -31,10 +33,10 @@ _METRICS = (
 )
 
 
-class CompressionLogger(CompressionObserver):
+class CompressionLogger(Observer):
     """A compression observer that writes every variant (and every training run) to MLflow.
 
-    ``row_run_ids`` maps each row's label to its run; ``errors`` lists what the store refused
+    ``run_ids`` maps each row's label to its run (the training runs' are ``training.run_ids``); ``errors`` lists what the store refused
     (after the first error the rows are no longer sent: an unreachable store costs one timeout).
     """
 
@@ -42,7 +44,7 @@ class CompressionLogger(CompressionObserver):
         self.store = store or settings()
         self.experiment = experiment
         self.training = MlflowObserver(experiment=experiment, store=self.store, figure_html=False)
-        self.row_run_ids: dict[str, str] = {}
+        self.run_ids: dict[str, str] = {}
         self.errors: list[str] = []
         self._experiments: dict[str, str] = {}
         self._failed = False
@@ -99,7 +101,7 @@ class CompressionLogger(CompressionObserver):
             self.errors.append(f"{type(exc).__name__}: {exc}")
             return
         if run_id is not None:
-            self.row_run_ids[row.label] = run_id
+            self.run_ids[row.label] = run_id
 
     def compression_ended(self, compression: Compression) -> None:
         self.training.close()

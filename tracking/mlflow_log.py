@@ -43,6 +43,7 @@ from dlopt_core.catalog.datasets import get_dataset_spec
 from dlopt_core.uploads.store import user_dataset_tags
 from dlopt_core.compression.weights import STATE_DICT_FILE, state_dict_bytes
 from dlopt_core.config import param_text
+from dlopt_core.experiments.observer import Observer
 from dlopt_core.plots import curves_data, curves_figure
 from tracking.reconcile import run_identity_tags
 from tracking.spool import (
@@ -103,7 +104,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class MlflowObserver:
+class MlflowObserver(Observer):
     """A comparison observer that writes every run to MLflow, or to the local spool meanwhile.
 
     One observer may watch several comparisons one after another; its state (``run_ids``,
@@ -164,7 +165,7 @@ class MlflowObserver:
             return f"logged to {where} (late: the writes kept while it failed were replayed)"
         return f"logged to {where}"
 
-    # -- RunObserver hooks (called from the training thread: only queue work here) --
+    # -- Observer hooks for runs (called from the training thread: only queue work here) --
 
     def comparison_started(self, comparison: Comparison) -> None:
         self._start_comparison(comparison.id)

@@ -1,6 +1,6 @@
 """Log Optuna studies to MLflow: a parent run per study, a nested run per trial.
 
-A :class:`StudyLogger` is a :class:`~dlopt_core.experiments.study.worker.StudyObserver`; each worker
+A :class:`StudyLogger` is an :class:`~dlopt_core.experiments.observer.Observer`; each worker
 of a study has its own and logs the trials it ran, when they end (a trial's whole record is
 in the study storage by then: its params, the curve it stored, its state). Per trial run:
 the trial's run config as params, ``val_loss``, ``train_loss`` and the validation metric named
@@ -32,10 +32,10 @@ from tracking.spool import Op, RunSpool, apply, replay_files
 from tracking.store import StoreSettings, client, experiment_id, settings
 
 from dlopt_core.config import param_text
+from dlopt_core.experiments.observer import Observer
 from dlopt_core.experiments.study.config import CURVE_ATTR, DIVERGED_ATTR, StudyConfig
 from dlopt_core.experiments.study.store import study_config
 from dlopt_core.experiments.study.summary import trial_row
-from dlopt_core.experiments.study.worker import StudyObserver
 
 if TYPE_CHECKING:
     import optuna
@@ -67,7 +67,7 @@ def dlopt_status(trial: FrozenTrial) -> str:
     return "cancelled" if row.note == "cancelled" else "failed"
 
 
-class StudyLogger(StudyObserver):
+class StudyLogger(Observer):
     """Writes one worker's trials of a study to MLflow, nested under the study's parent run."""
 
     def __init__(self, *, experiment: str = EXPERIMENT, store: StoreSettings | None = None) -> None:
@@ -84,7 +84,7 @@ class StudyLogger(StudyObserver):
         self._spools: list[RunSpool] = []
         self.unwritten = 0  # writes waiting in the spool after the worker's replay
 
-    # -- StudyObserver hooks --
+    # -- Observer hooks for a study worker --
 
     def worker_started(self, study: optuna.Study, config: StudyConfig, storage: StudyStorage) -> None:
         self._config, self._storage_kind = config, storage.kind

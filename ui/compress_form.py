@@ -9,7 +9,8 @@ import streamlit as st
 
 from dlopt_core.compression.methods import COMPRESSIONS, get_compression
 from dlopt_core.config import ConfigError, ModelConfig, RunConfig
-from dlopt_core.experiments.compress import CompressionConfig, MethodConfig, check_methods
+from dlopt_core.experiments.compress.baseline import check_methods
+from dlopt_core.experiments.compress.config import CompressionConfig, MethodConfig
 from ui.compare_form import SETUP_PROBES, one_optimizer, set_setup_state, setup_widgets, step_options
 from tracking.weights import RunWeights, WeightsError, load_run_weights, runs_with_weights
 from ui.binding import Binding

@@ -10,7 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from dlopt_core.engine.records import Status
-from dlopt_core.experiments.compress import Compression, CompressionConfig, CompressionRow, CompressionWork
+from dlopt_core.experiments.compress.config import CompressionConfig
+from dlopt_core.experiments.compress.rows import CompressionRow
+from dlopt_core.experiments.compress.run import Compression
+from dlopt_core.experiments.compress.work import CompressionWork
 from dlopt_core.plots import curves_data, curves_figure
 from dlopt_core.plots.compression import (
     X_TITLES,

@@ -1,6 +1,6 @@
 """Command line: the same engine the pages drive, one module per subcommand.
 
-Run logging is found through the ``dlopt.observers`` entry point group (the ``tracking``
+Tracking is found through the ``dlopt.tracking`` entry point group (the ``tracking``
 package registers MLflow there), so the core never imports a tracking backend itself.
 """
 

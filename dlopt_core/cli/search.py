@@ -5,8 +5,8 @@ Start it in several processes, or on several machines with ``--storage`` (or
 holds ``--n-trials`` finished ones, never more. SIGTERM or Ctrl-C end the running trial as
 cancelled (it does not count) and start no new one.
 
-Study logging is found through the ``dlopt.study_observers`` entry point group
-(:func:`~dlopt_core.experiments.study.worker.study_observers`), so the core never imports a tracking backend.
+Study logging is found through the ``dlopt.tracking`` entry point group
+(:func:`~dlopt_core.experiments.observer.tracking_observers`), so the core never imports a tracking backend.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from dlopt_core.cli.common import (
 )
 from dlopt_core.config import EngineChoice
 from dlopt_core.experiments.study.config import StudyConfig
-from dlopt_core.experiments.study.worker import run_worker, study_observers
+from dlopt_core.experiments.observer import tracking_observers
+from dlopt_core.experiments.study.worker import run_worker
 from dlopt_core.experiments.study_storage import ENV_STORAGE, StorageUnavailable, study_storage
 from dlopt_core.runner.plugins import tracking_start
 
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr), stop_on_signals() as stop:
         if not args.no_track:
             tracking_start()
-        observers = [] if args.no_track else study_observers(experiment=args.experiment)
+        observers = [] if args.no_track else tracking_observers(StudyConfig.KIND, experiment=args.experiment)
         summary = run_worker(config, storage, should_stop=stop.is_set, observers=observers, worker=args.worker)
     parent = next((o.parent_run_id for o in observers if getattr(o, "parent_run_id", None)), None)
     if args.json:

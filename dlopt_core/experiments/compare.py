@@ -14,7 +14,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -25,8 +25,19 @@ from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import data_key, load_run_data, steps_per_epoch, train_size
 from dlopt_core.engine.records import Measures, Record, Status
 from dlopt_core.engine.plan import MergedEngine, build_engine
+from dlopt_core.experiments.events import (
+    Elapsed,
+    EngineChosen,
+    OptimumFound,
+    RecordMade,
+    Relay,
+    RunEnded,
+    TrackingReport,
+)
+from dlopt_core.experiments.observer import Observer, notify, tracking_observers
+from dlopt_core.runner.work import Control, Emit
 
-__all__ = ["Comparison", "RunObserver", "RunResult", "Status", "metric_name", "summary_rows"]
+__all__ = ["Comparison", "RunResult", "Status", "metric_name", "summary_rows"]
 
 
 @dataclass
@@ -163,33 +174,11 @@ class RunResult:
         self.diverged_step = self.steps if self.status is Status.DIVERGED else None
 
 
-class RunObserver:
-    """Hooks called from the comparison's thread, in order, for every run; all do nothing.
-
-    ``record`` may return ``True`` to stop that run (it ends as ``pruned``).
-    """
-
-    def comparison_started(self, comparison: Comparison) -> None:
-        """Once, before any run starts (a tracker opens the comparison's parent run here)."""
-
-    def run_started(self, run: RunResult) -> None:
-        """Before the run's first record."""
-
-    def record(self, run: RunResult, rec: Record) -> bool | None:
-        """After every record of the run."""
-        return None
-
-    def run_ended(self, run: RunResult) -> None:
-        """Once, with the run's final status."""
-
-    def comparison_ended(self, comparison: Comparison) -> None:
-        """Once, after every run has ended."""
-
-
 class RunsPlan(Protocol):
     """What a comparison needs of its config: a sweep is one too."""
 
     EXPERIMENT: ClassVar[str]
+    KIND: ClassVar[str]
     data: Any
     engine: str
     target_loss: float | None
@@ -303,7 +292,7 @@ class Comparison:
     def execute(
         self,
         *,
-        observers: Sequence[RunObserver] = (),
+        observers: Sequence[Observer] = (),
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Comparison:
         """Train every run to the end, or until ``should_stop()`` turns true."""
@@ -315,10 +304,7 @@ class Comparison:
         try:
             # Inside the try: building forks processes, and announcing a run creates it in
             # MLflow (thousands in a sweep); a stop or SIGTERM meanwhile still ends them all.
-            for obs in observers:
-                # Optional: an observer written before this hook (duck-typed) has none.
-                if (started_hook := getattr(obs, "comparison_started", None)) is not None:
-                    started_hook(self)
+            notify(observers, "comparison_started", self)
             engine = build_engine(
                 [r.config for r in self.runs], data=self._data_of(), choice=self.config.engine,
                 measures=self.measures(),
@@ -330,7 +316,7 @@ class Comparison:
                 r.status = Status.RUNNING
                 r.engine = engine.engine_of[r.index]
                 announced.append(r)
-                _each(observers, "run_started", r)
+                notify(observers, "run_started", r)
             for index, rec in engine:
                 r = self.runs[index]
                 r.apply(rec)
@@ -338,11 +324,11 @@ class Comparison:
                     if hook(r, rec) and not r.status.ended:
                         self.stop_run(index, Status.PRUNED)
                 if r.status.ended:
-                    _each(observers, "run_ended", r)
+                    notify(observers, "run_ended", r)
                 for stopped, status in self._take_stops().items():
                     if engine.stop(stopped):
                         self.runs[stopped].end(status)
-                        _each(observers, "run_ended", self.runs[stopped])
+                        notify(observers, "run_ended", self.runs[stopped])
                 if should_stop():
                     break
         finally:
@@ -355,19 +341,14 @@ class Comparison:
                         engine.stop(r.index)
                     r.end(Status.CANCELLED)
                     if r.index in told:
-                        _each(observers, "run_ended", r)
+                        notify(observers, "run_ended", r)
             if engine is not None:
                 engine.close()
             self.elapsed_s = time.perf_counter() - started
             if solving is not None and not self.cancelled:  # a stopped job ends at once
                 solving.join()
-            _each(observers, "comparison_ended", self)
+            notify(observers, "comparison_ended", self)
         return self
-
-
-def _each(observers: Iterable[RunObserver], hook: str, *args: Any) -> None:
-    for obs in observers:
-        getattr(obs, hook)(*args)
 
 
 # The default target: this share of the way from the start to the lowest loss.
@@ -447,98 +428,7 @@ def _mean(values: list[Any]) -> float | None:
     return statistics.fmean(finite) if finite else None
 
 
-# The events a comparison's work sends the server (typed, applied with ``match``).
-
-
-@dataclass(frozen=True)
-class EngineChosen:
-    """Which engine trains run ``index``."""
-
-    index: int
-    engine: str
-
-
-@dataclass(frozen=True)
-class RecordMade:
-    """One record of run ``index`` (without its weights)."""
-
-    index: int
-    record: Record
-
-
-@dataclass(frozen=True)
-class RunEnded:
-    """Run ``index`` ended with ``status``."""
-
-    index: int
-    status: str
-    error: str | None
-
-
-@dataclass(frozen=True)
-class OptimumFound:
-    """The lowest train loss the model can reach."""
-
-    value: float
-
-
-@dataclass(frozen=True)
-class Elapsed:
-    """The whole comparison's training time so far."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class TrackingReport:
-    """What the trackers stored: MLflow run ids by run index, errors, writes still pending."""
-
-    run_ids: dict[int, str]
-    errors: list[str]
-    unwritten: int
-
-
 ComparisonEvent = EngineChosen | RecordMade | RunEnded | OptimumFound | Elapsed | TrackingReport
-
-
-class _Relay(RunObserver):
-    """Sends a comparison's progress to the server as events, and takes its per-run stops."""
-
-    def __init__(self, comparison: Comparison, emit: Any, control: Any, trackers: Sequence[Any]) -> None:
-        self.comparison, self.emit, self.control, self.trackers = comparison, emit, control, trackers
-        self._started = 0
-        self._optimum: float | None = None
-
-    def run_started(self, run: RunResult) -> None:
-        self.emit(EngineChosen(run.index, run.engine), urgent=False)
-        self._started += 1
-        if self._started == len(self.comparison.runs):
-            self._tracking()
-
-    def record(self, run: RunResult, rec: Record) -> None:
-        # The first points and every evaluation go at once: they are what a person waits to see.
-        # The final weights stay here: the trackers beside this relay have stored them.
-        self.emit(RecordMade(run.index, rec if rec.state is None else rec._replace(state=None)), urgent=rec.is_eval)
-        if self._optimum is None and (optimum := self.comparison.optimum) is not None:
-            self._optimum = optimum
-            self.emit(OptimumFound(optimum), urgent=True)
-        for index in self.control.take_run_stops():
-            self.comparison.stop_run(index)
-
-    def run_ended(self, run: RunResult) -> None:
-        self.emit(RunEnded(run.index, str(run.status), run.error), urgent=True)
-
-    def comparison_ended(self, comparison: Comparison) -> None:
-        if comparison.optimum is not None:
-            self.emit(OptimumFound(comparison.optimum), urgent=True)
-        self.emit(Elapsed(comparison.elapsed_s), urgent=True)
-        self._tracking()
-
-    def _tracking(self) -> None:
-        run_ids = {i: rid for t in self.trackers for i, rid in getattr(t, "run_ids", {}).items()}
-        errors = [e for t in self.trackers for e in getattr(t, "errors", [])]
-        unwritten = sum(getattr(t, "unwritten", 0) for t in self.trackers)
-        self.emit(TrackingReport(run_ids, errors, unwritten), urgent=True)
 
 
 class ComparisonWork:
@@ -576,16 +466,16 @@ class ComparisonWork:
         for r in self.comparison.runs:
             r.comparison_id = state["id"]
 
-    def run(self, emit: Any, control: Any) -> None:
-        from dlopt_core.runner.plugins import tracking_observers, tracking_start
+    def run(self, emit: Emit, control: Control) -> None:
+        from dlopt_core.runner.plugins import tracking_start
 
-        trackers: list[Any] = []
+        trackers: list[Observer] = []
         if self.track:
             tracking_start()
             options = {"parent": self.parent} if self.parent else {}
-            trackers = tracking_observers(experiment=self.experiment, **options)
+            trackers = tracking_observers(self.config.KIND, experiment=self.experiment, **options)
         comparison = Comparison(self.config, comparison_id=self.comparison.id)
-        relay = _Relay(comparison, emit, control, trackers)
+        relay = Relay(emit, control, trackers)
         # Trackers first: a run's MLflow id exists before the relay reports it.
         comparison.execute(observers=[*trackers, relay], should_stop=control.should_stop)
 

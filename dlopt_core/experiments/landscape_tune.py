@@ -6,11 +6,13 @@ is counted in the sidebar and can be stopped; each optimizer's search reports as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from dlopt_core.config import config_hash
 from dlopt_core.engine.records import Status
 from dlopt_core.experiments.landscape import LandscapeConfig, LrSearch, search_lr
+from dlopt_core.runner.work import Control, Emit
 
 
 def tune_key(config: LandscapeConfig) -> str:
@@ -18,10 +20,19 @@ def tune_key(config: LandscapeConfig) -> str:
     return f"landscape-tune-{config_hash(config)}"
 
 
+@dataclass(frozen=True)
+class LrFound:
+    """The search of optimizer ``index`` (in ``config.optimizers``) ended."""
+
+    index: int
+    search: LrSearch
+
+
 class LandscapeTuneWork:
     """:func:`search_lr` for each optimizer of a landscape, one after the other.
 
-    ``found`` maps an optimizer's index in ``config.optimizers`` to its search, filled as each ends.
+    ``found`` maps an optimizer's index in ``config.optimizers`` to its search, filled as each
+    ends. It logs nothing to MLflow (``tracking_errors`` and ``unwritten`` stay empty).
     """
 
     def __init__(self, config: LandscapeConfig) -> None:
@@ -30,6 +41,8 @@ class LandscapeTuneWork:
         self.label = f"tune landscape lrs {self.key.removeprefix('landscape-tune-')}"
         self.found: dict[int, LrSearch] = {}
         self.status = Status.PENDING
+        self.tracking_errors: list[str] = []
+        self.unwritten = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {"config": self.config}
@@ -41,7 +54,7 @@ class LandscapeTuneWork:
     def progress(self) -> float:
         return len(self.found) / len(self.config.optimizers)
 
-    def run(self, emit: Any, control: Any) -> None:
+    def run(self, emit: Emit, control: Control) -> None:
         c = self.config
         for index, opt in enumerate(c.optimizers):
             if control.should_stop():
@@ -49,11 +62,13 @@ class LandscapeTuneWork:
             found = search_lr(
                 c.test_function, opt, start=c.start_point, steps=c.steps, noise=c.noise, seed=c.seed, params=c.params,
             )
-            emit(("found", index, found), urgent=True)
+            emit(LrFound(index, found), urgent=True)
 
-    def apply(self, event: Any) -> None:
-        if event[0] == "found":
-            self.found[event[1]] = event[2]
+    def apply(self, event: LrFound) -> None:
+        """Take one event of :meth:`run` (in the server)."""
+        match event:
+            case LrFound(index, search):
+                self.found[index] = search
 
     def finish(self, status: Status) -> None:
         self.status = status

@@ -36,6 +36,8 @@ from dlopt_core.device import use_determinism
 from dlopt_core.engine.loop import augmented, load_run_data
 from dlopt_core.engine.records import Status
 from dlopt_core.engine.step import StepHooks, build_step
+from dlopt_core.experiments.events import Elapsed
+from dlopt_core.runner.work import Control, Emit
 
 __all__ = [
     "SUGGESTIONS", "SUGGESTION_LABELS", "LRRangeConfig", "LRRangeCurve", "LRRangePoint", "LRRangeResult",
@@ -388,9 +390,17 @@ def range_key(config: LRRangeConfig) -> str:
     return f"lr-range-{config_hash(config)}"
 
 
+@dataclass(frozen=True)
+class CurveMade:
+    """One seed's range test ended."""
+
+    curve: LRRangeCurve
+
+
 class LRRangeWork:
     """A range test as background work (:mod:`dlopt_core.runner`): each seed's curve reports as
-    it ends, so a page draws the seeds done so far; Stop ends it between steps."""
+    it ends, so a page draws the seeds done so far; Stop ends it between steps. It logs nothing
+    to MLflow (``tracking_errors`` and ``unwritten`` stay empty, as every work has them)."""
 
     def __init__(self, config: LRRangeConfig) -> None:
         self.config = config
@@ -398,6 +408,8 @@ class LRRangeWork:
         self.label = f"LR range test of {config.optimizer.label}"
         self.curves: list[LRRangeCurve] = []
         self.elapsed_s = 0.0
+        self.tracking_errors: list[str] = []
+        self.unwritten = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {"config": self.config}
@@ -414,18 +426,20 @@ class LRRangeWork:
         """The test over the seeds done so far; ``None`` before the first."""
         return LRRangeResult.from_curves(self.config, self.curves, self.elapsed_s) if self.curves else None
 
-    def run(self, emit: Any, control: Any) -> None:
+    def run(self, emit: Emit, control: Control) -> None:
         started = time.perf_counter()
         data = load_run_data(self.config.run_config(self.config.seeds[0]))  # one load serves every seed
         for curve in seed_curves(self.config, data, should_stop=control.should_stop):
-            emit(("curve", curve), urgent=True)
-        emit(("elapsed", time.perf_counter() - started), urgent=True)
+            emit(CurveMade(curve), urgent=True)
+        emit(Elapsed(time.perf_counter() - started), urgent=True)
 
-    def apply(self, event: Any) -> None:
-        if event[0] == "curve":
-            self.curves.append(event[1])
-        elif event[0] == "elapsed":
-            self.elapsed_s = event[1]
+    def apply(self, event: CurveMade | Elapsed) -> None:
+        """Take one event of :meth:`run` (in the server)."""
+        match event:
+            case CurveMade(curve):
+                self.curves.append(curve)
+            case Elapsed(seconds):
+                self.elapsed_s = seconds
 
     def finish(self, status: Status) -> None:
         """Nothing to settle: the curves that arrived are the result."""

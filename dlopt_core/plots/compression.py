@@ -13,7 +13,8 @@ from typing import Literal
 import plotly.graph_objects as go
 
 from dlopt_core.compression.methods import get_compression
-from dlopt_core.experiments.compress import BASELINE, CompressionRow, LayerSensitivity
+from dlopt_core.experiments.compress.config import BASELINE
+from dlopt_core.experiments.compress.rows import CompressionRow, LayerSensitivity
 from dlopt_core.plots.style import PALETTE
 
 ParetoX = Literal["bytes", "sparse_bytes", "latency_b1_ms", "latency_b256_ms", "compiled_b1_ms", "compiled_b256_ms"]

@@ -31,6 +31,8 @@ class Work(Protocol):
 
     key: str
     label: str
+    tracking_errors: list[str]  # what the tracking store refused (a page shows them as warnings)
+    unwritten: int  # tracking writes not made yet (kept to be written when the store answers)
 
     def run(self, emit: Emit, control: Control) -> None:
         """Do the work (in the slot), calling ``emit(event, urgent=False)`` as it goes."""

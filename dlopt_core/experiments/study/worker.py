@@ -12,36 +12,24 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.engine.records import Status
+from dlopt_core.experiments.events import Relay, TrackingReport, TrialEnded, WorkerEnded
+from dlopt_core.experiments.observer import Observer, notify, tracking_observers
 from dlopt_core.experiments.study.config import StudyConfig
 from dlopt_core.experiments.study.objective import TRIAL_ENDS, objective
 from dlopt_core.experiments.study.store import open_study, storage_handle
-from dlopt_core.experiments.study.summary import StudySummary, TrialRow, study_summary, trial_row
+from dlopt_core.experiments.study.summary import StudySummary, TrialRow, study_summary
 from dlopt_core.experiments.study_storage import StudyStorage, end_stale_trials, storage_url
+from dlopt_core.runner.work import Control, Emit
 
-
-class StudyObserver:
-    """Hooks a worker calls (tracking); each does nothing until overridden."""
-
-    def worker_started(self, study: optuna.Study, config: StudyConfig, storage: StudyStorage) -> None:
-        """Before the worker's first trial."""
-
-    def trial_ended(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """After each trial this worker ran (complete, pruned or failed)."""
-
-    def worker_ended(self, study: optuna.Study, summary: StudySummary) -> None:
-        """When the worker stops: the study is full, or it was told to stop."""
-
-
-TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+StudyEvent = TrialEnded | WorkerEnded | TrackingReport
 
 
 def _never() -> bool:
@@ -62,8 +50,7 @@ def run_worker(
     storage: StudyStorage | str | None = None,
     *,
     should_stop: Callable[[], bool] = _never,
-    on_trial: TrialCallback | None = None,
-    observers: Sequence[StudyObserver] = (),
+    observers: Sequence[Observer] = (),
     worker: int | None = None,
     poll_s: float = 0.5,
 ) -> StudySummary:
@@ -75,7 +62,7 @@ def run_worker(
     running trials might still fill it, and takes over a dead worker's trial (queued again).
     ``should_stop`` is asked before each trial and at each step of one: when it says so the
     running trial ends FAIL (``cancelled``, so it does not count) and the worker returns;
-    none is left RUNNING. ``on_trial`` is called after each trial this worker ran.
+    none is left RUNNING. ``observers`` hear of the worker's start and end and of each trial it ran.
     ``worker`` numbers this worker for a reproducible sampler (:func:`worker_seed`).
     """
     handle = storage_handle(storage)
@@ -83,11 +70,8 @@ def run_worker(
     use_one_thread()
     study = open_study(config, handle, worker=worker)
     trial_objective = objective(config, should_stop)
-    callbacks: list[TrialCallback] = [o.trial_ended for o in observers]
-    if on_trial is not None:
-        callbacks.append(on_trial)
-    for o in observers:
-        o.worker_started(study, config, handle)
+    callbacks = [o.trial_ended for o in observers]
+    notify(observers, "worker_started", study, config, handle)
     stopped = False
     while True:
         end_stale_trials(study, handle)
@@ -104,15 +88,8 @@ def run_worker(
             warnings.simplefilter("ignore", ExperimentalWarning)
             study.optimize(trial_objective, n_trials=1, catch=TRIAL_ENDS, callbacks=callbacks)
     summary = dataclasses.replace(study_summary(study, handle), stopped=stopped)
-    for o in observers:
-        o.worker_ended(study, summary)
+    notify(observers, "worker_ended", study, summary)
     return dataclasses.replace(summary, errors=[e for o in observers for e in getattr(o, "errors", [])])
-
-
-def study_observers(*, experiment: str) -> list[StudyObserver]:
-    """One observer per installed tracking backend: the ``dlopt.study_observers`` entry point
-    group (``tracking`` registers MLflow's), so the core never imports a tracking backend."""
-    return [ep.load()(experiment=experiment) for ep in entry_points(group="dlopt.study_observers")]
 
 
 class StudyWork:
@@ -138,6 +115,8 @@ class StudyWork:
         self.trials: list[TrialRow] = []  # the trials this worker ran, as they ended
         self.summary: StudySummary | None = None
         self.status: Status = Status.PENDING
+        self.tracking_errors: list[str] = []  # what MLflow refused of this worker's trials
+        self.unwritten = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("config", "storage", "worker", "track", "experiment")}
@@ -145,25 +124,28 @@ class StudyWork:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state.pop("config"), **state)  # type: ignore[misc]
 
-    def run(self, emit: Any, control: Any) -> None:
+    def run(self, emit: Emit, control: Control) -> None:
         from dlopt_core.runner.plugins import tracking_start
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        observers: list[StudyObserver] = []
+        trackers: list[Observer] = []
         if self.track:
             tracking_start()
-            observers = study_observers(experiment=self.experiment)
-        summary = run_worker(
-            self.config, self.storage, should_stop=control.should_stop, observers=observers, worker=self.worker,
-            on_trial=lambda study, trial: emit(("trial", trial_row(trial)), urgent=True),
+            trackers = tracking_observers(StudyConfig.KIND, experiment=self.experiment)
+        run_worker(
+            self.config, self.storage, should_stop=control.should_stop,
+            observers=[*trackers, Relay(emit, control, trackers)], worker=self.worker,
         )
-        emit(("summary", summary), urgent=True)
 
-    def apply(self, event: Any) -> None:
-        if event[0] == "trial":
-            self.trials.append(event[1])
-        elif event[0] == "summary":
-            self.summary = event[1]
+    def apply(self, event: StudyEvent) -> None:
+        """Take one event of :meth:`run` into the live mirror (in the server)."""
+        match event:
+            case TrialEnded(row):
+                self.trials.append(row)
+            case WorkerEnded(summary):
+                self.summary = summary
+            case TrackingReport(_, errors, unwritten):
+                self.tracking_errors, self.unwritten = list(errors), unwritten
 
     def finish(self, status: Status) -> None:
         self.status = status
