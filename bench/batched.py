@@ -22,7 +22,7 @@ import torch
 from dlopt_core.config import ComparisonConfig, RunConfig
 from dlopt_core.device import use_one_thread
 from dlopt_core.engine.batched import BatchedEngine
-from dlopt_core.engine.loop import load_run_data, run, steps_per_epoch
+from dlopt_core.engine.loop import load_run_data, run, run_budget
 from dlopt_core.experiments.compare import Comparison
 from dlopt_core.experiments.sweep import SweepConfig
 
@@ -126,7 +126,7 @@ def cuda_probe(configs: int, epochs: int) -> None:
         print("cuda: no CUDA GPU here; skipped")
         return
     cfg = _config(8, epochs, "batched", device="cuda").runs()[0]
-    single_steps = epochs * steps_per_epoch(cfg, len(load_run_data(cfg).x_train))
+    single_steps = epochs * run_budget(cfg).steps_per_epoch
     for device in ("cuda", "cpu"):
         c = cfg.model_copy(update={"device": device})
         data = load_run_data(c)

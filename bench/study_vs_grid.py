@@ -44,10 +44,10 @@ def _config(sampler: str, pruner: str, trials: int, epochs: int, name: str) -> A
 
 
 def _steps_per_epoch(config: Any) -> int:
-    from dlopt_core.engine.loop import load_run_data, steps_per_epoch
+    from dlopt_core.engine.loop import run_budget
 
     run_config = config.trial_config({"lr": config.lr_min})
-    return steps_per_epoch(run_config, len(load_run_data(run_config).y_train))
+    return run_budget(run_config).steps_per_epoch
 
 
 def search(sampler: str, pruner: str, trials: int, epochs: int, worker: int) -> dict[str, Any]:

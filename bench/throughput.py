@@ -26,7 +26,7 @@ from dlopt_core.catalog.models import build_model, loss_fn
 from dlopt_core.catalog.optimizers import warm_up
 from dlopt_core.config import ComparisonConfig, OptimizerConfig
 from dlopt_core.device import use_one_thread
-from dlopt_core.engine.loop import evaluate, load_run_data, steps_per_epoch
+from dlopt_core.engine.loop import evaluate, load_run_data, run_budget
 from dlopt_core.experiments.compare import Comparison
 
 BUDGETS = (20, 100)  # epochs: ~0.15 s and ~0.8 s runs, to show what is fixed cost
@@ -122,7 +122,7 @@ def _budget(epochs: int) -> None:
         tails.append(tail)
     med = [statistics.median(r[i] for r in rates) for i in range(3)]
     run_cfg = _config(epochs).runs()[0]
-    steps = epochs * steps_per_epoch(run_cfg, len(load_run_data(run_cfg).x_train))
+    steps = epochs * run_budget(run_cfg).steps_per_epoch
     print(f"  {epochs} epochs ({steps} steps)")
     print(f"    bare loop (train only)          {med[0]:8.0f} steps/s")
     print(f"    bare loop + per-epoch val pass  {med[1]:8.0f} steps/s")

@@ -30,10 +30,9 @@ from typing import Any, Literal
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from dlopt_core.catalog.datasets import split_sizes
 from dlopt_core.config import ComparisonConfig, RunConfig, config_hash
 from dlopt_core.errors import ConfigError
-from dlopt_core.engine.loop import train_size
+from dlopt_core.engine.loop import run_budget
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import Comparison, RunResult
 from dlopt_core.experiments.data_demos import ReduceSweepConfig
@@ -456,8 +455,8 @@ def _replay(
     the metrics, in their order (an evaluation after the step it follows)."""
     status, error = _status(tags)
     spe = run.steps_per_epoch
-    n_train = _n_train(run.config)
-    batch = min(run.config.batch_size or n_train, n_train)
+    budget = run_budget(run.config)
+    n_train, batch = budget.n_train, budget.batch
     records: list[Record] = []
     by_step = iter(sorted(evals.items()))
     pending = next(by_step, None)
@@ -493,9 +492,6 @@ def _eval_record(step: int, values: dict[str, float], n_train: int, spe: int) ->
     )
 
 
-def _n_train(config: RunConfig) -> int:
-    n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
-    return train_size(config, n_train)
 
 
 # -- hyperparameters against the final metric --

@@ -24,10 +24,11 @@ from torch import nn
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.catalog.models import ACTIVATIONS, SeededDropout, build_model, get_model_spec
 from dlopt_core.catalog.optimizers import get_optimizer
-from dlopt_core.catalog.schedules import Budget, get_schedule
+from dlopt_core.catalog.schedules import get_schedule
 from dlopt_core.config import RunConfig
 from dlopt_core.device import use_determinism
-from dlopt_core.engine.loop import state_of, steps_per_epoch, wants_weights, weights_of
+from dlopt_core.engine.budget import step_budget
+from dlopt_core.engine.loop import state_of, wants_weights, weights_of
 from dlopt_core.engine.records import Measures, Record, Status, divergence_limit
 from dlopt_core.engine.sequential import failed_record
 from dlopt_core.engine.step import AUTOCAST
@@ -190,9 +191,8 @@ class BatchedEngine:
         self.device = data.x_train.device
         self.measures = measures
         self.block = block or (32 if self.device.type == "cuda" else 1)
-        self.n_train = len(data.x_train)
-        self.batch = min(first.batch_size or self.n_train, self.n_train)
-        self.budget = Budget(first.epochs, steps_per_epoch(first, self.n_train))
+        self.budget = step_budget(first, len(data.x_train))
+        self.n_train, self.batch = self.budget.n_train, self.budget.batch
         self.epochs, self.precision, self.grad_clip = first.epochs, first.precision, first.grad_clip
         use_determinism(self.device, first.deterministic)
         models = [build_model(c.model, data, c.seed) for c in configs]
@@ -221,7 +221,7 @@ class BatchedEngine:
             for k in members:
                 model = models[k]
                 dropout = [m.generator for m in model.modules() if isinstance(m, SeededDropout)]
-                lr_factor = get_schedule(configs[k].schedule.name).make(configs[k].schedule.params, self.budget)
+                lr_factor = get_schedule(configs[k].schedule.name).make(configs[k].schedule.params, self.budget.schedule)
                 self.runs.append(_Run(
                     configs[k], model, optimizer, spec.train_eval_modes, torch.Generator().manual_seed(configs[k].seed),
                     dropout, lr_factor, lr=configs[k].optimizer.lr * lr_factor(0),

@@ -12,13 +12,14 @@ import numpy as np
 import torch
 
 from dlopt_core.catalog.augmentations import BatchInfo, compose, get_augmentation
-from dlopt_core.catalog.datasets import Dataset, load_dataset
+from dlopt_core.catalog.datasets import Dataset, load_dataset, split_sizes
 from dlopt_core.catalog.models import build_model, loss_fn
 from dlopt_core.catalog.optimizers import get_optimizer
-from dlopt_core.catalog.schedules import Budget, get_schedule
+from dlopt_core.catalog.schedules import get_schedule
 from dlopt_core.catalog.reductions import Reduced, reduce_arrays
 from dlopt_core.config import DataConfig, ReduceConfig, RunConfig
 from dlopt_core.device import resolve_device, use_determinism
+from dlopt_core.engine.budget import StepBudget, step_budget
 from dlopt_core.engine.records import Record, Status, divergence_limit
 from dlopt_core.engine.step import GradEvals, StepHooks, build_step
 from dlopt_core.engine.stopwatch import Stopwatch, training_clock
@@ -27,8 +28,8 @@ from dlopt_core.engine.stopwatch import Stopwatch, training_clock
 _RUNNING, _DIVERGED = Status.RUNNING, Status.DIVERGED
 
 __all__ = [
-    "Record", "Status", "augmented", "data_key", "evaluate", "load_run_data", "reduced_split", "run", "state_of",
-    "steps_per_epoch", "train_size",
+    "Record", "Status", "augmented", "data_key", "evaluate", "load_run_data", "reduced_split", "run", "run_budget",
+    "state_of",
 ]
 
 
@@ -87,9 +88,20 @@ def _reduced(data_json: str, reduce_json: str) -> Reduced:
     )
 
 
-def train_size(config: RunConfig, n_train: int) -> int:
-    """Training rows the run steps through: ``n_train``, or what its reduction keeps."""
-    return n_train if config.reduce is None else reduced_split(config).n_train
+def run_budget(config: RunConfig) -> StepBudget:
+    """The run's step budget read from its config, without making or loading its data (its
+    training rows are what its reduction keeps, if it has one)."""
+    reduce = config.reduce.model_dump_json() if config.reduce is not None else ""
+    return step_budget(config, _train_rows(config.data.model_dump_json(), reduce))
+
+
+@functools.lru_cache(maxsize=1024)
+def _train_rows(data_json: str, reduce_json: str) -> int:
+    # Cached by the data: a sweep asks for each of its thousands of runs, over a few data sets.
+    if reduce_json:
+        return _reduced(data_json, reduce_json).n_train
+    data = DataConfig.model_validate_json(data_json)
+    return split_sizes(data.name, dict(data.options), data.val_fraction)[0]
 
 
 # Weights ride on evaluation records only for models this small (a 64-wide MLP on moons has
@@ -117,12 +129,6 @@ def state_of(model: torch.nn.Module) -> dict[str, Any]:
     torch would hand a tensor over as shared memory that dies with the process.
     """
     return weights_of(model)
-
-
-def steps_per_epoch(config: RunConfig, n_train: int) -> int:
-    """Optimizer steps in one pass over ``n_train`` samples (the last batch may be short)."""
-    batch = config.batch_size or n_train
-    return math.ceil(n_train / min(batch, n_train))
 
 
 def augmented(config: RunConfig, data: Dataset, hooks: StepHooks) -> StepHooks:
@@ -185,10 +191,9 @@ def run(
         precision=config.precision, grad_clip=config.grad_clip, device_type=device.type, seed=config.seed,
         grad_evals=counted,
     )
-    n_train = len(data.x_train)
-    batch = min(config.batch_size or n_train, n_train)
-    budget = Budget(config.epochs, steps_per_epoch(config, n_train))
-    lr_factor = get_schedule(config.schedule.name).make(config.schedule.params, budget)
+    budget = step_budget(config, len(data.x_train))
+    n_train, batch = budget.n_train, budget.batch
+    lr_factor = get_schedule(config.schedule.name).make(config.schedule.params, budget.schedule)
     generator = torch.Generator().manual_seed(config.seed)
 
     def set_mode(train: bool) -> None:

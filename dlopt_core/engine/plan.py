@@ -17,7 +17,8 @@ from typing import Protocol
 from dlopt_core.catalog.datasets import Dataset
 from dlopt_core.config import EngineChoice, RunConfig
 from dlopt_core.engine.batched import BatchedEngine, why_not_batched
-from dlopt_core.engine.loop import data_key, steps_per_epoch
+from dlopt_core.engine.budget import step_budget
+from dlopt_core.engine.loop import data_key
 from dlopt_core.engine.records import Measures, Record
 from dlopt_core.engine.sequential import SequentialEngine, failed_record
 from dlopt_core.engine.split import SplitEngine, cpu_parts
@@ -103,10 +104,6 @@ class MergedEngine:
                 yield members[local], rec
 
 
-def _steps(config: RunConfig, data: Dataset) -> int:
-    return config.epochs * steps_per_epoch(config, len(data.x_train))
-
-
 def build_engine(
     configs: Sequence[RunConfig], *, data: Dataset | Callable[[RunConfig], Dataset], choice: EngineChoice = "auto",
     measures: Measures = Measures(),
@@ -129,7 +126,7 @@ def build_engine(
             engine: Engine
             if name == "sequential":
                 engine = SequentialEngine(chosen, data=part_data, measures=mine)
-            elif (processes := cpu_parts(len(chosen), part_data.x_train.device.type, _steps(chosen[0], part_data))) > 1:
+            elif (processes := cpu_parts(len(chosen), part_data.x_train.device.type, step_budget(chosen[0], len(part_data.x_train)).total_steps)) > 1:
                 engine = SplitEngine(chosen, data=part_data, parts=processes, measures=mine)
             else:
                 engine = BatchedEngine(chosen, data=part_data, measures=mine)

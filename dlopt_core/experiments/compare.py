@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from dlopt_core.catalog.datasets import Dataset, get_dataset_spec, split_sizes
+from dlopt_core.catalog.datasets import Dataset, get_dataset_spec
 from dlopt_core.catalog.models import convex_optimum, get_model_spec
 from dlopt_core.config import ComparisonConfig, RunConfig, TrainingSetup
 from dlopt_core.errors import ConfigError
-from dlopt_core.engine.loop import data_key, load_run_data, steps_per_epoch, train_size
+from dlopt_core.engine.loop import data_key, load_run_data, run_budget
 from dlopt_core.engine.records import Measures, Record, Status
 from dlopt_core.engine.plan import MergedEngine, build_engine
 from dlopt_core.experiments.events import (
@@ -195,19 +195,18 @@ class Comparison:
         self.config = config
         self.id = comparison_id or uuid.uuid4().hex[:12]
         configs = config.runs()
-        # Sizes only: the data is made when training starts, not when a page draws a form.
-        n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
         # A sweep (thousands of runs, read only at its end) opts out of the per-step details.
         self.detailed: bool = getattr(config, "detailed", True)
         # A plan whose runs differ in more than the optimizer names them itself (run_label).
         name_of = getattr(config, "run_label", None)
         try:
-            sizes = {data_key(c): train_size(c, n_train) for c in configs}
+            # Sizes only: the data is made when training starts, not when a page draws a form.
+            budgets = [run_budget(c) for c in configs]
         except ValueError as err:  # a reduction's settings that this data cannot take (PCA > features)
             raise ConfigError(str(err)) from None
         self.runs = [
             RunResult(
-                i, c, c.epochs * steps_per_epoch(c, sizes[data_key(c)]), self.id, detailed=self.detailed,
+                i, c, budgets[i].total_steps, self.id, detailed=self.detailed,
                 name=name_of(c) if name_of is not None else None,
             )
             for i, c in enumerate(configs)
@@ -233,14 +232,15 @@ class Comparison:
                 first[r.label] = r
         return Measures(train_loss=True, weights=frozenset(r.index for r in first.values()))
 
-    def _solve_optimum(self) -> threading.Thread | None:
-        """Solve for the optimum beside the training (it took 2.5 s on digits before the first point)."""
+    def _solve_optimum(self, data_of: Callable[[RunConfig], Dataset]) -> threading.Thread | None:
+        """Solve for the optimum beside the training (it took 2.5 s on digits before the first
+        point), on the data the engine trains on (``data_of``: loaded once for both)."""
         if not self.has_optimum:
             return None
 
         def solve() -> None:
             try:
-                self.optimum = convex_optimum(load_run_data(self.runs[0].config))
+                self.optimum = convex_optimum(data_of(self.runs[0].config))
             except Exception:  # the dashed line is a help, never a reason to stop training
                 traceback.print_exc()
 
@@ -278,14 +278,17 @@ class Comparison:
         return stops
 
     def _data_of(self) -> Callable[[RunConfig], Dataset]:
-        """Each run's data set, loaded once per distinct data (most comparisons have one)."""
+        """Each run's data set, loaded once per distinct data (most comparisons have one) for
+        the engine and the optimum's solver alike."""
         loaded: dict[str, Dataset] = {}
+        lock = threading.Lock()  # the solver's thread asks too
 
         def data_of(config: RunConfig) -> Dataset:
             key = data_key(config)
-            if key not in loaded:
-                loaded[key] = load_run_data(config)
-            return loaded[key]
+            with lock:
+                if key not in loaded:
+                    loaded[key] = load_run_data(config)
+                return loaded[key]
 
         return data_of
 
@@ -305,13 +308,14 @@ class Comparison:
             # Inside the try: building forks processes, and announcing a run creates it in
             # MLflow (thousands in a sweep); a stop or SIGTERM meanwhile still ends them all.
             notify(observers, "comparison_started", self)
+            data_of = self._data_of()
             engine = build_engine(
-                [r.config for r in self.runs], data=self._data_of(), choice=self.config.engine,
+                [r.config for r in self.runs], data=data_of, choice=self.config.engine,
                 measures=self.measures(),
             )
             # After the build: a split engine forks, and a child must not inherit the locks
             # of a thread busy in scikit-learn.
-            solving = self._solve_optimum()
+            solving = self._solve_optimum(data_of)
             for r in self.runs:
                 r.status = Status.RUNNING
                 r.engine = engine.engine_of[r.index]
@@ -446,6 +450,7 @@ class ComparisonWork:
         self.experiment = experiment or config.EXPERIMENT  # a sweep's or a data plan's own
         self.parent = parent  # a name: the runs are logged as children of one run
         self.comparison = Comparison(config)
+        self.comparison_id = self.comparison.id
         self.run_ids: dict[int, str] = {}
         self.tracking_errors: list[str] = []
         self.unwritten = 0
@@ -453,18 +458,12 @@ class ComparisonWork:
 
     def __getstate__(self) -> dict[str, Any]:
         # The worker needs the recipe, not the live mirror.
-        return {
-            "config": self.config, "id": self.comparison.id, "track": self.track,
-            "experiment": self.experiment, "parent": self.parent,
-        }
+        return {k: getattr(self, k) for k in ("config", "comparison_id", "track", "experiment", "parent", "key", "label")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(  # type: ignore[misc]
-            state["config"], track=state["track"], experiment=state["experiment"], parent=state["parent"]
-        )
-        self.comparison.id = state["id"]
-        for r in self.comparison.runs:
-            r.comparison_id = state["id"]
+        # The recipe alone: the worker builds the one comparison it trains in run(); a mirror
+        # built here as well would check every run of the config once more, for nothing.
+        self.__dict__.update(state)
 
     def run(self, emit: Emit, control: Control) -> None:
         from dlopt_core.runner.plugins import tracking_start
@@ -474,7 +473,7 @@ class ComparisonWork:
             tracking_start()
             options = {"parent": self.parent} if self.parent else {}
             trackers = tracking_observers(self.config.KIND, experiment=self.experiment, **options)
-        comparison = Comparison(self.config, comparison_id=self.comparison.id)
+        comparison = Comparison(self.config, comparison_id=self.comparison_id)
         relay = Relay(emit, control, trackers)
         # Trackers first: a run's MLflow id exists before the relay reports it.
         comparison.execute(observers=[*trackers, relay], should_stop=control.should_stop)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from dlopt_core.catalog.schedules import Budget, lr_curve
+from dlopt_core.catalog.schedules import lr_curve
 from dlopt_core.config import ComparisonConfig
 from dlopt_core.experiments.compare import Comparison
 from dlopt_core.plots.style import PALETTE, stride
@@ -24,12 +24,12 @@ class LRCurve:
 
 def lr_schedule_data(config: ComparisonConfig, n_train: int) -> list[LRCurve]:
     """Each optimizer's lr over the whole budget, before anything trains."""
-    from dlopt_core.engine.loop import steps_per_epoch
+    from dlopt_core.engine.budget import step_budget
 
     curves = []
     for i, run_cfg in enumerate(config.runs()[:: len(config.seeds)]):
-        per_epoch = steps_per_epoch(run_cfg, n_train)
-        budget = Budget(run_cfg.epochs, per_epoch)
+        budget = step_budget(run_cfg, n_train).schedule
+        per_epoch = budget.steps_per_epoch
         # The figure needs ~500 points, not every step of a long run.
         steps = stride(budget.total_steps, 500)
         lrs = lr_curve(run_cfg.schedule.name, run_cfg.schedule.params, run_cfg.optimizer.lr, budget, steps=steps)

@@ -16,7 +16,8 @@ from dlopt_core.compression.measure import Latency, compiled_latency, cpu_latenc
 from dlopt_core.compression.methods import Compressed, get_compression
 from dlopt_core.config import RunConfig
 from dlopt_core.device import use_one_thread
-from dlopt_core.engine.loop import evaluate, load_run_data, run, steps_per_epoch
+from dlopt_core.engine.budget import step_budget
+from dlopt_core.engine.loop import evaluate, load_run_data, run, run_budget
 from dlopt_core.engine.records import Status
 from dlopt_core.engine.step import StepHooks
 from dlopt_core.experiments.compare import RunResult, metric_name
@@ -165,23 +166,13 @@ class Compression:
         )
 
 
-def _train_steps(config: RunConfig, n_train: int) -> int:
-    return config.epochs * steps_per_epoch(config, n_train)
-
-
 def _measure_units(config: CompressionConfig) -> int:
     # A measurement (evaluation, sizes, latencies) counts as much as an epoch of training.
-    from dlopt_core.catalog.datasets import split_sizes
-
-    n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
-    return steps_per_epoch(config, n_train)
+    return run_budget(config).steps_per_epoch
 
 
 def _planned_units(config: CompressionConfig, *, trained_here: bool) -> int:
-    from dlopt_core.catalog.datasets import split_sizes
-
-    n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
-    per_epoch = steps_per_epoch(config, n_train)
+    per_epoch = run_budget(config).steps_per_epoch
     units = config.epochs * per_epoch if trained_here else 0
     rows = 1
     for m in config.variants():
@@ -212,7 +203,7 @@ class _Context:
     ) -> nn.Module:
         c = self.compression
         model = model if model is not None else build_model(config.model, self.data, config.seed)
-        result = RunResult(len(c.runs), config, _train_steps(config, len(self.data.x_train)), c.id, name=label)
+        result = RunResult(len(c.runs), config, step_budget(config, len(self.data.x_train)).total_steps, c.id, name=label)
         c.runs.append(result)
         c.phase = f"training {label}"
         result.status = Status.RUNNING

@@ -10,7 +10,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from dlopt_core.engine.loop import run
+from dlopt_core.catalog.datasets import Dataset
+from dlopt_core.engine.loop import data_key, load_run_data, run
 from dlopt_core.engine.records import Status, divergence_limit
 from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.study.config import (
@@ -65,9 +66,14 @@ def _finite(value: float | None) -> float | None:
 
 
 def objective(config: StudyConfig, should_stop: Callable[[], bool]) -> Callable[[optuna.Trial], float]:
-    """The objective of ``config``'s trials: one run each, reported per epoch, stopped by ``should_stop``."""
+    """The objective of ``config``'s trials: one run each, reported per epoch, stopped by ``should_stop``.
 
-    def objective(trial: optuna.Trial) -> float:
+    The data is loaded once per worker, at its first trial: trials differ in their optimizer,
+    schedule and batch, not in their data.
+    """
+    loaded: dict[str, Dataset] = {}
+
+    def trial_value(trial: optuna.Trial) -> float:
         # No overshoot: trials with a smaller number that have not failed are ahead of this one;
         # when they alone fill the study, this trial is one too many (two workers took the
         # last place at once). It ends FAIL, which no count, sampler or pruner uses.
@@ -87,7 +93,10 @@ def objective(config: StudyConfig, should_stop: Callable[[], bool]) -> Callable[
         curve: dict[str, list[float | None]] = {k: [] for k in ("epoch", "train_loss", "val_loss", "val_metric")}
         limit = math.inf
         value: float | None = None
-        records = run(run_config)
+        key = data_key(run_config)
+        if key not in loaded:
+            loaded[key] = load_run_data(run_config)
+        records = run(run_config, data=loaded[key])
         try:
             for rec in records:
                 if should_stop():
@@ -124,4 +133,4 @@ def objective(config: StudyConfig, should_stop: Callable[[], bool]) -> Callable[
         assert value is not None  # epochs >= 1: at least one evaluation after step 0
         return float(value)
 
-    return objective
+    return trial_value
