@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from dlopt_core.engine.records import Status
-from dlopt_core.experiments.landscape_tune import LandscapeTuneWork
+from dlopt_core.experiments.landscape_tune import LandscapeTuneWork, LrFound
 
 
 class Counting:
@@ -73,4 +73,4 @@ class KnownTune(LandscapeTuneWork):
 
     def run(self, emit: Any, control: Any) -> None:
         for index in range(len(self.config.optimizers)):
-            emit(("found", index, self.given), urgent=True)
+            emit(LrFound(index, self.given), urgent=True)

@@ -1,6 +1,6 @@
 """The experiment-page kit: attach or start a job, the Run / Stop row, and the one live view.
 
-Every training page runs the same steps (ARCHITECTURE.md): the URL preamble and the form
+Every training page runs the same steps (docs/architecture.md): the URL preamble and the form
 (:mod:`ui.binding`), then :func:`run_row` to attach to or start the job for the config, then
 :func:`live` to draw it while it runs. A view only draws its figures and tables from a job.
 """
@@ -97,9 +97,9 @@ def problems(job: Job, *, what: str, named: bool = False) -> None:
         which = f" ({job.label})" if named else ""
         st.error(f"The {what} failed{which}: {job.error}")
     work = job.work
-    for err in getattr(work, "tracking_errors", ()):
+    for err in work.tracking_errors:
         st.warning(f"MLflow logging failed: {err}")
-    if (unwritten := getattr(work, "unwritten", 0)) and not job.active:
+    if (unwritten := work.unwritten) and not job.active:
         st.warning(
             f"{unwritten} MLflow writes could not be made; they are kept on the server "
             "and written when the run store answers again."
