@@ -65,6 +65,6 @@ if config is not None:
     if not jobs and not any(summaries):
         st.info("Press **Run** to start one study per optimizer.")
     else:
-        search_view(config, storage)
+        search_view(config, storage, summaries)
         if not running:
             compare_button(config, summaries)

@@ -8,7 +8,7 @@ past search all show the same studies.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import optuna
 import pandas as pd
@@ -212,21 +212,30 @@ def _optuna_figures(
             )
 
 
-def search_view(config: SearchConfig, storage: StudyStorage) -> None:
+def search_view(config: SearchConfig, storage: StudyStorage, summaries: Sequence[StudySummary | None]) -> None:
     """Progress, the tuning budget, every trial against its lr, the best table and Optuna's own
-    figures; redraws itself while any of the search's workers is queued or running."""
+    figures; redraws itself while any of the search's workers is queued or running.
+
+    ``summaries``: the studies as the page read them in this run; each view reads the storage
+    again only when it redraws on its own.
+    """
+    def reader() -> Callable[[], Sequence[StudySummary | None]]:
+        first = [summaries]
+        return lambda: first.pop() if first else read_summaries(config, storage)
+
     # Trials take seconds: a redraw a second is live enough.
-    live(lambda: search_jobs(config), lambda jobs: _draw(config, storage, jobs), name="search", what="search worker",
+    read = reader()
+    live(lambda: search_jobs(config), lambda jobs: _draw(config, read(), jobs), name="search", what="search worker",
          least=MIN_POLL_S)
     # Optuna's figures in a view of their own, under their study picker: a widget inside a
     # fragment that reruns on a timer is one more way for a second tab to lose its state.
     study = _study_picker(config)
-    live(lambda: search_jobs(config), lambda jobs: _optuna_figures(config, read_summaries(config, storage), storage, study),
+    read_again = reader()
+    live(lambda: search_jobs(config), lambda jobs: _optuna_figures(config, read_again(), storage, study),
          name="search.optuna", what="search worker", least=MIN_POLL_S, primary=False)
 
 
-def _draw(config: SearchConfig, storage: StudyStorage, jobs: Sequence[Job]) -> None:
-    summaries = read_summaries(config, storage)
+def _draw(config: SearchConfig, summaries: Sequence[StudySummary | None], jobs: Sequence[Job]) -> None:
     finished = sum(min(s.finished, s.n_trials) for s in summaries if s is not None)
     total = sum(s.n_trials if s is not None else config.n_trials for s in summaries)
     st.progress(min(1.0, finished / max(1, total)), text=_progress_text(config, summaries, any(j.active for j in jobs)))
