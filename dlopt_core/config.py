@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
+from types import NoneType
 from typing import Any, ClassVar, Literal, Self, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -70,6 +71,15 @@ class Flat(Frozen):
     :meth:`to_dict` and :meth:`from_dict` are the generic :func:`flatten` / :func:`unflatten`,
     so a new field reaches every place that carries its config with no edit outside its class.
     """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_word(cls, values: Any) -> Any:
+        # flatten writes "none" for a None whose field is set by default (left out, it would read
+        # back as the default): a URL, MLflow params and the CLI give it back as text.
+        if isinstance(values, dict):
+            return {k: None if v == NONE and _none_written(cls, k) else v for k, v in values.items()}
+        return values
 
     def to_dict(self) -> dict[str, Any]:
         """Flat keys (:func:`flatten`), exactly what MLflow logs as params."""
@@ -390,6 +400,10 @@ def check_distinct(optimizers: tuple[OptimizerConfig, ...]) -> None:
         raise ValueError(f"optimizers: {twice!r} appears twice; change its lr or a hyperparameter")
 
 
+# How flatten writes a None whose field is set by default; batch_size's reads as what it means.
+NONE = "none"
+_NONE_WORDS = {"batch_size": "full"}
+
 # Flat names that differ from the field name: "dataset" reads better in MLflow and URLs, and
 # a list of optimizer specs repeats one query key.
 _FLAT_NAMES = {"data": "dataset", "optimizers": "optimizer"}
@@ -421,12 +435,16 @@ def param_text(value: Any) -> str:
 def flatten(cfg: Frozen) -> dict[str, Any]:
     """Flat dotted keys for MLflow params, URLs and the CLI; :func:`unflatten` reads them back.
 
-    Unset optional values (``None``) are left out, and a registry choice brings only its own
+    Unset optional values (``None``) are left out (written ``none`` where the field is set by
+    default, ``full`` for ``batch_size``), and a registry choice brings only its own
     hyperparameters, so every key applies to the run.
     """
     out: dict[str, Any] = {}
     for field in type(cfg).model_fields:
         value, key = getattr(cfg, field), _FLAT_NAMES.get(field, field)
+        if value is None and _none_written(type(cfg), field):
+            out[key] = _NONE_WORDS.get(field, NONE)
+            continue
         if value is None or value == ():
             continue
         if isinstance(value, NamedWithParams):
@@ -438,35 +456,45 @@ def flatten(cfg: Frozen) -> dict[str, Any]:
             out[key] = [v.to_spec() for v in value]
         else:
             out[key] = value_text(value) if isinstance(value, tuple) else value
-    if "batch_size" in type(cfg).model_fields and getattr(cfg, "batch_size") is None:
-        out["batch_size"] = "full"
     return out
+
+
+def _none_written(cls: type[Frozen], field: str) -> bool:
+    """Whether :func:`flatten` writes ``field``'s None as a word: it may be None and is not by default."""
+    info = cls.model_fields.get(field)
+    return info is not None and not info.is_required() and info.get_default(call_default_factory=True) is not None and (
+        NoneType in get_args(info.annotation)
+    )
 
 
 _M = TypeVar("_M", bound=Frozen)
 
 
 def unflatten(cls: type[_M], flat: Mapping[str, Any]) -> _M:
-    """Build ``cls`` from :func:`flatten`'s keys (values may be strings); defaults fill the rest."""
+    """Build ``cls`` from :func:`flatten`'s keys (values may be strings, or a list of one where a
+    URL repeats the key); defaults fill the rest."""
     values: dict[str, Any] = {}
     for field, info in cls.model_fields.items():
         key = _FLAT_NAMES.get(field, field)
-        kind = _named_type(info.annotation)
+        kind, given = _named_type(info.annotation), flat.get(key)
         if kind is not None and get_origin(info.annotation) is tuple:
-            specs = flat.get(key, [])
             # A string holds one spec, or several separated by spaces (see param_text).
-            specs = specs.split() if isinstance(specs, str) else list(specs)
+            specs = given.split() if isinstance(given, str) else list(given or [])
             values[field] = tuple(kind.parse(s) for s in specs)
-        elif kind is not None:
+            continue
+        # A URL holds a key that lists registry specs (``optimizer``) as a list, one value too.
+        if isinstance(given, list) and len(given) == 1:
+            given = given[0]
+        if kind is not None:
             sub = {k.removeprefix(f"{key}."): v for k, v in flat.items() if k.startswith(f"{key}.")}
-            if flat.get(key) in (None, "") and not sub:
+            if given in (None, "") and not sub:
                 continue
             named: dict[str, Any] = {f: sub.pop(f) for f in kind.extra_fields() if f in sub}
-            if flat.get(key) not in (None, ""):
-                named["name"] = flat[key]
+            if given not in (None, ""):
+                named["name"] = given
             values[field] = {**named, "params": sub}
-        elif flat.get(key) not in (None, ""):
-            values[field] = flat[key]
+        elif given not in (None, ""):
+            values[field] = given
     return cls.make(**values)
 
 

@@ -72,7 +72,7 @@ def build_config(args: argparse.Namespace) -> CompressionConfig:
 def argv(config: CompressionConfig) -> list[str]:
     """The flags after ``compress`` that describe ``config`` (:func:`build_config` gives it back), less
     ``baseline_run``: the command line names weights by their file."""
-    return [*config_argv(config, skip=_BY_HAND), *(["--no-sensitivity"] if config.sensitivity_sparsity is None else [])]
+    return config_argv(config, skip=_BY_HAND)
 
 
 class _Progress(Observer):

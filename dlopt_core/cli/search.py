@@ -83,7 +83,7 @@ def build_config(args: argparse.Namespace) -> StudyConfig:
 
 def argv(config: StudyConfig) -> list[str]:
     """The flags after ``search`` that describe ``config`` (:func:`build_config` gives it back)."""
-    return [*config_argv(config, skip=_BOUNDS), "--lr-range", f"{config.lr_min!r}:{config.lr_max!r}"]
+    return [*config_argv(config, skip=_BOUNDS, always=("optimizer",)), "--lr-range", f"{config.lr_min!r}:{config.lr_max!r}"]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -88,9 +88,12 @@ class LRRangeConfig(TrainingSetup):
             raise ValueError(
                 f"lr_max: must be at least 10x lr_min (a range test spans decades), got {self.lr_min:g} to {self.lr_max:g}"
             )
-        # The test sets every lr: the one a spec carries must not make two equal tests differ.
+        # The test sets every lr: the one a spec carries must not make two equal tests differ,
+        # nor the setup's epochs and schedule (left out of its flat keys, they read back as defaults).
         spec = get_optimizer(self.optimizer.name)
         object.__setattr__(self, "optimizer", self.optimizer.model_copy(update={"lr": spec.default_lr}))
+        for unused in ("epochs", "schedule"):
+            object.__setattr__(self, unused, TrainingSetup.model_fields[unused].get_default(call_default_factory=True))
         check_optimizer_fits(self.optimizer, batch_size=self.run_batch_size, precision=self.precision)
         return self
 
