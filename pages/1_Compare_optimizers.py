@@ -5,7 +5,6 @@ import streamlit as st
 from dlopt_core.config import ConfigError
 from dlopt_core.plots import X_LABELS, lr_schedule_data, lr_schedule_figure
 from dlopt_core.catalog.schedules import get_schedule
-from dlopt_core.catalog.datasets import split_sizes
 from ui import compare_form as form
 from ui.compare_view import comparison_view, start_comparison
 from ui.kit import find, run_row
@@ -44,11 +43,10 @@ form.BINDING.sync(config, x=x_axis, log_y=log_y, band=band)
 if config is not None:
     job = find(config.key())
     run_row([job] if job else [], lambda: start_comparison(config), on_start=lambda: form.BINDING.remember(config))
-    n_train, _ = split_sizes(config.data.name, dict(config.data.options), config.data.val_fraction)
     note = None
     if get_schedule(config.schedule.name).depends_on_validation:
         note = "learning-rate schedule (drops happen when validation loss stalls)"
-    planned = lr_schedule_data(config, n_train)
+    planned = lr_schedule_data(config)
     if job is None:
         st.plotly_chart(lr_schedule_figure(planned, note=note), width="stretch", key="lr_schedule_chart")
         st.info("Press **Run** to train. The planned learning rates are drawn above.")

@@ -185,3 +185,16 @@ def test_a_diverging_regression_does_not_flatten_the_r2_panel() -> None:
     assert min(sgd.y) == -1.0  # clipped to the floor
     marks = next(t for t in fig.data if t.xaxis == "x3" and t.name == "SGD lr=0.015 off the scale")
     assert list(marks.text) == ["-50", "-2.8e+06"] and set(marks.marker.symbol) == {"triangle-down"}
+
+
+def test_the_planned_schedule_is_laid_over_the_rows_a_reduction_keeps() -> None:
+    from dlopt_core.engine.loop import run_budget
+
+    def planned_steps(**reduce: object) -> int:
+        cfg = ComparisonConfig.make(optimizers=(OptimizerConfig.parse("sgd:lr=0.1"),), epochs=2, **reduce)
+        (curve,) = lr_schedule_data(cfg)
+        assert len(curve.lr) == run_budget(cfg.runs()[0]).total_steps
+        return len(curve.lr)
+
+    full = planned_steps()
+    assert planned_steps(reduce={"name": "subsample", "params": {"fraction": 0.5}}) < 0.6 * full

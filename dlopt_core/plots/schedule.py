@@ -10,6 +10,8 @@ from dlopt_core.catalog.schedules import lr_curve
 from dlopt_core.config import ComparisonConfig
 from dlopt_core.experiments.compare import Comparison
 from dlopt_core.plots.style import PALETTE, stride
+from dlopt_core.engine.budget import step_budget
+from dlopt_core.engine.loop import run_budget
 
 
 @dataclass(frozen=True)
@@ -22,13 +24,12 @@ class LRCurve:
     lr: list[float]
 
 
-def lr_schedule_data(config: ComparisonConfig, n_train: int) -> list[LRCurve]:
-    """Each optimizer's lr over the whole budget, before anything trains."""
-    from dlopt_core.engine.budget import step_budget
-
+def lr_schedule_data(config: ComparisonConfig, n_train: int | None = None) -> list[LRCurve]:
+    """Each optimizer's lr over the whole budget, before anything trains; ``n_train``: a training
+    set size to lay it over instead of each run's own (rows after its reduction)."""
     curves = []
     for i, run_cfg in enumerate(config.runs()[:: len(config.seeds)]):
-        budget = step_budget(run_cfg, n_train).schedule
+        budget = (run_budget(run_cfg) if n_train is None else step_budget(run_cfg, n_train)).schedule
         per_epoch = budget.steps_per_epoch
         # The figure needs ~500 points, not every step of a long run.
         steps = stride(budget.total_steps, 500)
