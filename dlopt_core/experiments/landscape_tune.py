@@ -7,12 +7,10 @@ is counted in the sidebar and can be stopped; each optimizer's search reports as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from dlopt_core.config import config_hash
-from dlopt_core.engine.records import Status
 from dlopt_core.experiments.landscape import LandscapeConfig, LrSearch, search_lr
-from dlopt_core.runner.work import Control, Emit
+from dlopt_core.runner.work import ConfigWork, Control, Emit
 
 
 def tune_key(config: LandscapeConfig) -> str:
@@ -28,27 +26,20 @@ class LrFound:
     search: LrSearch
 
 
-class LandscapeTuneWork:
+class LandscapeTuneWork(ConfigWork):
     """:func:`search_lr` for each optimizer of a landscape, one after the other.
 
     ``found`` maps an optimizer's index in ``config.optimizers`` to its search, filled as each
-    ends. It logs nothing to MLflow (``tracking_errors`` and ``unwritten`` stay empty).
+    ends. It logs nothing to MLflow.
     """
 
+    config: LandscapeConfig
+
     def __init__(self, config: LandscapeConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.key = tune_key(config)
         self.label = f"tune landscape lrs {self.key.removeprefix('landscape-tune-')}"
         self.found: dict[int, LrSearch] = {}
-        self.status = Status.PENDING
-        self.tracking_errors: list[str] = []
-        self.unwritten = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"])  # type: ignore[misc]
 
     @property
     def progress(self) -> float:
@@ -69,6 +60,3 @@ class LandscapeTuneWork:
         match event:
             case LrFound(index, search):
                 self.found[index] = search
-
-    def finish(self, status: Status) -> None:
-        self.status = status

@@ -34,10 +34,9 @@ from dlopt_core.config import (
 )
 from dlopt_core.device import use_determinism
 from dlopt_core.engine.loop import augmented, load_run_data
-from dlopt_core.engine.records import Status
 from dlopt_core.engine.step import StepHooks, build_step
 from dlopt_core.experiments.events import Elapsed
-from dlopt_core.runner.work import Control, Emit
+from dlopt_core.runner.work import ConfigWork, Control, Emit
 
 __all__ = [
     "SUGGESTIONS", "SUGGESTION_LABELS", "LRRangeConfig", "LRRangeCurve", "LRRangePoint", "LRRangeResult",
@@ -400,25 +399,19 @@ class CurveMade:
     curve: LRRangeCurve
 
 
-class LRRangeWork:
+class LRRangeWork(ConfigWork):
     """A range test as background work (:mod:`dlopt_core.runner`): each seed's curve reports as
     it ends, so a page draws the seeds done so far; Stop ends it between steps. It logs nothing
-    to MLflow (``tracking_errors`` and ``unwritten`` stay empty, as every work has them)."""
+    to MLflow."""
+
+    config: LRRangeConfig
 
     def __init__(self, config: LRRangeConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.key = range_key(config)
         self.label = f"LR range test of {config.optimizer.label}"
         self.curves: list[LRRangeCurve] = []
         self.elapsed_s = 0.0
-        self.tracking_errors: list[str] = []
-        self.unwritten = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"])  # type: ignore[misc]
 
     @property
     def progress(self) -> float:
@@ -443,6 +436,3 @@ class LRRangeWork:
                 self.curves.append(curve)
             case Elapsed(seconds):
                 self.elapsed_s = seconds
-
-    def finish(self, status: Status) -> None:
-        """Nothing to settle: the curves that arrived are the result."""

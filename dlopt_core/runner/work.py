@@ -44,6 +44,29 @@ class Work(Protocol):
         """The job ended with ``status`` (in the server); settle whatever did not report."""
 
 
+class ConfigWork:
+    """A work made from its config alone, that logs nothing to a tracking store: it travels to
+    the worker as the config (the worker rebuilds it), and nothing is left to settle at the end.
+    A subclass sets ``key`` and ``label`` and its live state in ``__init__(config)``."""
+
+    key: str
+    label: str
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.tracking_errors: list[str] = []
+        self.unwritten = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
+
+    def finish(self, status: Status) -> None:
+        """Nothing to settle: what arrived is the result."""
+
+
 _ids = itertools.count(1)
 
 
