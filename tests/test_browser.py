@@ -1,7 +1,5 @@
 """A real `streamlit run` server driven through Debian's Chromium."""
 
-import time
-
 import pytest
 
 from browser import CURVE_NAMES_JS, compare_url, run_and_time_first_point
@@ -15,8 +13,12 @@ def test_compare_two_optimizers_shows_a_live_chart_with_both(app_server: str, br
     seconds, names = run_and_time_first_point(page, url)
     assert set(names) <= {"SGD lr=0.1", "Adam lr=0.001"} and names
     page.get_by_text("finished: 100%").wait_for(timeout=120_000)
-    time.sleep(0.5)
-    final = page.evaluate(CURVE_NAMES_JS)[0]
+    # Waited for, not slept for: the chart is redrawn as the last points arrive.
+    final = page.wait_for_function(
+        f"""() => {{ const c = ({CURVE_NAMES_JS})()[0] || [];
+                    return c.includes('SGD lr=0.1') && c.includes('Adam lr=0.001') && c; }}""",
+        timeout=60_000,
+    ).json_value()
     assert {"SGD lr=0.1", "Adam lr=0.001"} <= set(final)
     assert page.get_by_text("finished").count() >= 1
     page.close()

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from dlopt_core.config import ComparisonConfig, OptimizerConfig
 from dlopt_core.experiments.compare import Comparison
+from dlopt_core.experiments.observer import Observer
 from mlflow_server import MlflowServer
 from tracking import MlflowObserver, end_orphaned_runs, recover, replay_spool
 from tracking.reconcile import HOST_TAG, INTERRUPTED_TAG, INTERRUPTED_TEXT, PID_START_TAG, process_start, run_identity_tags
@@ -147,22 +148,16 @@ def _config(epochs: int) -> ComparisonConfig:
     )
 
 
-class _StopServerAt:
+class _StopServerAt(Observer):
     """Ends the server from the training thread once run 0 reaches ``step``: not time based."""
 
     def __init__(self, server: MlflowServer, step: int) -> None:
         self.server, self.step, self.stopped = server, step, False
 
-    def run_started(self, run) -> None: ...
-
     def record(self, run, rec) -> None:
         if not self.stopped and run.index == 0 and rec.step >= self.step:
             self.server.stop()
             self.stopped = True
-
-    def run_ended(self, run) -> None: ...
-
-    def comparison_ended(self, comparison) -> None: ...
 
 
 def test_writes_a_lost_server_missed_are_kept_and_replayed_when_it_is_back(
