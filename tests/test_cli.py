@@ -6,6 +6,7 @@ import sys
 
 from mlflow import MlflowClient
 
+from cli_inprocess import run_main
 from tracking.store import EXPERIMENT, settings
 
 
@@ -14,9 +15,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_help_lists_the_subcommands_and_options() -> None:
-    top = _cli("--help")
+    top = run_main("--help")
     assert top.returncode == 0 and "compare" in top.stdout and "list" in top.stdout
-    sub = _cli("compare", "--help")
+    sub = run_main("compare", "--help")
     for option in ("--dataset", "--optimizer", "--epochs", "--seeds", "--json", "--batch-size", "--schedule"):
         assert option in sub.stdout
 
@@ -40,20 +41,20 @@ def test_compare_prints_json_and_logs_every_run() -> None:
 
 
 def test_compare_prints_a_table_and_reports_divergence() -> None:
-    out = _cli("compare", "--optimizer", "sgd:lr=1e6", "--optimizer", "adam", "--epochs", "1", "--no-track")
+    out = run_main("compare", "--optimizer", "sgd:lr=1e6", "--optimizer", "adam", "--epochs", "1", "--no-track")
     assert out.returncode == 0, out.stderr
     assert "diverged at step" in out.stdout and "finished" in out.stdout
 
 
 def test_bad_input_is_one_clear_line_and_exit_status_2() -> None:
-    out = _cli("compare", "--optimizer", "sgd:lr=-1", "--no-track")
+    out = run_main("compare", "--optimizer", "sgd:lr=-1", "--no-track")
     assert out.returncode == 2 and out.stderr.strip() == "error: optimizer.lr: must be a finite number > 0 and <= 1e9, got -1.0"
-    out = _cli("compare", "--optimizer", "adam", "--dataset", "imagenet", "--no-track")
+    out = run_main("compare", "--optimizer", "adam", "--dataset", "imagenet", "--no-track")
     assert out.returncode == 2 and "unknown name 'imagenet'" in out.stderr
 
 
 def test_landscape_prints_every_trajectory_as_json() -> None:
-    out = _cli(
+    out = run_main(
         "landscape", "--function", "rosenbrock", "--start=-1.5,2", "--optimizer", "adam:lr=0.05",
         "--optimizer", "sgd:lr=0.001", "--steps", "300", "--json",
     )
@@ -67,7 +68,7 @@ def test_landscape_prints_every_trajectory_as_json() -> None:
 
 
 def test_landscape_table_and_bad_start() -> None:
-    out = _cli("landscape", "--function", "saddle", "--optimizer", "adam:lr=0.1", "--steps", "200")
+    out = run_main("landscape", "--function", "saddle", "--optimizer", "adam:lr=0.1", "--steps", "200")
     assert out.returncode == 0 and "left the window at step" in out.stdout
-    out = _cli("landscape", "--optimizer", "adam", "--start=9,9")
+    out = run_main("landscape", "--optimizer", "adam", "--start=9,9")
     assert out.returncode == 2 and "outside Rosenbrock's window" in out.stderr

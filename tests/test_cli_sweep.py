@@ -7,6 +7,7 @@ import sys
 
 from mlflow import MlflowClient
 
+from cli_inprocess import run_main
 from tracking.store import settings
 
 
@@ -49,31 +50,31 @@ def test_sweep_prints_every_point_and_the_best_lr_and_nests_the_runs_under_one_p
 
 
 def test_sweep_table_names_the_best_lr_and_warns_on_the_edge() -> None:
-    out = _cli("sweep", "--dataset", "wine", "--optimizer", "adam", "--lr-range", "1e-5:1e-4", "--points", "3",
+    out = run_main("sweep", "--dataset", "wine", "--optimizer", "adam", "--lr-range", "1e-5:1e-4", "--points", "3",
                "--seeds", "0", "--epochs", "2", "--no-track")
     assert out.returncode == 0, out.stderr
     assert "best lr for Adam: 0.0001" in out.stdout and "on the edge of the range" in out.stdout
 
 
 def test_bad_sweep_input_is_one_clear_line() -> None:
-    out = _cli("sweep", "--optimizer", "adam", "--lr-range", "1:0.1", "--no-track")
+    out = run_main("sweep", "--optimizer", "adam", "--lr-range", "1:0.1", "--no-track")
     assert out.returncode == 2 and "lr_min: must be below lr_max" in out.stderr
-    out = _cli("sweep", "--optimizer", "adam", "--lr-range", "fast", "--no-track")
+    out = run_main("sweep", "--optimizer", "adam", "--lr-range", "fast", "--no-track")
     assert out.returncode == 2 and "LOW:HIGH" in out.stderr
     four = [a for n in ("adam", "sgd", "rmsprop", "adamw") for a in ("--optimizer", n)]
-    out = _cli("sweep", *four, "--points", "64", "--seeds", "0,1,2,3,4,5,6,7,8", "--no-track")  # 2,304 runs
+    out = run_main("sweep", *four, "--points", "64", "--seeds", "0,1,2,3,4,5,6,7,8", "--no-track")  # 2,304 runs
     assert out.returncode == 2 and "more than 2048" in out.stderr
 
 
 def test_compare_engines_give_the_same_curves_and_say_which_trained_each_run() -> None:
     common = ("compare", "--dataset", "wine", "--optimizer", "sgd", "--optimizer", "adam", "--optimizer", "lbfgs",
               "--epochs", "3", "--json", "--no-track")
-    batched = json.loads(_cli(*common, "--engine", "auto").stdout)
-    sequential = json.loads(_cli(*common, "--engine", "sequential").stdout)
+    batched = json.loads(run_main(*common, "--engine", "auto").stdout)
+    sequential = json.loads(run_main(*common, "--engine", "sequential").stdout)
     assert [r["engine"] for r in batched["runs"]] == ["batched", "batched", "sequential"]
     assert [r["engine"] for r in sequential["runs"]] == ["sequential"] * 3
     for a, b in zip(batched["runs"], sequential["runs"]):
         for ea, eb in zip(a["evaluations"], b["evaluations"]):
             assert math.isclose(ea["val_loss"], eb["val_loss"], rel_tol=1e-4)
     assert batched["elapsed_s"] > 0 and sequential["elapsed_s"] > 0
-    assert "--engine" in _cli("compare", "--help").stdout and "--lr-range" in _cli("sweep", "--help").stdout
+    assert "--engine" in run_main("compare", "--help").stdout and "--lr-range" in run_main("sweep", "--help").stdout

@@ -29,6 +29,7 @@ from dlopt_core.experiments.lr_range import (
     valley_lr,
 )
 from dlopt_core.plots import lr_range_data, lr_range_figure
+from cli_inprocess import run_main
 
 
 def _config(name: str = "sgd", **options: object) -> LRRangeConfig:
@@ -259,15 +260,15 @@ def test_cli_prints_the_suggestions_and_every_curve_as_json() -> None:
 
 
 def test_cli_text_summary_help_and_bad_input() -> None:
-    out = _cli("lr-range", "--optimizer", "adam", "--seeds", "0,1", "--steps", "80", "--lr-min", "1e-6", "--lr-max", "1")
+    out = run_main("lr-range", "--optimizer", "adam", "--seeds", "0,1", "--steps", "80", "--lr-min", "1e-6", "--lr-max", "1")
     assert out.returncode == 0, out.stderr
     assert "LR range test of Adam on digits (mlp): 80 steps from lr 1e-06 to 1, seeds 0,1" in out.stdout
     for label in ("steepest slope", "valley", "minimum / 10", "seed 0:", "seed 1:"):
         assert label in out.stdout
-    bad = _cli("lr-range", "--optimizer", "sgd", "--lr-min", "1", "--lr-max", "0.1")
+    bad = run_main("lr-range", "--optimizer", "sgd", "--lr-min", "1", "--lr-max", "0.1")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: lr_min: must be below lr_max, got 1 >= 0.1"
-    assert _cli("lr-range", "--optimizer", "nosuch").returncode == 2
-    usage = _cli("lr-range", "--help").stdout
+    assert run_main("lr-range", "--optimizer", "nosuch").returncode == 2
+    usage = run_main("lr-range", "--help").stdout
     for option in ("--optimizer", "--seeds", "--steps", "--lr-min", "--lr-max", "--json", "--batch-size"):
         assert option in usage
     assert "--epochs" not in usage and "--schedule" not in usage  # the test sets every rate itself
