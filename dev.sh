@@ -63,7 +63,11 @@ case "${1:-}" in
     need_chromium
     need_postgres
     setup
-    exec "$VENV/bin/python" -m pytest "$@"
+    # Two pytest workers (pytest-xdist): one keeps both cores busy while the other waits on a
+    # browser, a server or a subprocess. Each worker has its own app server, Chromium and
+    # PostgreSQL (session fixtures); an xdist_group keeps a module's shared servers on one.
+    # DLOPT_TEST_WORKERS=0 runs in this process; options after `test` still win (-n 0).
+    exec "$VENV/bin/python" -m pytest -n "${DLOPT_TEST_WORKERS:-2}" --dist loadgroup "$@"
     ;;
   bench)
     shift

@@ -31,6 +31,9 @@ from team_topology import (
 
 SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 ENV_EXAMPLE = COMPOSE.parent / "env.example"
+# Under pytest-xdist (./dev.sh test) the whole module runs on one worker: its PostgreSQL roles,
+# MLflow server and app (the module's ``team`` fixture) are made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("team-topology")
 # What deploy/.env holds on a real server (see deploy/env.example).
 SECRETS = {
     "POSTGRES_PASSWORD": "pg0topology0secret",
