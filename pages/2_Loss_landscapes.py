@@ -42,11 +42,8 @@ if config is not None:
         log_pressed = st.button("Log to MLflow", icon=":material/save:")
         surface_3d = st.toggle("3-D surface", key=f"{form.PREFIX}.surface3d")
     searches = {opt.label: found for opt in config.optimizers if (found := form.search_of(config, opt)) is not None}
-    if tuned:
-        st.success("Learning rates tuned: the boxes above hold the best ones found (3 significant digits).")
-        for label, found in searches.items():
-            if found.edge is not None or not found.finished:
-                st.warning(f"{label}: {form.search_text(found)}.")
+    if tuned is not None:
+        form.tuned_note(tuned, searches)
     if tune_pressed:
         form.tune(config, boxes)
         st.rerun()  # the sidebar counts the job; its progress shows below

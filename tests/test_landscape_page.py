@@ -1,6 +1,7 @@
 """The Loss landscapes page's tuning, as a person sees it: values, flags, notes."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -51,15 +52,10 @@ def test_a_tuned_lr_shows_three_significant_digits_in_the_box_legend_table_and_u
     ],
 )
 def test_a_best_lr_on_an_end_of_the_range_is_flagged_in_the_message_and_the_table(
-    found: LrSearch, message: str, cell: str
+    found: LrSearch, message: str, cell: str, tmp_path: Path
 ) -> None:
     query = {"steps": "20", "optimizer": ["adam:lr=0.001", "sgd:lr=0.001"]}
-    config = LandscapeConfig.from_dict(with_defaults(query, ui.landscape_form.DEFAULT))
-    # A tuning of this very config that ended in this server before the page opened: the page
-    # puts its lrs in the boxes (as after a reload) and flags every edge.
-    assert registry().submit(KnownTune(config, found)).wait(60)
-    at = _landscapes(query)
-    assert not at.exception
+    at = _known_tuning(query, tmp_path, given=found)
     assert [w.value for w in at.warning] == [
         f"Adam lr={lr_label(found.lr)}: {ui.landscape_form.search_text(found)}.",
         f"SGD lr={lr_label(found.lr)}: {ui.landscape_form.search_text(found)}.",
@@ -81,3 +77,43 @@ def test_each_chart_has_a_what_to_look_for_note(name: str) -> None:
     at.toggle(key="landscape.surface3d").set_value(True).run()
     notes = [c.value for c in at.caption if c.value.startswith("**What to look for:**")]
     assert not at.exception and len(notes) == 3 and "Drag to turn it" in notes[0]
+
+
+def _known_tuning(query: dict, folder: Path, *, owner: str | None = None, **known: Any) -> AppTest:
+    """The page opened while a tuning of its config runs (its searches come out as ``known`` says),
+    then redrawn once that tuning ended."""
+    config = LandscapeConfig.from_dict(with_defaults(query, ui.landscape_form.DEFAULT))
+    go = folder / "go"
+    job = registry().submit(KnownTune(config, hold=str(go), **known), owner=owner)
+    at = _landscapes(query)
+    assert not at.exception and job.active
+    go.touch()
+    assert job.wait(60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_another_browsers_tuning_leaves_this_browsers_boxes_and_link_alone(tmp_path: Path) -> None:
+    query = {"steps": "30", "optimizer": ["adam:lr=0.002"]}
+    at = _known_tuning(query, tmp_path, owner="another browser", given=LrSearch(0.5, 1e-6, 1.0, 0.1))
+    assert not at.success and not at.warning
+    assert next(n.value for n in at.number_input if n.label == "learning rate") == 0.002
+    assert at.query_params["optimizer"] in ("adam:lr=0.002", ["adam:lr=0.002"])
+
+
+def test_a_tuning_that_ended_before_the_page_opened_changes_nothing() -> None:
+    query = {"steps": "30", "optimizer": ["adam:lr=0.002"]}
+    config = LandscapeConfig.from_dict(with_defaults(query, ui.landscape_form.DEFAULT))
+    assert registry().submit(KnownTune(config, LrSearch(0.5, 1e-6, 1.0, 0.1))).wait(60)
+    at = _landscapes(query)
+    assert not at.exception and not at.success and not at.warning
+    assert next(n.value for n in at.number_input if n.label == "learning rate") == 0.002
+
+
+def test_a_tuning_stopped_part_way_says_how_far_it_got(tmp_path: Path) -> None:
+    query = {"steps": "30", "optimizer": ["adam:lr=0.002", "sgd:lr=0.003"]}
+    at = _known_tuning(query, tmp_path, given=LrSearch(0.05, 1e-6, 1.0, 0.1), reached=1)
+    assert not at.success
+    assert any("after 1 of 2 optimizers" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert [n.value for n in at.number_input if n.label == "learning rate"][:2] == [0.05, 0.003]

@@ -61,16 +61,20 @@ class Stubborn(Counting):
 class KnownTune(LandscapeTuneWork):
     """A landscape tuning whose every search came out as ``given`` (to show how a page flags it)."""
 
-    def __init__(self, config: Any, given: Any = None) -> None:
+    def __init__(self, config: Any, given: Any = None, reached: int | None = None, hold: str = "") -> None:
         super().__init__(config)
         self.given = given
+        self.reached = len(config.optimizers) if reached is None else reached  # as if stopped there
+        self.hold = hold  # a file: the work runs until it exists, so a page can open it running
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "given": self.given}
+        return {"config": self.config, "given": self.given, "reached": self.reached, "hold": self.hold}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"], state["given"])  # type: ignore[misc]
+        self.__init__(**state)  # type: ignore[misc]
 
     def run(self, emit: Any, control: Any) -> None:
-        for index in range(len(self.config.optimizers)):
+        while self.hold and not os.path.exists(self.hold) and not control.should_stop():
+            time.sleep(0.01)
+        for index in range(self.reached):
             emit(LrFound(index, self.given), urgent=True)

@@ -16,6 +16,7 @@ from dlopt_core.plots import lr_text
 from ui.optimizer_slots import lr_key, optimizer_slots, set_slots
 from ui.binding import Binding
 from ui.kit import attach_or_start, find, live_job, problems, progress
+from ui.status import browser_id
 from ui.widgets import param_input, seed_state
 
 PREFIX = "landscape"
@@ -28,8 +29,7 @@ DEFAULT = LandscapeConfig.make(
     ),
     steps=300,
 )
-_TUNING = f"{PREFIX}._tuning"  # (tuning job key, the lr box of each optimizer) this session waits on
-_APPLIED = f"{PREFIX}._applied"  # the tuning jobs whose lrs this session put in the boxes
+_TUNING = f"{PREFIX}._tuning"  # (tuning job id, its key, the lr box of each optimizer) this session waits on
 _SEARCHES = f"{PREFIX}._searches"  # (problem, optimizer spec after tuning) -> its LrSearch
 
 
@@ -81,27 +81,37 @@ def apply_clicked_start() -> None:
         st.session_state[f"{PREFIX}.start_x"], st.session_state[f"{PREFIX}.start_y"] = start
 
 
-def apply_tuned() -> dict[str, float]:
+def apply_tuned() -> Job | None:
     """Write the learning rates of a tuning job that ended into the boxes (before they are drawn);
-    :func:`tuning` names the job and the boxes. Returns what was written."""
+    :func:`tuning` names the job and the boxes. Returns the job whose rates were written."""
     waiting = st.session_state.get(_TUNING)
-    if waiting is None or (job := find(waiting[0])) is None or job.active:
-        return {}
+    if waiting is None or (job := find(waiting[1])) is None or job.id != waiting[0] or job.active:
+        return None
     del st.session_state[_TUNING]
-    applied = st.session_state.setdefault(_APPLIED, set())
-    if job.id in applied:
-        return {}
-    applied.add(job.id)
     problems(job, what="lr tuning")
     work: LandscapeTuneWork = job.work  # type: ignore[assignment]
     tuned, searches = {}, dict(st.session_state.get(_SEARCHES, {}))
     for index, found in sorted(work.found.items()):
         opt = work.config.optimizers[index]
-        tuned[waiting[1][index]] = found.lr
+        tuned[waiting[2][index]] = found.lr
         searches[_problem(work.config), opt.model_copy(update={"lr": found.lr}).to_spec()] = found
     st.session_state.update(tuned)
     st.session_state[_SEARCHES] = searches
-    return tuned
+    return job
+
+
+def tuned_note(job: Job, searches: dict[str, LrSearch]) -> None:
+    """How the tuning that just filled the boxes went, and every best lr on an edge of its range."""
+    work: LandscapeTuneWork = job.work  # type: ignore[assignment]
+    done, n = len(work.found), len(work.config.optimizers)
+    if done == n:
+        st.success("Learning rates tuned: the boxes above hold the best ones found (3 significant digits).")
+    elif done:
+        st.warning(f"Tuning {job.status} after {done} of {n} optimizers: their boxes hold the best rates "
+                   "found, the others keep theirs.")
+    for label, found in searches.items():
+        if found.edge is not None or not found.finished:
+            st.warning(f"{label}: {search_text(found)}.")
 
 
 def _reset_start() -> None:
@@ -151,20 +161,28 @@ def build_config(setup: dict[str, Any], boxes: list[dict[str, Any]]) -> Landscap
 
 
 def tuning(config: LandscapeConfig, boxes: list[dict[str, Any]]) -> Job | None:
-    """The job tuning this config's learning rates, if one ran here and this session has not put
-    its results in the boxes yet (:func:`apply_tuned` then waits for it, after a reload too)."""
+    """The job this browser started to tune this config's learning rates, while it runs or until
+    this session has put its rates in the boxes (:func:`apply_tuned`; after a reload too).
+
+    Another browser's tuning is its own, and one that ended before this session saw it is old:
+    neither changes this session's boxes or link.
+    """
     job = find(tune_key(config))
-    if job is None or job.id in st.session_state.get(_APPLIED, set()):
+    if job is None or not job.steerable_by(browser_id()):
+        return None
+    waiting = st.session_state.get(_TUNING)
+    if not job.active and (waiting is None or waiting[0] != job.id):
         return None
     keys = [lr_key(PREFIX, box["uid"], opt.name) for opt, box in zip(config.optimizers, boxes)]
-    st.session_state[_TUNING] = (job.key, keys)
+    st.session_state[_TUNING] = (job.id, job.key, keys)
     return job
 
 
 def tune(config: LandscapeConfig, boxes: list[dict[str, Any]]) -> None:
     """Start tuning each optimizer's lr with Optuna in the background (or attach to it)."""
-    attach_or_start(tune_key(config), lambda: LandscapeTuneWork(config))
-    tuning(config, boxes)
+    job = attach_or_start(tune_key(config), lambda: LandscapeTuneWork(config))
+    keys = [lr_key(PREFIX, box["uid"], opt.name) for opt, box in zip(config.optimizers, boxes)]
+    st.session_state[_TUNING] = (job.id, job.key, keys)
 
 
 def tuning_view(job: Job) -> None:
