@@ -117,3 +117,11 @@ def test_a_tuning_stopped_part_way_says_how_far_it_got(tmp_path: Path) -> None:
     assert not at.success
     assert any("after 1 of 2 optimizers" in w.value for w in at.warning), [w.value for w in at.warning]
     assert [n.value for n in at.number_input if n.label == "learning rate"][:2] == [0.05, 0.003]
+
+
+def test_a_tuning_stopped_before_any_search_ended_says_so(tmp_path: Path) -> None:
+    query = {"steps": "30", "optimizer": ["adam:lr=0.002"]}
+    at = _known_tuning(query, tmp_path, given=LrSearch(0.05, 1e-6, 1.0, 0.1), reached=0)
+    assert not at.success and not at.warning
+    assert any("before any optimizer was tuned" in i.value for i in at.info), [i.value for i in at.info]
+    assert next(n.value for n in at.number_input if n.label == "learning rate") == 0.002

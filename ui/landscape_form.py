@@ -109,6 +109,8 @@ def tuned_note(job: Job, searches: dict[str, LrSearch]) -> None:
     elif done:
         st.warning(f"Tuning {job.status} after {done} of {n} optimizers: their boxes hold the best rates "
                    "found, the others keep theirs.")
+    else:
+        st.info(f"Tuning {job.status} before any optimizer was tuned: the boxes keep their rates.")
     for label, found in searches.items():
         if found.edge is not None or not found.finished:
             st.warning(f"{label}: {search_text(found)}.")
