@@ -35,6 +35,9 @@ PREFIX = "compare"
 # The setup's widgets from first to last drawn: if Streamlit dropped any one's state, the page
 # puts back its last settings, never a selectbox's first option.
 SETUP_PROBES = ("dataset", "model", "schedule", "epochs")
+# The Compare page's sidebar draws seeds and the engine last: a watching tab under load once kept
+# the four above and lost these and the optimizer boxes (a blank seeds box, lr 0, no engine).
+PAGE_PROBES = (*SETUP_PROBES, "seeds", "engine")
 
 
 def set_setup_state(prefix: str, cfg: TrainingSetup) -> None:
@@ -76,7 +79,7 @@ def set_state(cfg: ComparisonConfig) -> None:
 
 
 BINDING = Binding(
-    PREFIX, ComparisonConfig.from_dict, DEFAULT, set_state, probes=SETUP_PROBES, noun="comparison",
+    PREFIX, ComparisonConfig.from_dict, DEFAULT, set_state, probes=PAGE_PROBES, noun="comparison",
     views=(
         ViewKey("x", "view.x", ("epoch", "step", "grad_evals", "samples", "wall_time")),
         ViewKey("log_y", "view.log_y", (False, True)),
