@@ -177,3 +177,28 @@ def test_sigterm_cancels_the_running_trial_and_the_worker_exits_143() -> None:
     # cancelled, and no trial started after it.
     assert len(failed) == 1 and failed[0].user_attrs["cancelled"] is True
     assert failed[0].number == max(t.number for t in trials) >= running
+
+
+def test_a_worker_ended_before_it_reported_still_shows_the_study_from_the_storage() -> None:
+    """A worker ended hard (its process replaced after the Stop grace) sends no summary; the
+    page's mirror reads the study from the storage instead, marked stopped."""
+    config = StudyConfig.make(data={"name": "wine"}, epochs=1, optimizer={"name": "adam"}, n_trials=2, pruner="none")
+    done = StudyWork(config, worker=0, track=False)
+    jobs = JobRegistry(1, launcher="thread")
+    try:
+        assert jobs.submit(done).wait(240)
+    finally:
+        jobs.shutdown()
+    assert done.summary is not None and done.summary.finished == 2 and not done.summary.stopped
+
+    silent = StudyWork(config, worker=1, track=False)
+    silent.finish(Status.CANCELLED)
+    assert silent.summary is not None and silent.summary.stopped
+    assert silent.summary.finished == 2 and silent.summary.counts["running"] == 0
+
+    never_made = StudyWork(config.model_copy(update={"study_name": "never-made"}), worker=0, track=False)
+    never_made.finish(Status.CANCELLED)
+    assert never_made.summary is None
+    failed = StudyWork(config, worker=2, track=False)
+    failed.finish(Status.FAILED)
+    assert failed.summary is None  # a failure is not a stop: its error says what happened

@@ -28,8 +28,10 @@ from dlopt_core.runner.work import Job
 # Where stored results go travels with each job: a worker started earlier (or a test that
 # changed the environment since) must write where the submitting process would.
 ENV_KEYS = ("DLOPT_HOME", "MLFLOW_TRACKING_URI", "DLOPT_OPTUNA_STORAGE")
-# After Stop, a job that has not ended by then is ended hard (its process is replaced).
-HARD_STOP_SECONDS = 1.0
+# After Stop, a job that has not ended by then is ended hard (its process is replaced). Work
+# checks for Stop at every step; its wind-down (a study's last storage writes, which wait on
+# another worker's SQLite lock) took over 1 s on a loaded 2-core machine, so the grace is wider.
+HARD_STOP_SECONDS = 5.0
 # Records travel to the server in small batches: one message per step costs more than the step.
 EMIT_SECONDS = 0.05
 
@@ -280,7 +282,10 @@ def _worker_main(conn: Any, stop_event: Any) -> None:
     use_one_thread()
     from dlopt_core.runner.warm import warm_up_worker
 
-    warm_up_worker()
+    try:
+        warm_up_worker()
+    except _Interrupted:
+        return  # replaced before its first job (a Stop or a shutdown): nothing to unwind
     while True:
         try:
             message = conn.recv()

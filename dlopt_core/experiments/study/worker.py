@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.engine.records import Status
+from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.events import Relay, TrackingReport, TrialEnded, WorkerEnded
 from dlopt_core.experiments.observer import Observer, notify, tracking_observers
 from dlopt_core.experiments.study.config import StudyConfig
@@ -149,6 +150,13 @@ class StudyWork:
 
     def finish(self, status: Status) -> None:
         self.status = status
+        if self.summary is None and status is Status.CANCELLED:
+            # Ended hard, before it could report: the storage still knows the study.
+            try:
+                summary = study_summary(self.config.name, self.storage)
+            except (KeyError, ConfigError):  # stopped before the study was made
+                return
+            self.summary = dataclasses.replace(summary, stopped=True)
 
 
 def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:
