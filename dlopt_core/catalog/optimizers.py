@@ -7,7 +7,7 @@ tutorial it illustrates. Pages, the CLI, Optuna spaces and tests never switch on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,13 +65,72 @@ class OptimizerSpec:
         return device_type in self.fused_devices
 
     def build(
-        self, named_params: NamedParams, lr: float, hp: dict[str, Any], device: torch.device
+        self, named_params: NamedParams, lr: float, hp: dict[str, Any], device: torch.device,
+        *, groups: Sequence[ParamGroup] | None = None,
     ) -> Any:
-        """Return a ready optimizer whose groups remember their starting lr."""
+        """Return a ready optimizer whose groups remember their starting lr.
+
+        ``groups``: every parameter's :class:`ParamGroup` (by name). Parameters frozen for the
+        whole run are left out, so they get no optimizer state; the others train with their
+        group's lr multiplier (which the schedule keeps: it scales ``initial_lr``).
+        """
+        if groups is not None:
+            named_params = _grouped(named_params, groups)
         opt = self.factory(named_params, lr, hp, self.fused_on(device.type))
+        if groups is not None:
+            _split_by_group(opt, named_params, groups)
         for group in opt.param_groups:
             group.setdefault("initial_lr", group["lr"])
         return opt
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """Parameters (by name) that share an lr multiplier and when they start to train.
+
+    One mechanism for transfer learning: layer-wise lr decay is a multiplier per layer, a
+    frozen backbone a group with ``trainable_from=None``, gradual unfreezing a later epoch.
+    The loop sets ``requires_grad`` from :meth:`trainable_at` at each epoch's start; a
+    parameter without a gradient is skipped by every torch optimizer, so it gets no state.
+    """
+
+    name: str
+    params: tuple[str, ...]
+    lr_mult: float = 1.0
+    trainable_from: int | None = 0  # the first epoch (0-based) it trains; None: never
+
+    def trainable_at(self, epoch: int) -> bool:
+        """Whether this group trains during ``epoch`` (0-based)."""
+        return self.trainable_from is not None and epoch >= self.trainable_from
+
+
+def _grouped(named: NamedParams, groups: Sequence[ParamGroup]) -> NamedParams:
+    """``named`` less the parameters that never train; every parameter must be in one group."""
+    owner = {p: g for g in groups for p in g.params}
+    if missing := [n for n, _ in named if n not in owner]:
+        raise ValueError(f"groups: parameters in no group: {', '.join(missing)}")
+    return [(n, p) for n, p in named if owner[n].trainable_from is not None]
+
+
+def _split_by_group(opt: Any, named: NamedParams, groups: Sequence[ParamGroup]) -> None:
+    """Split each of the factory's groups (weight decay, Muon's two parts) by :class:`ParamGroup`,
+    its lr times the group's multiplier. Done before the first step: no state exists yet."""
+    owner = {p: g for g in groups for p in g.params}
+    group_of = {id(p): owner[n] for n, p in named}
+    if all(g.lr_mult == 1.0 for g in group_of.values()):
+        return  # one lr for all: the factory's groups as they are
+    for part in getattr(opt, "optimizers", [opt]):
+        if isinstance(part, torch.optim.LBFGS):  # it steps its first group's parameters with one lr
+            raise ValueError("groups: L-BFGS takes one learning rate for all parameters; per-layer rates need another optimizer")
+        split: list[dict[str, Any]] = []
+        for group in part.param_groups:
+            by_group: dict[str, list[torch.nn.Parameter]] = {}
+            for p in group["params"]:
+                by_group.setdefault(group_of[id(p)].name, []).append(p)
+            for name, params in by_group.items():
+                mult = next(g.lr_mult for g in groups if g.name == name)
+                split.append({**group, "params": params, "lr": group["lr"] * mult, "group": name, "lr_mult": mult})
+        part.param_groups[:] = split
 
 
 class CombinedOptimizer:

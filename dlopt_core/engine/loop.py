@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +14,7 @@ import torch
 from dlopt_core.catalog.augmentations import BatchInfo, compose, get_augmentation
 from dlopt_core.catalog.datasets import Dataset, load_dataset, split_sizes
 from dlopt_core.catalog.models import build_model, loss_fn
-from dlopt_core.catalog.optimizers import get_optimizer
+from dlopt_core.catalog.optimizers import ParamGroup, get_optimizer
 from dlopt_core.catalog.schedules import get_schedule
 from dlopt_core.catalog.reductions import Reduced, reduce_arrays
 from dlopt_core.config import DataConfig, ReduceConfig, RunConfig
@@ -153,6 +153,21 @@ def evaluate(model: torch.nn.Module, data: Dataset, x: torch.Tensor, y: torch.Te
     return loss, metric
 
 
+def _freezer(model: torch.nn.Module, groups: Sequence[ParamGroup] | None) -> Callable[[int], None]:
+    """``freeze(epoch)``: each grouped parameter's ``requires_grad`` as its group says for ``epoch``."""
+    if groups is None:
+        return lambda epoch: None
+    params = dict(model.named_parameters())
+    members = [(g, [params[n] for n in g.params]) for g in groups]
+
+    def freeze(epoch: int) -> None:
+        for group, tensors in members:
+            for p in tensors:
+                p.requires_grad_(group.trainable_at(epoch))
+
+    return freeze
+
+
 def _is_config_model(model: torch.nn.Module, config: RunConfig, data: Dataset) -> bool:
     fresh = build_model(config.model, data, config.seed).state_dict()
     state = model.state_dict()
@@ -162,11 +177,14 @@ def _is_config_model(model: torch.nn.Module, config: RunConfig, data: Dataset) -
 def run(
     config: RunConfig, *, data: Dataset | None = None, hooks: StepHooks = StepHooks(),
     train_loss: bool = True, weights: bool = False, model: torch.nn.Module | None = None,
+    groups: Sequence[ParamGroup] | None = None,
 ) -> Iterator[Record]:
     """Train ``config``, yielding a record after every step and after every evaluation.
 
     ``model``: train this model (as it is: pruned, say) instead of building ``config.model``
     from the seed; it is trained in place, so the caller holds the trained weights afterwards.
+    ``groups``: a :class:`ParamGroup` for every parameter of the model (an lr multiplier, and
+    the epoch it starts to train; frozen parameters get no gradient and no optimizer state).
 
     Evaluation (train and validation sets) happens before the first step and after every
     epoch. A non-finite loss ends the run with a ``diverged`` record at that step. Records'
@@ -185,7 +203,10 @@ def run(
     boundary = weights and wants_weights(data, model)
     measure_train = train_loss
     use_determinism(device, config.deterministic)
-    optimizer = spec.build(list(model.named_parameters()), config.optimizer.lr, config.optimizer.params, device)
+    optimizer = spec.build(
+        list(model.named_parameters()), config.optimizer.lr, config.optimizer.params, device, groups=groups
+    )
+    freeze = _freezer(model, groups)
     step_fn = build_step(
         model, optimizer, loss_fn(data), needs_closure=spec.needs_closure, hooks=augmented(config, data, hooks),
         precision=config.precision, grad_clip=config.grad_clip, device_type=device.type, seed=config.seed,
@@ -228,6 +249,7 @@ def run(
     yield first
 
     for epoch in range(config.epochs):
+        freeze(epoch)
         watch.start()  # the epoch's data order is training work too
         order = torch.randperm(n_train, generator=generator).to(device) if batch < n_train else None
         watch.stop()
