@@ -27,9 +27,11 @@ if TYPE_CHECKING:  # annotations only: none of these is needed to run a hook
     from dlopt_core.experiments.study.config import StudyConfig
     from dlopt_core.experiments.study.summary import StudySummary
     from dlopt_core.experiments.study_storage import StudyStorage
+    from dlopt_core.sharing.checks import SharingCheck
+    from dlopt_core.sharing.train import EpochRow
 
-# ``Comparison``, ``RunResult`` (experiments.compare) and ``Compression``
-# (experiments.compress.run) are named in annotations without an import: those modules call
+# ``Comparison``, ``RunResult`` (experiments.compare), ``Compression`` (experiments.compress.run),
+# ``Share`` and ``ShareRun`` (experiments.share) are named in annotations without an import: those modules call
 # the hooks, so they import this one, and an import back would be a circle.
 
 
@@ -78,6 +80,26 @@ class Observer:
 
     def worker_ended(self, study: optuna.Study, summary: StudySummary) -> None:
         """When the worker stops: the study is full, or it was told to stop."""
+
+    # -- a parameter-sharing comparison (experiments.share) --
+
+    def share_started(self, share: Share) -> None:
+        """Once, before any run (a tracker opens the parent run here)."""
+
+    def share_checked(self, share: Share, check: SharingCheck) -> None:
+        """A variant's really-shared checks, before its first run."""
+
+    def share_run_started(self, share: Share, run: ShareRun) -> None:
+        """Before the run's first epoch row."""
+
+    def share_epoch(self, share: Share, run: ShareRun, row: EpochRow) -> None:
+        """After each epoch of the run (epoch 0: the untrained model)."""
+
+    def share_run_ended(self, share: Share, run: ShareRun) -> None:
+        """Once, with the run's final status."""
+
+    def share_ended(self, share: Share) -> None:
+        """Once, after every run has ended."""
 
 
 def notify(observers: Iterable[Observer], hook: str, *args: Any) -> None:
