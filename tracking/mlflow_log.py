@@ -197,6 +197,8 @@ class MlflowObserver(Observer):
             **run_identity_tags(),
             # An upload: which file, by content (the data set's name is its hash's start).
             **user_dataset_tags(cfg.data.name),
+            # What the experiment says of its own runs (a transfer run's arm).
+            **getattr(run, "tags", {}),
         }
         create: Op = {
             "op": "create",

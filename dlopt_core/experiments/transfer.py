@@ -128,6 +128,8 @@ class TransferConfig(TrainingSetup):
     @model_validator(mode="after")
     def _fits(self) -> Self:
         task = get_task(self.task)
+        if self.reduce is not None:
+            raise ValueError("reduce: a transfer task sizes its target data with target_fraction (or sizes)")
         if self.data.name != task.dataset:
             raise ValueError(f"dataset: task {self.task!r} is made from {task.dataset!r}, got {self.data.name!r}")
         if (n := len(self.plan())) > MAX_TRANSFER_RUNS:
