@@ -27,6 +27,18 @@ from dlopt_core.plots.sensitivity import (
     sensitivity_data,
     sensitivity_figure,
 )
+from dlopt_core.plots.share import (
+    ConflictData,
+    ShareCostData,
+    ShareCurvesData,
+    conflict_data,
+    conflict_figure,
+    share_cost_data,
+    share_cost_figure,
+    share_curves_data,
+    share_curves_figure,
+    sharing_table_data,
+)
 from dlopt_core.plots.transfer import (
     AccuracyCurvesData,
     ForgettingData,
@@ -62,6 +74,8 @@ __all__ = [
     "landscape_figure", "landscape_surface_figure", "LRRangeData", "LRRangeLine", "SuggestionMark", "lr_range_data",
     "lr_range_figure", "lr_schedule_data", "lr_schedule_figure", "reference_figure",
     "SensitivityData", "SensitivityLine", "initial_val_loss", "lr_text", "sensitivity_data", "sensitivity_figure",
+    "ConflictData", "ShareCostData", "ShareCurvesData", "conflict_data", "conflict_figure", "share_cost_data",
+    "share_cost_figure", "share_curves_data", "share_curves_figure", "sharing_table_data",
     "TrialLrData", "TuningBudgetData", "trial_lr_data", "trial_lr_figure", "tuning_budget_data", "tuning_budget_figure",
     "AccuracyCurvesData", "ForgettingData", "LayerHeatmapData", "SizeCurveData", "TrainableParamsData",
     "accuracy_curves_data", "accuracy_curves_figure", "forgetting_data", "forgetting_figure", "layer_change_data",
