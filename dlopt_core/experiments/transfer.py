@@ -71,11 +71,14 @@ class TransferConfig(TrainingSetup):
     epochs: int = Field(20, ge=1, le=1000)
     batch_size: int | None = Field(32, ge=1, le=1_000_000, description="None: full batch")
     task: str = Field("digits-rotated", description=f"source -> target; one of: {', '.join(TASKS)}")
+    # 5 % of the target (about 45 rows) is where the source model pays on digits-rotated; at 20 %
+    # training from scratch already did as well (measured: 0.63 vs 0.54 on the shifted test).
     target_fraction: float = Field(
-        0.2, ge=0.01, le=1.0, allow_inf_nan=False, description="share of the target's training rows used"
+        0.05, ge=0.01, le=1.0, allow_inf_nan=False, description="share of the target's training rows used"
     )
     arms: tuple[str, ...] = Field(tuple(ARMS), min_length=1, description=f"comma-separated; names: {', '.join(ARMS)}")
-    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig.make(name="adam"))
+    # lr 0.01: with ~40 steps at Adam's default 0.001 a new head barely leaves its start.
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig.make(name="adam", lr=0.01))
     seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1, max_length=10)
     source_epochs: int = Field(10, ge=1, le=1000, description="epochs of pretraining on the source task")
     source_seed: int = Field(0, ge=0, description="the seed of the source model's pretraining")
