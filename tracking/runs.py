@@ -37,8 +37,10 @@ from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import Comparison, RunResult
 from dlopt_core.experiments.data_demos import ReduceSweepConfig
 from dlopt_core.experiments.landscape import LandscapeConfig
+from dlopt_core.experiments.share import ShareConfig
 from dlopt_core.experiments.study.config import StudyConfig
 from dlopt_core.experiments.sweep import SweepConfig
+from dlopt_core.experiments.transfer import TransferConfig
 from tracking.mlflow_log import val_metric_key
 from tracking.store import StoreSettings, client, settings
 
@@ -47,7 +49,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 # What each dlopt experiment holds, as the runs browser names it.
 KINDS: dict[str, str] = {
-    c.EXPERIMENT: c.KIND for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig, StudyConfig, LandscapeConfig)
+    c.EXPERIMENT: c.KIND
+    for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig, StudyConfig, LandscapeConfig, TransferConfig, ShareConfig)
 }
 # Kinds whose runs MlflowObserver wrote: they open as a comparison.
 OPENABLE = frozenset(c.KIND for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig))

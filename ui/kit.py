@@ -16,6 +16,7 @@ import streamlit as st
 from dlopt_core.engine.records import Status
 from dlopt_core.runner.jobs import registry
 from dlopt_core.runner.work import Job, Work
+from ui.binding import ViewKey
 from ui.status import OTHERS_JOB, browser_id, may_stop, report_errors, started
 
 POLL_SECONDS = 0.3
@@ -152,3 +153,30 @@ def live(
 def live_job(job: Job, draw: Callable[[Job], None], *, name: str, what: str, least: float = POLL_SECONDS) -> None:
     """:func:`live` for a page of one job."""
     live(lambda: [job], lambda jobs: draw(jobs[0]), name=name, what=what, least=least)
+
+
+def page_tabs(view: ViewKey, labels: Sequence[str]) -> tuple[str, Any]:
+    """Tabs of one page, each a form of its own; only the open one runs: its name and container.
+
+    ``view`` names the tabs (its choices, the first the default) and carries the open one in the
+    URL beside the tab's config (each tab's :class:`~ui.binding.Binding` lists ``view``). A link
+    names its tab once per browser session; a switch clears the link, because the other tab's
+    settings are no link for this one, so the tab's binding shows its last settings or its defaults.
+    """
+    s = st.session_state
+    widget = f"{view.state}.widget"
+    by_label = dict(zip(labels, view.choices, strict=True))
+    if view.state not in s:
+        s[view.state] = view.read(st.query_params.get(view.url))
+    s.setdefault(widget, labels[view.choices.index(s[view.state])])
+
+    def switched() -> None:
+        s[view.state] = by_label[s[widget]]
+        st.query_params.clear()
+
+    tabs = st.tabs(list(labels), key=widget, on_change=switched)
+    for tab, label in zip(tabs, labels, strict=True):
+        if tab.open:
+            s[view.state] = by_label[label]
+            return by_label[label], tab
+    return view.choices[0], tabs[0]

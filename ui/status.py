@@ -65,6 +65,10 @@ PAGES = (
         "pages/7_Compression.py", "Compression", ":material/compress:",
         "Prune, quantize and distil a trained model: accuracy against size and latency, each saving measured",
     ),
+    PageInfo(
+        "pages/8_Transfer_and_sharing.py", "Transfer and sharing", ":material/share:",
+        "Fine-tune a pretrained model seven ways (probe, LP-FT, LoRA, ...); tied, shared and multi-task weights checked",
+    ),
 )
 
 
