@@ -18,6 +18,8 @@ PAGES = {
     "compression": ("pages/7_Compression.py", {"methods": ["fp16"], "epochs": "5000"}, "compress.epochs", 5000),
     "data": ("pages/5_Data.py", {"augment": ["noise"], "epochs": "5000"}, "data.epochs", 5000),
     "search": ("pages/4_LR_search.py", {"optimizer": ["sgd"], "epochs": "5000", "n_trials": "4"}, "search.epochs", 5000),
+    "transfer": ("pages/8_Transfer_and_sharing.py", {"epochs": "1000", "seeds": "0"}, "transfer.epochs", 1000),
+    "share": ("pages/8_Transfer_and_sharing.py", {"tab": "share", "epochs": "5000", "seeds": "0"}, "share.epochs", 5000),
 }
 
 

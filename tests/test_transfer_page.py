@@ -1,0 +1,103 @@
+"""AppTest for the Transfer and sharing page: both tabs run end to end, the size sweep, links good and junk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from apptest import open_page
+from dlopt_core.runner.jobs import registry
+
+PAGE = "pages/8_Transfer_and_sharing.py"
+SMALL_TRANSFER = {"arms": "scratch,probe,lora", "epochs": "2", "seeds": "0,1", "source_epochs": "2"}
+SMALL_SHARE = {"tab": "share", "family": "multitask", "epochs": "2", "seeds": "0"}
+
+
+def _button(at: AppTest, label: str, key: str | None = None):
+    return next(b for b in at.button if b.label == label and (key is None or b.key == key))
+
+
+def _wait(at: AppTest) -> AppTest:
+    for job in registry().jobs():
+        assert job.wait(240)
+    return at.run()
+
+
+def _figures(at: AppTest) -> list[dict]:
+    """Every drawn Plotly figure, as its JSON."""
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _title(fig: dict) -> str:
+    title = fig.get("layout", {}).get("title", {})
+    return title.get("text", "") if isinstance(title, dict) else str(title)
+
+
+def test_the_transfer_tab_runs_every_arm_and_draws_what_each_changed() -> None:
+    at = open_page(PAGE, SMALL_TRANSFER)
+    assert not at.exception and not at.error
+    assert at.query_params["arms"] == "scratch,probe,lora" and "tab" not in at.query_params
+    assert any("3 arms × 2 seeds = **6 runs**" in c.value for c in at.caption)
+    _button(at, "Run", "run").click().run()
+    at = _wait(at)
+    assert not at.exception and not at.error
+    frame = at.dataframe[0].value
+    assert list(frame["arm"]) == ["From scratch", "Linear probe", "LoRA"]
+    assert frame["target_accuracy"].between(0, 1).all() and frame["source_accuracy"].between(0, 1).all()
+    # The probe trains the head only, LoRA its adapters and the head: both far fewer than scratch.
+    params = dict(zip(frame["arm"], frame["trainable_params"], strict=True))
+    assert params["Linear probe"] < params["LoRA"] < params["From scratch"]
+    assert any("Source model: accuracy" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 5  # curves, Pareto, params, two heatmaps
+    # The heatmaps follow the chosen arm; a probe changes only its head.
+    at.selectbox(key="transfer.view.arm").set_value("probe").run()
+    assert not at.exception and at.selectbox(key="transfer.view.arm").value == "probe"
+
+
+def test_the_size_sweep_trains_scratch_and_a_transfer_arm_at_each_share() -> None:
+    at = open_page(PAGE, {**SMALL_TRANSFER, "seeds": "0"})
+    assert at.selectbox(key="transfer.size_arm").value == "probe"  # lp-ft is not among the arms
+    assert any("6 shares of the target data" in c.value and "**12 runs**" in c.value for c in at.caption)
+    _button(at, "Run", "run-sizes").click().run()
+    at = _wait(at)
+    assert not at.exception and not at.error
+    assert any("stops paying" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 1  # the size curve; the main experiment was not run
+
+
+def test_the_sharing_tab_checks_what_is_shared_and_compares_pcgrad() -> None:
+    at = open_page(PAGE, SMALL_SHARE)
+    assert not at.exception and not at.error
+    assert at.selectbox(key="share.family").value == "multitask"
+    assert at.multiselect(key="share.variants.multitask").value == ["multitask", "separate", "single"]
+    assert at.query_params["tab"] == "share"
+    _button(at, "Run", "run").click().run()
+    at = _wait(at)
+    assert not at.exception and not at.error
+    checks = at.dataframe[1].value.set_index("variant")
+    assert checks.loc["multitask", "shares_storage"] and not checks.loc["separate", "shares_storage"]
+    assert checks.loc["multitask", "params"] < checks.loc["multitask", "params untied"]
+    assert checks["grad_is_sum_of_uses"].all() and checks["decayed_once"].all()
+
+    _button(at, "Run it again with PCGrad (project conflicting gradients)").click().run()
+    at = _wait(at)
+    assert not at.exception and not at.error
+    conflict = [fig for fig in _figures(at) if "cosine" in _title(fig)]
+    assert conflict, [_title(fig) for fig in _figures(at)]
+    names = " ".join(t.get("name", "") or t.get("legendgroup", "") for t in conflict[0]["data"])
+    assert "equal" in names and "pcgrad" in names
+
+
+@pytest.mark.parametrize("query, bad", [
+    ({"task": "nope", "target_fraction": "7"}, "task"),
+    ({"tab": "share", "family": "zzz"}, "family"),
+    ({"tab": "bogus", "arms": "probe,probe"}, "arms"),
+])
+def test_a_junk_link_shows_the_defaults_and_says_what_was_wrong(query: dict, bad: str) -> None:
+    at = open_page(PAGE, query)
+    assert not at.exception and not at.error
+    warning = next(w.value for w in at.warning if "link's settings were not valid" in w.value)
+    assert bad in warning
+    assert not _button(at, "Run", "run").disabled
