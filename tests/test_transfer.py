@@ -193,7 +193,7 @@ def test_the_mirror_holds_every_measure_and_the_figures_draw_it() -> None:
     assert {p.arm for p in forgetting.points} == set(ARMS) and any(p.on_front for p in forgetting.points)
     assert len(forgetting_figure(forgetting).data) == len(ARMS) + 1
     change = layer_change_data(t, "probe")
-    assert change.layers[-1].endswith("(head)") and change.z[0] == [0.0, 0.0] and change.z[-1][-1] > 0
+    assert change.layers[-1].startswith("head (") and change.z[0] == [0.0, 0.0] and change.z[-1][-1] > 0
     assert layer_change_figure(change).data[0].type == "heatmap"
     lrs = layer_lr_data(t, "layer-decay")
     assert lrs.z[-1][0] == config.optimizer.lr and lrs.z[0][0] == pytest.approx(config.optimizer.lr * 0.25)

@@ -76,10 +76,11 @@ def test_the_sharing_tab_checks_what_is_shared_and_compares_pcgrad() -> None:
     _button(at, "Run", "run").click().run()
     at = _wait(at)
     assert not at.exception and not at.error
-    checks = at.dataframe[1].value.set_index("variant")
-    assert checks.loc["multitask", "shares_storage"] and not checks.loc["separate", "shares_storage"]
-    assert checks.loc["multitask", "params"] < checks.loc["multitask", "params untied"]
-    assert checks["grad_is_sum_of_uses"].all() and checks["decayed_once"].all()
+    checks = at.dataframe[1].value  # a row per check, a column per variant
+    assert checks.loc["shares storage", "multitask"] == "✓ yes" and checks.loc["shares storage", "separate"] == "✗ no"
+    params = {v: int(checks.loc[k, "multitask"].replace(",", "")) for k, v in (("params", "tied"), ("params untied", "untied"))}
+    assert params["tied"] < params["untied"]
+    assert (checks.loc["grad is sum of uses"] == "✓ yes").all() and (checks.loc["decayed once"] == "✓ yes").all()
 
     _button(at, "Run it again with PCGrad (project conflicting gradients)").click().run()
     at = _wait(at)

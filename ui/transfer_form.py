@@ -31,7 +31,7 @@ def set_transfer_state(cfg: TransferConfig) -> None:
     """Put ``cfg`` into the transfer form's widgets (before they are drawn)."""
     s = st.session_state
     s[f"{T}.task"] = cfg.task
-    s[f"{T}.fraction"] = cfg.target_fraction
+    s[f"{T}.fraction"] = round(cfg.target_fraction * 100)
     s[f"{T}.arms"] = list(cfg.arms)
     for p in _T_MODEL.hyperparams:
         value = cfg.model.params.get(p.name, p.default)
@@ -60,13 +60,13 @@ TRANSFER = Binding(
 
 def transfer_inputs() -> dict[str, Any]:
     """The task, the share of target data, the arms (main area) and the setup (sidebar)."""
-    for key, value in ((f"{T}.task", T_DEFAULT.task), (f"{T}.fraction", T_DEFAULT.target_fraction),
+    for key, value in ((f"{T}.task", T_DEFAULT.task), (f"{T}.fraction", round(T_DEFAULT.target_fraction * 100)),
                        (f"{T}.arms", list(T_DEFAULT.arms))):
         seed_state(key, value)
     cols = st.columns([2, 1])
     task = cols[0].selectbox("source → target", list(TASKS), key=f"{T}.task", format_func=lambda n: TASKS[n].label)
-    fraction = cols[1].slider(
-        "target training data", 0.01, 1.0, step=0.01, key=f"{T}.fraction", format="%.2f",
+    percent = cols[1].slider(
+        "target training data", 1, 100, step=1, key=f"{T}.fraction", format="%d%%",
         help="the share of the target task's training rows each arm gets: transfer pays most when it is small",
     )
     st.caption(get_task(task).description)
@@ -106,7 +106,7 @@ def transfer_inputs() -> dict[str, Any]:
             help="the head trains first; one more layer from the top unfreezes every this many epochs",
         )
     return {
-        "task": task, "target_fraction": fraction, "arms": arms, "model": {"name": "mlp", "params": model},
+        "task": task, "target_fraction": percent / 100, "arms": arms, "model": {"name": "mlp", "params": model},
         "optimizer": optimizer, "schedule": {"name": schedule}, "epochs": epochs, "batch_size": batch,
         "source_epochs": source_epochs, "seeds": seeds, "lora_rank": lora_rank, "layer_decay": layer_decay,
         "unfreeze_every": unfreeze,

@@ -38,7 +38,7 @@ from ui.widgets import seed_state
 
 ACC = "%.3f"
 CURVES_NOTE = (
-    "**What to look for.** Solid: accuracy on the target's validation set; dotted: on the shifted test "
+    "**What to look for.** Left: accuracy on the target's validation set; right: on the shifted test "
     "(the target rotated or noised further than anything the arms trained on), which measures robustness. "
     "Bands: ± 1 sd over seeds. An arm that starts high at epoch 0 already knew something from the source."
 )
@@ -178,6 +178,20 @@ def _share_columns(share: Share) -> dict[str, object]:
     return cols
 
 
+def _check_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "✓ yes" if value else "✗ no"
+    if value is None:
+        return "— (keeps no state)"
+    return f"{value:.1e}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def checks_frame(rows: list[dict]) -> pd.DataFrame:
+    """The checks with a column per variant and a row per check: narrow enough for a phone."""
+    frame = pd.DataFrame(rows).set_index("variant").T
+    return frame.map(_check_text).rename(index=lambda name: name.replace("_", " "))
+
+
 def _draw_share(jobs: Sequence[Job]) -> None:
     job = jobs[0]
     share: Share = job.work.share  # type: ignore[attr-defined]
@@ -198,8 +212,8 @@ def _draw_share(jobs: Sequence[Job]) -> None:
         col.plotly_chart(share_cost_figure(share_cost_data(share, task=task, x=x)), key=f"share.cost.{task}",
                          width="stretch")
     st.markdown("**Really shared?**")
-    st.dataframe(pd.DataFrame(sharing_table_data(share)), hide_index=True, width="stretch",
-                 column_config={"grad error": st.column_config.NumberColumn("grad error", format="%.1e")})
+    if rows := sharing_table_data(share):
+        st.dataframe(checks_frame(rows), width="stretch")
     st.caption(CHECKS_NOTE)
     if share.config.family == "multitask":
         shares = [j.work.share for j in jobs]  # type: ignore[attr-defined]

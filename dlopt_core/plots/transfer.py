@@ -108,7 +108,9 @@ def accuracy_curves_figure(data: AccuracyCurvesData, *, title: str | None = None
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
     note = f" (diverged, left out: {', '.join(data.diverged)})" if data.diverged else ""
-    fig.update_layout(title=(title or "accuracy by arm, mean ± sd over seeds") + note)
+    # The legend below the panels: seven arm names beside them left each panel a third of a phone's width.
+    fig.update_layout(title=(title or "accuracy by arm, mean ± sd over seeds") + note,
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
     return fig
 
 
@@ -205,7 +207,7 @@ def forgetting_figure(data: ForgettingData) -> go.Figure:
     if data.source_model_accuracy is not None:
         fig.add_vline(x=data.source_model_accuracy, line_dash="dash", line_color="grey",
                       annotation_text="source model before fine-tuning")
-    fig.update_xaxes(title_text="source accuracy kept (backbone under the source head)")
+    fig.update_xaxes(title_text="source accuracy kept (backbone under the source head)", range=[0, 1.05])
     fig.update_yaxes(title_text="target accuracy")
     fig.update_layout(title="learning vs forgetting")
     return fig
@@ -234,7 +236,8 @@ def _layer_data(transfer: Transfer, arm: str, attr: str, what: str, fraction: fl
             values = [getattr(r, attr)[layer][e] for r in runs if e < len(getattr(r, attr)[layer])]
             row.append(statistics.fmean(values) if values else None)
         z.append(row)
-    names = [f"{l} (head)" if i == len(layers) - 1 else l for i, l in enumerate(layers)]
+    # Module names of a Sequential are numbers ("0", "2"): named by role, so no axis reads them as values.
+    names = [f"head ({l})" if i == len(layers) - 1 else f"layer {i + 1} ({l})" for i, l in enumerate(layers)]
     return LayerHeatmapData(arm, get_arm(arm).label, what, names, list(range(1, epochs + 1)), z)
 
 
@@ -250,11 +253,11 @@ def layer_lr_data(transfer: Transfer, arm: str, *, fraction: float | None = None
 
 def _heatmap(data: LayerHeatmapData, colorscale: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(
-        x=data.epochs, y=data.layers, z=data.z, colorscale=colorscale, colorbar={"title": data.what},
+        x=data.epochs, y=data.layers, z=data.z, colorscale=colorscale, colorbar={"title": data.what}, zmin=0,
         hovertemplate=f"layer %{{y}}<br>epoch %{{x}}<br>{data.what} %{{z:.4g}}<extra></extra>",
     ))
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="layer (bottom first)")
+    fig.update_yaxes(title_text="layer (bottom first)", type="category")
     fig.update_layout(title=f"{data.label}: {data.what} per layer")
     return fig
 
