@@ -22,27 +22,26 @@ with area:
     if tab == "transfer":
         form.TRANSFER.preamble()
         values = form.transfer_inputs()
+        source = form.source_weights()
         config = None
         try:
-            config = form.build_transfer(values)
+            if source is not False:  # False: a finished run is wanted, and none is usable yet (said above)
+                config = form.build_transfer(values, source)
         except ConfigError as err:
             st.error(f"Fix this before running: {code_span(str(err))}")
         form.TRANSFER.sync(config, tab=tab)
+        state = source.state if source else None
         if config is not None:
-            st.caption(
-                f"{len(config.arms)} arms × {len(config.seeds)} seeds = **{len(config.plan())} runs** of "
-                f"{config.epochs} epochs on {config.target_fraction:.0%} of the target's training data, after "
-                f"{config.source_epochs} epochs of pretraining on the source (once per setup)."
-            )
+            st.caption(form.plan_caption(config))
             job = find(config.key())
-            run_row([job] if job else [], lambda: start_transfer(config),
+            run_row([job] if job else [], lambda: start_transfer(config, state),
                     on_start=lambda: form.TRANSFER.remember(config))
             if job is None:
                 st.info("Press **Run** to pretrain the source model and fine-tune every arm on the target.")
                 form.TRANSFER.offer_last(lambda cfg: find(cfg.key()))
             else:
                 transfer_view(job)
-            size_section(config)
+            size_section(config, state)
     else:
         form.SHARE.preamble()
         values = form.share_inputs()

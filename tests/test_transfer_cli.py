@@ -107,3 +107,25 @@ def test_transfer_work_stops_when_cancelled() -> None:
         assert all(str(r.status) == "cancelled" and r.steps == 0 for r in runs[1:])
     finally:
         registry.shutdown()
+
+
+def test_source_weights_from_a_file_replace_pretraining_and_a_misfit_is_refused(tmp_path) -> None:
+    import torch
+
+    from dlopt_core.experiments.transfer import pretrain_source
+
+    config = TransferConfig.make(task="moons-rotated", model=ModelConfig.parse("mlp:hidden=8/8"), epochs=2,
+                                 source_epochs=2, target_fraction=0.2)
+    state = pretrain_source(config)
+    path = tmp_path / "source.pt"
+    torch.save({k: torch.as_tensor(v) for k, v in state.items()}, path)
+    done = run_main("transfer", *SMALL, "--seeds", "0", "--arms", "probe", "--source-weights", str(path), "--json", "--no-track")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    # A probe trains the head only: the backbone it keeps is the file's, so it keeps the source task whole.
+    assert out["runs"][0]["source_accuracy"] == out["source_model_accuracy"]
+
+    wide = tmp_path / "wide.pt"
+    torch.save({k: torch.zeros(v.shape[0] * 2, *v.shape[1:]) for k, v in state.items()}, wide)
+    done = run_main("transfer", *SMALL, "--seeds", "0", "--source-weights", str(wide), "--no-track")
+    assert done.returncode == 2 and "do not fit" in done.stderr, done.stderr

@@ -102,3 +102,31 @@ def test_a_junk_link_shows_the_defaults_and_says_what_was_wrong(query: dict, bad
     warning = next(w.value for w in at.warning if "link's settings were not valid" in w.value)
     assert bad in warning
     assert not _button(at, "Run", "run").disabled
+
+
+def test_a_finished_runs_weights_can_be_the_source_model() -> None:
+    """A Compare run on the digits is a source for digits-rotated (its weights, its model); for
+    digits-split (five source classes) its ten-class head does not fit, and the page says so."""
+    from dlopt_core.config import ComparisonConfig
+    from dlopt_core.experiments.compare import Comparison
+    from dlopt_core.experiments.observer import tracking_observers
+    from dlopt_core.runner.plugins import tracking_start
+
+    cfg = ComparisonConfig.make(data={"name": "digits"}, model={"name": "mlp", "params": {"hidden": "32"}},
+                                optimizers=[{"name": "adam", "lr": 0.01}], epochs=3, seeds=[0])
+    tracking_start()
+    Comparison(cfg).execute(observers=tracking_observers(cfg.KIND, experiment=cfg.EXPERIMENT))
+
+    at = open_page(PAGE, {**SMALL_TRANSFER, "seeds": "0"})
+    at.segmented_control(key="transfer.source").set_value("run").run()
+    assert not at.exception and not at.error
+    assert any("Source model from the run: `mlp:hidden=32`" in c.value for c in at.caption)
+    assert any("the finished run's weights as the source model" in c.value for c in at.caption)
+    assert at.query_params["source_run"] and at.query_params["model.hidden"] == "32"
+    _button(at, "Run", "run").click().run()
+    at = _wait(at)
+    assert not at.exception and not at.error
+    assert list(at.dataframe[0].value["arm"]) == ["From scratch", "Linear probe", "LoRA"]
+
+    at.selectbox(key="transfer.task").set_value("digits-split").run()
+    assert any("do not fit" in e.value for e in at.error), [e.value for e in at.error]

@@ -12,8 +12,9 @@ from dlopt_core.config import ConfigError, ModelConfig, RunConfig
 from dlopt_core.experiments.compress.baseline import check_methods
 from dlopt_core.experiments.compress.config import CompressionConfig, MethodConfig
 from ui.compare_form import SETUP_PROBES, one_optimizer, set_setup_state, setup_widgets, step_options
-from tracking.weights import RunWeights, WeightsError, load_run_weights, runs_with_weights
+from tracking.weights import RunWeights
 from ui.binding import Binding
+from ui.run_weights import pick_run_weights
 from ui.widgets import code_span, param_input, seed_state
 
 PREFIX = "compress"
@@ -85,29 +86,9 @@ def baseline_source() -> RunWeights | None | bool:
     )
     if source == "here":
         return None
-    try:
-        runs = runs_with_weights(limit=100)
-    except Exception as err:  # an unreachable store: say so, keep the page
-        st.error(f"The run store cannot be read: {code_span(f'{type(err).__name__}: {err}')}")
+    weights = pick_run_weights(_RUN, help="newest first; its data set, model and optimizer become the baseline's setup")
+    if weights is False:
         return False
-    if not runs:
-        st.info("No finished run has stored weights yet: train one on any page (every finished run stores them), "
-                "or train the baseline here.")
-        return False
-    labels = {r.run_id: r.text for r in runs}
-    if st.session_state.get(_RUN) not in labels:
-        st.session_state[_RUN] = runs[0].run_id
-    run_id = st.selectbox("finished run", list(labels), key=_RUN, format_func=labels.get,
-                          help="newest first; its data set, model and optimizer become the baseline's setup")
-    cache = st.session_state.setdefault(f"{PREFIX}._weights", {})
-    if run_id not in cache:
-        try:
-            cache.clear()  # one run's weights at a time in the session
-            cache[run_id] = load_run_weights(run_id)
-        except WeightsError as err:
-            st.error(f"These weights cannot be used: {code_span(str(err))}")
-            return False
-    weights = cache[run_id]
     st.caption(f"Setup from the run: {code_span(weights.config.model.to_spec())} on "
                f"{code_span(weights.config.data.name)}, trained with {code_span(weights.config.optimizer.name)} "
                "(the sidebar's setup is not used).")

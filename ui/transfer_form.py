@@ -11,13 +11,15 @@ from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.schedules import SCHEDULES
 from dlopt_core.config import ConfigError
 from dlopt_core.experiments.share import ShareConfig
-from dlopt_core.experiments.transfer import TransferConfig
+from dlopt_core.experiments.transfer import TransferConfig, check_source
 from dlopt_core.sharing import FAMILIES, get_variant
 from dlopt_core.transfer.arms import ARMS
 from dlopt_core.transfer.tasks import TASKS, get_task
+from tracking.weights import RunWeights
 from ui.binding import Binding, ViewKey
 from ui.compare_form import one_optimizer
-from ui.widgets import param_input, seed_state
+from ui.run_weights import pick_run_weights
+from ui.widgets import code_span, param_input, seed_state
 
 TAB = ViewKey("tab", "transfer.tab", ("transfer", "share"))
 TAB_LABELS = ("Transfer learning", "Parameter sharing")
@@ -25,6 +27,8 @@ TAB_LABELS = ("Transfer learning", "Parameter sharing")
 T = "transfer"
 T_DEFAULT = TransferConfig.make()
 _T_MODEL = MODELS["mlp"]
+_SOURCE, _RUN = f"{T}.source", f"{T}.source_run"
+SOURCES = {"here": "pretrain it here (the sidebar's model)", "run": "a finished run's weights"}
 
 
 def set_transfer_state(cfg: TransferConfig) -> None:
@@ -44,6 +48,9 @@ def set_transfer_state(cfg: TransferConfig) -> None:
     s[f"{T}.source_epochs"] = cfg.source_epochs
     s[f"{T}.lora_rank"], s[f"{T}.layer_decay"] = cfg.lora_rank, cfg.layer_decay
     s[f"{T}.unfreeze_every"] = cfg.unfreeze_every
+    s[_SOURCE] = "run" if cfg.source_run else "here"
+    if cfg.source_run:
+        s[_RUN] = cfg.source_run
 
 
 def _without_data(flat: dict[str, Any]) -> dict[str, Any]:
@@ -113,11 +120,55 @@ def transfer_inputs() -> dict[str, Any]:
     }
 
 
-def build_transfer(values: dict[str, Any]) -> TransferConfig:
-    """Validate the transfer form; raises :class:`ConfigError` naming the field."""
+def plan_caption(config: TransferConfig) -> str:
+    """How many runs of what, and where the source model comes from."""
+    source = ("the finished run's weights as the source model" if config.source_run else
+              f"{config.source_epochs} epochs of pretraining on the source (once per setup)")
+    return (f"{len(config.arms)} arms × {len(config.seeds)} seeds = **{len(config.plan())} runs** of {config.epochs} "
+            f"epochs on {config.target_fraction:.0%} of the target's training data, after {source}.")
+
+
+def source_weights() -> RunWeights | None | bool:
+    """Pretrain the source model here (``None``), or a finished run's weights (its :class:`RunWeights`;
+    ``False`` while none is chosen or it cannot be loaded, with the reason on the page)."""
+    seed_state(_SOURCE, "here")
+    source = st.segmented_control("source model", list(SOURCES), key=_SOURCE, required=True, format_func=SOURCES.get)
+    if source == "here":
+        return None
+    weights = pick_run_weights(
+        _RUN, help="newest first; its model replaces the sidebar's, and it must have been trained on the task's source data",
+    )
+    if weights is not False:
+        st.caption(f"Source model from the run: {code_span(weights.config.model.to_spec())} trained on "
+                   f"{code_span(weights.config.data.name)} with {code_span(weights.config.optimizer.name)}.")
+    return weights
+
+
+def build_transfer(values: dict[str, Any], source: RunWeights | None = None) -> TransferConfig:
+    """Validate the transfer form (with a finished run as the source model, its model and run id);
+    raises :class:`ConfigError` or ValueError naming the field."""
     if not values["arms"]:
         raise ConfigError("arms: choose at least one arm")
-    return TransferConfig.make(**values)
+    if source is None:
+        return TransferConfig.make(**values)
+    config = TransferConfig.make(**{**values, "model": source.config.model, "source_run": source.run_id})
+    _check(config, source)
+    return config
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _problem(key: str, _config: TransferConfig, _state: Any) -> ValueError | None:
+    # Keyed by the config's hash (the run id is part of it): other widgets changing do not build it again.
+    try:
+        check_source(_config, _state)
+    except ValueError as err:
+        return err
+    return None
+
+
+def _check(config: TransferConfig, source: RunWeights) -> None:
+    if (problem := _problem(config.key(), config, source.state)) is not None:
+        raise ConfigError(str(problem))
 
 
 S = "share"

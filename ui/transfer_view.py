@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -68,9 +69,10 @@ CHECKS_NOTE = (
 )
 
 
-def start_transfer(config: TransferConfig) -> Job:
-    """Submit (or attach to the same transfer experiment already running), owned by this browser."""
-    return attach_or_start(config.key(), lambda: TransferWork(config))
+def start_transfer(config: TransferConfig, source_state: Mapping[str, Any] | None = None) -> Job:
+    """Submit (or attach to the same transfer experiment already running), owned by this browser;
+    ``source_state``: the finished run's weights that ``config.source_run`` names."""
+    return attach_or_start(config.key(), lambda: TransferWork(config, source_state=source_state))
 
 
 def _summary_frame(rows: list[dict], *, sizes: bool) -> pd.DataFrame:
@@ -126,7 +128,7 @@ def _draw_transfer(job: Job) -> None:
     st.caption(HEATMAP_NOTE)
 
 
-def size_section(config: TransferConfig) -> None:
+def size_section(config: TransferConfig, source_state: Mapping[str, Any] | None = None) -> None:
     """The target-data-size sweep: scratch against one transfer arm at several shares of the target."""
     st.subheader("When does transfer stop paying?")
     arms = [a for a in config.arms if a != "scratch"] or ["full"]
@@ -140,7 +142,7 @@ def size_section(config: TransferConfig) -> None:
         f"2 arms × {len(sweep.seeds)} seeds = **{len(sweep.plan())} runs**."
     )
     job = find(sweep.key())
-    run_row([job] if job else [], lambda: start_transfer(sweep), key="sizes")
+    run_row([job] if job else [], lambda: start_transfer(sweep, source_state), key="sizes")
     if job is not None:
         live_job(job, _draw_sizes, name="transfer.sizes", what="data-size sweep", least=0.5)
 

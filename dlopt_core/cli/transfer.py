@@ -6,18 +6,21 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from dlopt_core.cli.common import (
     Executed, config_argv, config_arguments, config_values, dumps, stop_on_signals, table, tracking_arguments,
 )
+from dlopt_core.compression.weights import WeightsError, read_state_dict
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.experiments.observer import tracking_observers
-from dlopt_core.experiments.transfer import Transfer, TransferConfig, run_rows, summary_rows
+from dlopt_core.experiments.transfer import Transfer, TransferConfig, check_source, run_rows, summary_rows
 from dlopt_core.runner.plugins import tracking_start
 
 # The task names its data set (and --task is the data flags' own word): no --dataset here.
-SKIP = ("data",)
+# The source model's weights come from --source-weights (a file), not from an MLflow run.
+SKIP = ("data", "source_run")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,6 +35,9 @@ def add_parser(subparsers: Any) -> None:
     config_arguments(p, TransferConfig, skip=SKIP, helps={
         "sizes": "a data-size sweep: train each arm at these target fractions, e.g. 0.02,0.1,0.5,1",
     })
+    p.add_argument("--source-weights", default=None, metavar="PATH",
+                   help="a state_dict file (torch.save) of the model trained on the source task, instead of "
+                   "pretraining it; read with weights_only=True, so a file holding code is refused")
     p.add_argument("--json", action="store_true", help="print machine-readable results: one row per arm x seed and a summary per arm")
     tracking_arguments(p, TransferConfig)
     p.set_defaults(func=run)
@@ -50,6 +56,14 @@ def argv(config: TransferConfig, *, always: Collection[str] = ()) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Train the experiment, print its table (or JSON); the exit status."""
     config = build_config(args)
+    state = None
+    if args.source_weights is not None:
+        try:
+            raw = Path(args.source_weights).read_bytes()
+        except OSError as err:
+            raise WeightsError(f"source weights: cannot read {args.source_weights!r}: {err.strerror}") from None
+        state = read_state_dict(raw, source=f"source weights {args.source_weights!r}")
+        check_source(config, state)
     resolve_device(config.device)
     use_one_thread()
     # stdout is kept for the results (valid JSON with --json); MLflow's lines go to stderr.
@@ -57,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_track:
             tracking_start()
         observers = [] if args.no_track else tracking_observers(config.KIND, experiment=args.experiment)
-        transfer = Transfer(config).execute(observers=observers, should_stop=stop.is_set)
+        transfer = Transfer(config, source_state=state).execute(observers=observers, should_stop=stop.is_set)
     done = Executed(transfer, observers, stop.exit_status)  # type: ignore[arg-type]
     summary = summary_rows(transfer)
     if args.json:

@@ -85,6 +85,9 @@ class TransferConfig(TrainingSetup):
     lora_rank: int = Field(4, ge=1, le=256, description="rank r of LoRA's adapters")
     layer_decay: float = Field(0.5, gt=0.0, le=1.0, description="layer-decay's factor per layer below the head")
     unfreeze_every: int = Field(1, ge=1, le=1000, description="gradual: epochs between unfreezing one more layer")
+    source_run: str | None = Field(
+        None, max_length=64, description="the MLflow run whose weights are the source model; None: pretrain here",
+    )
     sizes: tuple[float, ...] = Field(
         (), max_length=12, description="target fractions of a data-size sweep (empty: target_fraction only)"
     )
@@ -206,6 +209,13 @@ def _pretrained(task: str, source_json: str) -> dict[str, np.ndarray]:
     if last is None or last.status is not Status.FINISHED:
         raise RuntimeError(f"source model: pretraining on {task!r} {last.status if last else 'never ran'}")
     return weights_of(model)
+
+
+def check_source(config: TransferConfig, state: Mapping[str, Any]) -> None:
+    """Raise ValueError when ``state`` (a finished run's weights, say) is no source model for
+    ``config``: another model, or another task's inputs or classes. Before Run, not in the worker."""
+    data = load_config_task(config, config.fractions()[0], torch.device("cpu"))
+    _source_model(config, data, state)
 
 
 def _source_model(config: TransferConfig, data: TaskData, state: Mapping[str, Any]) -> nn.Module:
@@ -537,7 +547,9 @@ class TransferWork:
     ) -> None:
         self.config = config
         self.source_state = dict(source_state) if source_state is not None else None
-        self.key = config.key() + (f"-{_state_hash(self.source_state)}" if self.source_state is not None else "")
+        # Given weights make another experiment; a run id in the config already names them.
+        given = self.source_state is not None and config.source_run is None
+        self.key = config.key() + (f"-{_state_hash(self.source_state)}" if given else "")
         self.label = f"transfer {self.key}"
         self.track = track
         self.experiment = experiment or config.EXPERIMENT
