@@ -130,3 +130,16 @@ def test_a_finished_runs_weights_can_be_the_source_model() -> None:
 
     at.selectbox(key="transfer.task").set_value("digits-split").run()
     assert any("do not fit" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_the_runs_page_lists_transfer_and_sharing_experiments() -> None:
+    from cli_inprocess import run_main
+
+    assert run_main("transfer", "--task", "moons-rotated", "--model", "mlp:hidden=8/8", "--epochs", "1",
+                    "--source-epochs", "1", "--seeds", "0", "--arms", "probe").returncode == 0
+    assert run_main("share", "--family", "tied", "--epochs", "1", "--seeds", "0").returncode == 0
+    at = open_page("pages/6_Runs.py")
+    assert not at.exception and not at.error
+    listed = at.dataframe[0].value
+    assert set(listed["kind"]) == {"transfer", "share"} and set(listed["status"]) == {"finished"}
+    assert {"transfer", "share"} <= set(at.multiselect(key="runs.kinds").options)
