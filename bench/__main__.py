@@ -8,7 +8,7 @@ import sys
 
 from bench import (
     app_times, augment_cost, batched, compression, concurrency, first_point, landscape, layering, load_sessions, runs_page,
-    study_storage, study_vs_grid, throughput, work_setup,
+    study_storage, study_vs_grid, throughput, transfer, work_setup,
 )
 
 # name -> (main, takes options)
@@ -27,6 +27,7 @@ BENCHES = {
     "runs_page": (runs_page.main, True),
     "layering": (layering.main, True),
     "work_setup": (work_setup.main, True),
+    "transfer": (transfer.main, True),
 }
 
 runs: list[tuple[str, list[str]]] = []
