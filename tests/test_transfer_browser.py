@@ -31,7 +31,8 @@ def test_both_tabs_run_stop_and_refuse_a_junk_link(app_server: str, browser) -> 
     assert "arms=scratch%2Cprobe%2Clp-ft" in page.url  # the link's config, not the defaults
     run.click()
     page.get_by_text("finished: 6 of 6 runs").wait_for(timeout=180_000)
-    _wait_for_chart(page, "learning vs forgetting")
+    for title in ("accuracy by arm", "learning vs forgetting", "relative weight change per layer", "learning rate per layer"):
+        _wait_for_chart(page, title)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 820
 
     # The second tab: its own form, its tab in the link; a long run stopped by this browser.
