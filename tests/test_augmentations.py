@@ -167,23 +167,19 @@ def test_tabular_mixup_trains_a_regression() -> None:
 
 
 def test_the_cli_trains_on_a_csv_and_refuses_a_formula(tmp_path, dlopt_home) -> None:
-    import subprocess
-    import sys
+    # In this process (tests/cli_inprocess.py): test_cli.py runs `compare` as a real command line.
+    from cli_inprocess import run_main
 
     good = tmp_path / "plants.csv"
     good.write_text("height,width,kind\n" + "\n".join(f"{i % 7},{(i * 3) % 11},{'tall' if i % 2 else 'short'}" for i in range(60)))
-    ok = subprocess.run(
-        [sys.executable, "-m", "dlopt_core", "compare", "--csv", str(good), "--target", "kind", "--optimizer", "adam",
-         "--epochs", "2", "--no-track", "--augment", "noise:std=0.1", "--reduce", "subsample:fraction=0.5"],
-        capture_output=True, text=True, timeout=300,
+    ok = run_main(
+        "compare", "--csv", str(good), "--target", "kind", "--optimizer", "adam",
+        "--epochs", "2", "--no-track", "--augment", "noise:std=0.1", "--reduce", "subsample:fraction=0.5",
     )
     assert ok.returncode == 0, ok.stderr
     assert "finished" in ok.stdout
     bad = tmp_path / "bad.csv"
     bad.write_text("a,kind\n=1+1,x\n")
-    refused = subprocess.run(
-        [sys.executable, "-m", "dlopt_core", "compare", "--csv", str(bad), "--target", "kind", "--optimizer", "adam", "--no-track"],
-        capture_output=True, text=True, timeout=300,
-    )
+    refused = run_main("compare", "--csv", str(bad), "--target", "kind", "--optimizer", "adam", "--no-track")
     assert refused.returncode == 2 and "formula" in refused.stderr
     assert not (dlopt_home / "datasets").exists() or len(list((dlopt_home / "datasets").glob("*.npz"))) == 1

@@ -12,6 +12,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from cli_inprocess import run_main
 from dlopt_core.cli import main
 from dlopt_core.config import RunConfig
 from dlopt_core.errors import ConfigError
@@ -260,7 +261,8 @@ def test_the_cli_table_names_the_best_trial(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_bad_cli_input_exits_with_status_2_and_one_clear_line() -> None:
-    out = _cli("--optimizer", "adam", "--lr-range", "1:0.1", "--no-track")
+    # In this process: test_the_cli_prints_the_study_as_json runs `search` as a real command line.
+    out = run_main("search", "--optimizer", "adam", "--lr-range", "1:0.1", "--no-track")
     assert out.returncode == 2 and out.stderr.strip() == "error: lr_min: must be below lr_max, got 1 >= 0.1"
     assert out.stdout == ""
 
