@@ -32,9 +32,10 @@ from dlopt_core.experiments.events import (
     RecordMade,
     Relay,
     RunEnded,
+    TrackedWork,
     TrackingReport,
 )
-from dlopt_core.experiments.observer import Observer, notify, tracking_observers
+from dlopt_core.experiments.observer import Observer, notify
 from dlopt_core.runner.work import Control, Emit
 
 __all__ = ["Comparison", "RunResult", "Status", "metric_name", "summary_rows"]
@@ -435,9 +436,11 @@ def _mean(values: list[Any]) -> float | None:
 ComparisonEvent = EngineChosen | RecordMade | RunEnded | OptimumFound | Elapsed | TrackingReport
 
 
-class ComparisonWork:
+class ComparisonWork(TrackedWork):
     """A comparison as background work (:mod:`dlopt_core.runner`): trained in a worker,
     mirrored here from the events it sends, so pages read :attr:`comparison` live."""
+
+    RECIPE = ("config", "comparison_id", "track", "experiment", "parent", "key", "label")
 
     def __init__(
         self, config: ComparisonConfig | RunsPlan, *, track: bool = True, experiment: str | None = None,
@@ -446,33 +449,14 @@ class ComparisonWork:
         self.config = config  # a ComparisonConfig, or anything with its runs() and key() (a sweep)
         self.key = config.key()
         self.label = f"compare {self.key}"
-        self.track = track
-        self.experiment = experiment or config.EXPERIMENT  # a sweep's or a data plan's own
+        self._tracked(track, experiment)  # a sweep's or a data plan's own experiment
         self.parent = parent  # a name: the runs are logged as children of one run
         self.comparison = Comparison(config)
         self.comparison_id = self.comparison.id
-        self.run_ids: dict[int, str] = {}
-        self.tracking_errors: list[str] = []
-        self.unwritten = 0
         self.extra = extra or {}  # what a page keeps beside it
 
-    def __getstate__(self) -> dict[str, Any]:
-        # The worker needs the recipe, not the live mirror.
-        return {k: getattr(self, k) for k in ("config", "comparison_id", "track", "experiment", "parent", "key", "label")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # The recipe alone: the worker builds the one comparison it trains in run(); a mirror
-        # built here as well would check every run of the config once more, for nothing.
-        self.__dict__.update(state)
-
     def run(self, emit: Emit, control: Control) -> None:
-        from dlopt_core.runner.plugins import tracking_start
-
-        trackers: list[Observer] = []
-        if self.track:
-            tracking_start()
-            options = {"parent": self.parent} if self.parent else {}
-            trackers = tracking_observers(self.config.KIND, experiment=self.experiment, **options)
+        trackers = self.trackers(**({"parent": self.parent} if self.parent else {}))
         comparison = Comparison(self.config, comparison_id=self.comparison_id)
         relay = Relay(emit, control, trackers)
         # Trackers first: a run's MLflow id exists before the relay reports it.
@@ -493,8 +477,8 @@ class ComparisonWork:
                 self.comparison.elapsed_s = seconds
             case OptimumFound(value):
                 self.comparison.optimum = value
-            case TrackingReport(run_ids, errors, unwritten):
-                self.run_ids, self.tracking_errors, self.unwritten = dict(run_ids), list(errors), unwritten
+            case TrackingReport():
+                self.took(event)
 
     def finish(self, status: Status) -> None:
         """Runs that never reported an end (a worker ended hard) take the job's end."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dlopt_core.config import RunConfig
 from dlopt_core.engine.records import Record
 from dlopt_core.experiments.compress.rows import CompressionRow, LayerSensitivity
-from dlopt_core.experiments.observer import Observer
+from dlopt_core.experiments.observer import Observer, tracking_observers
 from dlopt_core.experiments.study.summary import StudySummary, TrialRow, trial_row
 from dlopt_core.runner.work import Control, Emit
 
@@ -133,6 +133,43 @@ class TrackingReport:
     run_ids: dict[Any, str]
     errors: list[str]
     unwritten: int
+
+
+class TrackedWork:
+    """What every work that logs to a tracking store shares (a comparison, a transfer, a sharing
+    experiment): it travels to the worker as its recipe (the names in ``RECIPE``; the live mirror
+    stays in the server), makes its trackers there, and takes their report into the mirror."""
+
+    RECIPE: ClassVar[tuple[str, ...]]
+    config: Any
+
+    def _tracked(self, track: bool, experiment: str | None) -> None:
+        self.track = track
+        self.experiment = experiment or self.config.EXPERIMENT
+        self.run_ids: dict[Any, str] = {}
+        self.tracking_errors: list[str] = []
+        self.unwritten = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.RECIPE}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # The recipe alone: the worker builds what it trains in run(); a mirror built here as
+        # well would check every run of the config once more, for nothing.
+        self.__dict__.update(state)
+
+    def trackers(self, **options: Any) -> list[Observer]:
+        """The installed trackers for this work's kind (none with ``track`` off), in the worker."""
+        if not self.track:
+            return []
+        from dlopt_core.runner.plugins import tracking_start
+
+        tracking_start()
+        return tracking_observers(self.config.KIND, experiment=self.experiment, **options)
+
+    def took(self, report: TrackingReport) -> None:
+        """The trackers' report, into the mirror."""
+        self.run_ids, self.tracking_errors, self.unwritten = dict(report.run_ids), list(report.errors), report.unwritten
 
 
 class Relay(Observer):

@@ -32,8 +32,8 @@ from dlopt_core.config import (
 )
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.engine.records import Status
-from dlopt_core.experiments.events import Elapsed, TrackingReport
-from dlopt_core.experiments.observer import Observer, notify, tracking_observers
+from dlopt_core.experiments.events import Elapsed, TrackedWork, TrackingReport
+from dlopt_core.experiments.observer import Observer, notify
 from dlopt_core.runner.work import Control, Emit
 from dlopt_core.sharing import (
     Diverged,
@@ -355,40 +355,24 @@ class ShareRelay(Observer):
         self.emit(TrackingReport(run_ids, errors, unwritten), urgent=True)
 
 
-class ShareWork:
+class ShareWork(TrackedWork):
     """A sharing experiment as background work: trained in a worker, mirrored here in :attr:`share`.
 
     ``run_ids`` maps each run's index to its MLflow run (the parent under -1).
     """
 
+    RECIPE = ("config", "share_id", "track", "experiment", "key", "label")
+
     def __init__(self, config: ShareConfig, *, track: bool = True, experiment: str | None = None) -> None:
         self.config = config
         self.key = config.key()
         self.label = f"share {self.key}"
-        self.track = track
-        self.experiment = experiment or config.EXPERIMENT
+        self._tracked(track, experiment)
         self.share = Share(config)
         self.share_id = self.share.id
-        self.run_ids: dict[int, str] = {}
-        self.tracking_errors: list[str] = []
-        self.unwritten = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The worker needs the recipe, not the live mirror.
-        return {k: getattr(self, k) for k in ("config", "share_id", "track", "experiment", "key", "label")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.share = Share(self.config, share_id=self.share_id)
-        self.run_ids, self.tracking_errors, self.unwritten = {}, [], 0
 
     def run(self, emit: Emit, control: Control) -> None:
-        from dlopt_core.runner.plugins import tracking_start
-
-        trackers: list[Observer] = []
-        if self.track:
-            tracking_start()
-            trackers = tracking_observers(self.config.KIND, experiment=self.experiment)
+        trackers = self.trackers()
         share = Share(self.config, share_id=self.share_id)
         # Trackers first: a run's MLflow id exists before the relay reports it.
         share.execute(observers=[*trackers, ShareRelay(emit, trackers)], should_stop=control.should_stop)
@@ -407,8 +391,8 @@ class ShareWork:
                 self.share.checks[check.variant] = check
             case Elapsed(seconds):
                 self.share.elapsed_s = seconds
-            case TrackingReport(run_ids, errors, unwritten):
-                self.run_ids, self.tracking_errors, self.unwritten = dict(run_ids), list(errors), unwritten
+            case TrackingReport():
+                self.took(event)
 
     def finish(self, status: Status) -> None:
         """Runs that never reported an end (a worker ended hard) take the job's end."""

@@ -34,10 +34,10 @@ from dlopt_core.engine.budget import step_budget
 from dlopt_core.engine.loop import evaluate, run, weights_of
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import RunResult
-from dlopt_core.experiments.events import Elapsed, RecordMade, RunEnded, TrackingReport
-from dlopt_core.experiments.observer import Observer, notify, tracking_observers
+from dlopt_core.experiments.events import Elapsed, RecordMade, RunEnded, TrackedWork, TrackingReport
+from dlopt_core.experiments.observer import Observer, notify
 from dlopt_core.runner.work import Control, Emit
-from dlopt_core.transfer.arms import ARMS, ArmSettings, Prepared, get_arm, load_backbone, weight_layers
+from dlopt_core.transfer.arms import ARMS, ArmSettings, Prepared, get_arm, weight_layers
 from dlopt_core.transfer.lora import LoRALinear
 from dlopt_core.transfer.tasks import TASKS, TaskData, get_task, load_task
 
@@ -533,13 +533,15 @@ def summary_rows(transfer: Transfer) -> list[dict[str, Any]]:
 # -- background work --
 
 
-class TransferWork:
+class TransferWork(TrackedWork):
     """A transfer experiment as background work (:mod:`dlopt_core.runner`): trained in a worker,
     mirrored here from its events, so a page reads :attr:`transfer` live.
 
     ``source_state``: the source model's weights (a finished run's stored ``state_dict``, say)
     instead of pretraining one; it must fit ``config.model`` on the source task.
     """
+
+    RECIPE = ("config", "source_state", "key", "label", "track", "experiment", "transfer_id")
 
     def __init__(
         self, config: TransferConfig, *, source_state: Mapping[str, Any] | None = None, track: bool = True,
@@ -551,37 +553,19 @@ class TransferWork:
         given = self.source_state is not None and config.source_run is None
         self.key = config.key() + (f"-{_state_hash(self.source_state)}" if given else "")
         self.label = f"transfer {self.key}"
-        self.track = track
-        self.experiment = experiment or config.EXPERIMENT
+        self._tracked(track, experiment)
         self.transfer = Transfer(config, source_state=self.source_state)
         self.transfer_id = self.transfer.id
-        self.run_ids: dict[int, str] = {}
-        self.tracking_errors: list[str] = []
-        self.unwritten = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The recipe, not the live mirror.
-        keys = ("config", "source_state", "key", "label", "track", "experiment", "transfer_id")
-        return {k: getattr(self, k) for k in keys}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
     def run(self, emit: Emit, control: Control) -> None:
-        from dlopt_core.runner.plugins import tracking_start
-
-        trackers: list[Observer] = []
-        if self.track:
-            tracking_start()
-            trackers = tracking_observers(self.config.KIND, experiment=self.experiment)
         transfer = Transfer(self.config, source_state=self.source_state, transfer_id=self.transfer_id)
-        transfer.execute(observers=trackers, emit=emit, should_stop=control.should_stop)
+        transfer.execute(observers=self.trackers(), emit=emit, should_stop=control.should_stop)
 
     def apply(self, event: TransferEvent) -> None:
         """Take one event of :meth:`run` into the live mirror (in the server)."""
         match event:
-            case TrackingReport(run_ids, errors, unwritten):
-                self.run_ids, self.tracking_errors, self.unwritten = dict(run_ids), list(errors), unwritten
+            case TrackingReport():
+                self.took(event)
             case _:
                 self.transfer.apply(event)
 
