@@ -94,6 +94,44 @@ def test_a_single_task_trunk_starts_as_the_multitask_one_and_pcgrad_changes_noth
     assert [r.train_loss for r in equal] == [r.train_loss for r in projected]
 
 
+def test_a_multitask_pcgrad_step_gives_the_heads_their_task_and_the_trunk_the_projected_sum() -> None:
+    from dlopt_core.sharing.train import build_step
+
+    model = _build("multitask", seed=1)
+    x, y = DATA.x_train[:64], DATA.y_train[:64]
+    params = list(model.parameters())
+    # Each task's gradient by autograd, then the paper's projection done by hand on the trunk.
+    losses = task_losses(model, x, y)
+    by_task = [torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True) for loss in losses.values()]
+    trunk = [i for i in range(len(params)) if all(g[i] is not None for g in by_task)]
+    heads = [i for i in range(len(params)) if i not in trunk]
+    assert trunk and heads
+    g1, g2 = (torch.cat([g[i].reshape(-1) for i in trunk]) for g in by_task)
+    dot = torch.dot(g1, g2)
+    expected = (g1 - dot / torch.dot(g2, g2) * g2 if dot < 0 else g1) + (g2 - dot / torch.dot(g1, g1) * g1 if dot < 0 else g2)
+
+    frozen_sgd = torch.optim.SGD(params, lr=0.0)  # the step leaves the gradients to read, the weights as they were
+    build_step(model, frozen_sgd, combine="pcgrad", generator=torch.Generator().manual_seed(0))(x, y)
+    got = torch.cat([params[i].grad.reshape(-1) for i in trunk])
+    torch.testing.assert_close(got, expected)
+    for i in heads:
+        own = next(g[i] for g in by_task if g[i] is not None)
+        torch.testing.assert_close(params[i].grad, own)
+
+
+def test_equal_weights_and_pcgrad_runs_with_one_seed_see_the_same_batches_in_the_same_order() -> None:
+    def batches(combine: str) -> list[float]:
+        model = _build("multitask", seed=2)
+        seen: list[float] = []
+        model.register_forward_hook(lambda m, args, out: seen.append(float(args[0].sum())) if len(args[0]) == 64 else None)
+        list(train_run(model, DATA, optimizer=OptimizerConfig.make(name="sgd", lr=0.01), schedule=ScheduleConfig(),
+                       epochs=3, batch_size=64, seed=2, combine=combine))
+        return seen
+
+    equal = batches("equal")
+    assert len(equal) > 40 and equal == batches("pcgrad")
+
+
 def test_the_registry_families_name_their_variants_and_defaults_cover_the_family() -> None:
     for family in FAMILIES.values():
         assert all(VARIANTS[v].family == family.name for v in family.variants)

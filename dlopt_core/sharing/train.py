@@ -122,6 +122,9 @@ def layer_cosines(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[st
     }
 
 
+PCGRAD_SEED = 7_919  # offset of PCGrad's generator from the run's seed
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, float], dict[str, float]]:
     """Validation metric and loss by task."""
@@ -160,7 +163,9 @@ def train_run(
     steps_per_epoch = math.ceil(n / batch_size)
     factor = get_schedule(schedule.name).make(dict(schedule.params), Budget(epochs, steps_per_epoch))
     generator = torch.Generator().manual_seed(seed)
-    step_fn = build_step(model, opt, combine=combine, generator=generator)
+    # PCGrad draws its task order from a generator of its own: from the same one, a PCGrad run
+    # would see other batches than an equal-weights run with the same seed.
+    step_fn = build_step(model, opt, combine=combine, generator=torch.Generator().manual_seed(seed + PCGRAD_SEED))
     probe = (data.x_train[:PROBE_ROWS], data.y_train[:PROBE_ROWS])
 
     def row(epoch: int, step: int, train_loss: float | None, elapsed: float) -> EpochRow:
