@@ -161,6 +161,14 @@ def test_from_scratch_with_the_same_seed_equals_an_ordinary_loop_run_bit_for_bit
     assert all((seen.records[-1].state[k] == plain[-1].state[k]).all() for k in plain[-1].state)
 
 
+def test_a_layer_gradual_unfreezing_reaches_only_after_the_budget_is_not_counted_as_trained() -> None:
+    t = Transfer(_config(arms=("gradual", "probe"), seeds=(0,), epochs=2, unfreeze_every=5)).execute()
+    gradual, probe = t.runs
+    # Two epochs, a layer every five: only the head trains, as in the probe.
+    assert gradual.trainable_params == probe.trainable_params
+    assert all(lr == 0.0 for layer in gradual.layers[:-1] for lr in gradual.layer_lr[layer])
+
+
 def test_gradual_unfreezing_unfreezes_one_layer_from_the_top_on_schedule_and_lp_ft_at_half_time() -> None:
     config = _config(arms=("gradual", "lp-ft"), epochs=4, unfreeze_every=1)
     t = Transfer(config).execute()
@@ -179,7 +187,8 @@ def test_the_mirror_holds_every_measure_and_the_figures_draw_it() -> None:
     assert t.status is Status.FINISHED and t.source_accuracy is not None and t.source_accuracy > 0.5
     for r in t.runs:
         assert r.status is Status.FINISHED and len(r.target_accuracies) == len(r.shifted_accuracy) == 3
-        assert r.source_accuracy is not None and r.trainable_params > 0
+        # Scratch never saw the source: it has no kept source accuracy, nor a place on the Pareto chart.
+        assert (r.source_accuracy is None) == (r.arm == "scratch") and r.trainable_params > 0
         assert set(r.layer_change) == set(r.layers) and all(len(v) == 2 for v in r.layer_lr.values())
     probe = next(r for r in t.runs if r.arm == "probe")
     assert probe.source_accuracy == pytest.approx(t.source_accuracy)  # a frozen backbone forgets nothing
@@ -190,8 +199,8 @@ def test_the_mirror_holds_every_measure_and_the_figures_draw_it() -> None:
     assert params.params[params.arms.index("probe")] < params.params[params.arms.index("full")]
     assert trainable_params_figure(params).layout.yaxis.type == "log"
     forgetting = forgetting_data(t)
-    assert {p.arm for p in forgetting.points} == set(ARMS) and any(p.on_front for p in forgetting.points)
-    assert len(forgetting_figure(forgetting).data) == len(ARMS) + 1
+    assert {p.arm for p in forgetting.points} == set(ARMS) - {"scratch"} and any(p.on_front for p in forgetting.points)
+    assert len(forgetting_figure(forgetting).data) == len(ARMS)  # the front and every arm but scratch
     change = layer_change_data(t, "probe")
     assert change.layers[-1].startswith("head (") and change.z[0] == [0.0, 0.0] and change.z[-1][-1] > 0
     assert layer_change_figure(change).data[0].type == "heatmap"
@@ -211,7 +220,7 @@ def test_a_diverged_run_is_left_out_of_the_bands_and_named() -> None:
 
 
 def test_a_size_sweep_trains_scratch_and_one_arm_at_every_fraction() -> None:
-    config = size_sweep(_config(epochs=1), arm="probe", sizes=(0.1, 0.5))
+    config = size_sweep(_config(epochs=1, arms=("probe",)), arm="probe", sizes=(0.1, 0.5))
     assert config.arms == ("scratch", "probe") and config.fractions() == (0.1, 0.5)
     t = Transfer(config).execute()
     assert [(r.arm, r.fraction) for r in t.runs] == [("scratch", 0.1), ("probe", 0.1), ("scratch", 0.5), ("probe", 0.5)]
@@ -228,6 +237,9 @@ def test_a_size_sweep_trains_scratch_and_one_arm_at_every_fraction() -> None:
         ({"data": {"name": "wine"}}, "dataset"),
         ({"target_fraction": 0.001}, "target_fraction"),
         ({"reduce": {"name": "subsample"}}, "reduce"),
+        ({"model": {"name": "linear"}}, "no hidden layer"),
+        ({"arms": "lp-ft", "epochs": 1}, "at least 2"),
+        ({"arms": "probe,layer-decay", "optimizer": {"name": "lbfgs"}}, "one per layer"),
     ],
 )
 def test_a_bad_config_names_its_field(values: dict, message: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -45,7 +47,8 @@ def test_the_transfer_tab_runs_every_arm_and_draws_what_each_changed() -> None:
     assert not at.exception and not at.error
     frame = at.dataframe[0].value
     assert list(frame["arm"]) == ["From scratch", "Linear probe", "LoRA"]
-    assert frame["target_accuracy"].between(0, 1).all() and frame["source_accuracy"].between(0, 1).all()
+    assert frame["target_accuracy"].between(0, 1).all() and frame["source_accuracy"][1:].between(0, 1).all()
+    assert pd.isna(frame["source_accuracy"][0])  # scratch never saw the source task
     # The probe trains the head only, LoRA its adapters and the head: both far fewer than scratch.
     params = dict(zip(frame["arm"], frame["trainable_params"], strict=True))
     assert params["Linear probe"] < params["LoRA"] < params["From scratch"]
@@ -89,6 +92,9 @@ def test_the_sharing_tab_checks_what_is_shared_and_compares_pcgrad() -> None:
     assert conflict, [_title(fig) for fig in _figures(at)]
     names = " ".join(t.get("name", "") or t.get("legendgroup", "") for t in conflict[0]["data"])
     assert "equal" in names and "pcgrad" in names
+    titles = [_title(fig) for fig in _figures(at)]
+    for task in ("digit class", "digit >= 5"):  # each task's curves with each rule
+        assert f"{task} · equal weights" in titles and f"{task} · PCGrad" in titles, titles
 
 
 @pytest.mark.parametrize("query, bad", [

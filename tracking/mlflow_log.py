@@ -238,7 +238,9 @@ class MlflowObserver(Observer):
     def run_ended(self, run: RunResult) -> None:
         index = run.index
         ops: list[Op | Callable[[], Op]] = []
-        if metrics := self._pending.pop(index, []):
+        # What a run measures beyond its records (a transfer arm's shifted and kept source accuracy).
+        final = [[k, float(v), _now_ms(), 0] for k, v in getattr(run, "final_metrics", {}).items() if v is not None]
+        if metrics := self._pending.pop(index, []) + final:
             ops.append({"op": "metrics", "metrics": metrics})
         if steps := self._steps.pop(index, []):
             csv = io.StringIO()

@@ -51,8 +51,10 @@ PARETO_NOTE = (
 )
 HEATMAP_NOTE = (
     "Each cell: how far a layer's weights moved from where fine-tuning started, ‖Δθ‖ / ‖θ‖, after each "
-    "epoch (left), and the learning rate the layer trained with (right; 0 while frozen)."
+    "epoch (left), and the learning rate its parameter group was set to at the epoch's end (right: the "
+    "schedule's lr times the arm's multiplier for the layer; 0 while frozen)."
 )
+RULES = {"equal": "equal weights", "pcgrad": "PCGrad"}
 SIZE_NOTE = (
     "Scratch and one transfer arm trained at each share of the target data (same seeds and budget per size): "
     "where the lines meet, the source model stops paying."
@@ -115,7 +117,7 @@ def _draw_transfer(job: Job) -> None:
         st.caption(PARETO_NOTE)
     with cols[1]:
         st.plotly_chart(trainable_params_figure(trainable_params_data(t)), key="transfer.params", width="stretch")
-        st.caption("Parameters each arm trains (log scale); the rest are frozen and get no optimizer state.")
+        st.caption("Parameters each arm trains within the budget (log scale); the rest stay as the source left them.")
     arms = list(t.config.arms)
     seed_state("transfer.view.arm", "full" if "full" in arms else arms[0])
     if st.session_state["transfer.view.arm"] not in arms:
@@ -200,10 +202,13 @@ def _draw_share(jobs: Sequence[Job]) -> None:
     done = sum(r.status.ended for r in share.runs)
     progress(job, share.progress, f"{done} of {len(share.runs)} runs")
     tasks = share.config.tasks
-    cols = st.columns(len(tasks))
-    for col, task in zip(cols, tasks, strict=True):
-        col.plotly_chart(share_curves_figure(share_curves_data(share, task=task)), key=f"share.curves.{task}",
-                         width="stretch")
+    for other in jobs:  # with PCGrad run too: its curves under the equal-weights ones, task by task
+        mirror: Share = other.work.share  # type: ignore[attr-defined]
+        rule = f" · {RULES[mirror.config.combine]}" if len(jobs) > 1 else ""
+        cols = st.columns(len(tasks))
+        for col, task in zip(cols, tasks, strict=True):
+            figure = share_curves_figure(share_curves_data(mirror, task=task), title=get_task(task).label + rule)
+            col.plotly_chart(figure, key=f"share.curves.{task}.{mirror.config.combine}", width="stretch")
     st.caption("Mean over seeds; band: min to max. Validation set, after each epoch (epoch 0: untrained).")
     st.dataframe(pd.DataFrame(share_rows(share)), hide_index=True, width="stretch", column_config=_share_columns(share))
     seed_state("share.view.x", "params")

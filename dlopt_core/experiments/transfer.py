@@ -27,7 +27,8 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from dlopt_core.catalog.models import build_model
+from dlopt_core.catalog.models import build_model, get_model_spec
+from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.config import ModelConfig, OptimizerConfig, RunConfig, TrainingSetup, check_seeds, config_hash
 from dlopt_core.device import resolve_device
 from dlopt_core.engine.budget import step_budget
@@ -138,6 +139,17 @@ class TransferConfig(TrainingSetup):
             raise ValueError("reduce: a transfer task sizes its target data with target_fraction (or sizes)")
         if self.data.name != task.dataset:
             raise ValueError(f"dataset: task {self.task!r} is made from {task.dataset!r}, got {self.data.name!r}")
+        transfers = [a for a in self.arms if get_arm(a).uses_source]
+        if transfers and get_model_spec(self.model.name).convex:
+            raise ValueError(f"model: {self.model.name!r} has no hidden layer to transfer; choose an mlp or a cnn")
+        if "lp-ft" in self.arms and self.epochs < 2:
+            raise ValueError("epochs: lp-ft probes for half the epochs and then fine-tunes: give it at least 2")
+        per_layer = [a for a in self.arms if get_arm(a).per_layer_lr]
+        if per_layer and get_optimizer(self.optimizer.name).needs_closure:
+            raise ValueError(
+                f"optimizer: {self.optimizer.name!r} keeps one learning rate for all its parameters; "
+                f"{', '.join(per_layer)} needs one per layer (choose another optimizer or drop the arm)"
+            )
         if (n := len(self.plan())) > MAX_TRANSFER_RUNS:
             raise ValueError(f"arms x seeds x sizes: {n} runs is over the limit of {MAX_TRANSFER_RUNS}")
         return self
@@ -273,6 +285,12 @@ class ArmRun(RunResult):
     def tags(self) -> dict[str, str]:
         """What a tracker tags the run with beside its config."""
         return {"arm": self.arm, "target_fraction": repr(self.fraction)}
+
+    @property
+    def final_metrics(self) -> dict[str, float | None]:
+        """What a tracker logs when the run ends, beside its records' metrics."""
+        return {"trainable_params": self.trainable_params, "shifted_accuracy": self.shifted,
+                "source_accuracy": self.source_accuracy}
 
     @property
     def target_accuracies(self) -> list[float]:
@@ -438,7 +456,7 @@ class Transfer:
             self.config.settings(r.config.seed),
         )
         model = prepared.model
-        tell(ArmStarted(r.index, prepared.trainable_params, list(prepared.layers)))
+        tell(ArmStarted(r.index, prepared.trainable_within(self.config.epochs), list(prepared.layers)))
         notify(observers, "run_started", r)
         _report(observers, tell)  # the run's MLflow id exists now
         start = layer_vectors(model)
@@ -465,7 +483,9 @@ class Transfer:
             tell(RunEnded(r.index, str(Status.FAILED), f"{type(exc).__name__}: {exc}"))
             notify(observers, "run_ended", r)
             raise
-        if r.status is Status.FINISHED:
+        # An arm that never saw the source keeps nothing of it: read under the source head, its
+        # number would be noise, not forgetting.
+        if r.status is Status.FINISHED and spec.uses_source:
             tell(ArmMeasured(r.index, _retained(model, source_head, task)))
         notify(observers, "run_ended", r)
 

@@ -171,6 +171,8 @@ def forgetting_data(transfer: Transfer, *, fraction: float | None = None) -> For
     groups = _by_arm(transfer, fraction)
     raw, left_out = [], []
     for arm, runs in groups.items():
+        if not get_arm(arm).uses_source:  # it kept nothing of a source it never saw
+            continue
         done = [r for r in runs if r.target_accuracy is not None and r.source_accuracy is not None]
         if not done:
             left_out.append(arm)

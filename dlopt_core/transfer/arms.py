@@ -49,10 +49,18 @@ class Prepared:
     @property
     def trainable_params(self) -> int:
         """Numbers the arm ever trains (a gradually unfrozen layer counts)."""
+        return self.trainable_within(None)
+
+    def trainable_within(self, epochs: int | None) -> int:
+        """Numbers the arm trains within ``epochs`` (None: ever): a layer gradual unfreezing
+        reaches only after the budget ends does not count."""
         params = dict(self.model.named_parameters())
         if self.groups is None:
             return sum(p.numel() for p in params.values())
-        return sum(params[n].numel() for g in self.groups if g.trainable_from is not None for n in g.params)
+        return sum(
+            params[n].numel() for g in self.groups
+            if g.trainable_from is not None and (epochs is None or g.trainable_from < epochs) for n in g.params
+        )
 
     def layer_lr(self, lr: float, epoch: int) -> dict[str, float]:
         """The lr each layer trains with during ``epoch`` (0-based; 0 while frozen): ``lr`` times
@@ -77,6 +85,7 @@ class ArmSpec:
     label: str
     prepare: Prepare
     uses_source: bool = True
+    per_layer_lr: bool = False  # layers train at different rates (an optimizer with one lr cannot)
     description: str = ""
 
 
@@ -176,7 +185,7 @@ ARMS: dict[str, ArmSpec] = {
         ArmSpec("lp-ft", "LP-FT", _lp_ft,
                 description="A linear probe for half the epochs, then a full fine-tune (Kumar et al. 2022): "
                 "the head is fitted before it can distort the backbone's features."),
-        ArmSpec("layer-decay", "Layer-wise lr decay", _layer_decay,
+        ArmSpec("layer-decay", "Layer-wise lr decay", _layer_decay, per_layer_lr=True,
                 description="Full fine-tune where layer i of L gets lr * decay^(L - i), the head lr (timm's rule)."),
         ArmSpec("lora", "LoRA", _lora,
                 description="The backbone frozen; each of its Linear layers gets a trainable rank-r update B A; "
