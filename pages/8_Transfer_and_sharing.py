@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dlopt_core.config import ConfigError
+from dlopt_core.sharing import get_family
 from ui import transfer_form as form
 from ui.kit import find, page_tabs, run_row
 from ui.status import page_frame, started
@@ -59,7 +60,7 @@ with area:
                 form.SHARE.offer_last(lambda cfg: find(cfg.key()))
             else:
                 jobs = [job]
-                if config.family == "multitask":
+                if get_family(config.family).combines:
                     other = form.other_combine(config)
                     if (other_job := find(other.key())) is not None:
                         jobs.append(other_job)

@@ -219,7 +219,7 @@ def share_inputs() -> dict[str, Any]:
         f"**{get_variant(v).label}**: {get_variant(v).description}" for v in spec.variants
     ))
     combine = "equal"
-    if family == "multitask":
+    if spec.combines:
         seed_state(f"{S}.combine", "equal")
         combine = st.segmented_control(
             "the trunk's gradient", list(COMBINE), key=f"{S}.combine", format_func=COMBINE.get, required=True,

@@ -32,7 +32,7 @@ from dlopt_core.plots import (
     trainable_params_figure,
 )
 from dlopt_core.runner.work import Job
-from dlopt_core.sharing import get_task
+from dlopt_core.sharing import get_family, get_task
 from dlopt_core.transfer.arms import ARMS
 from ui.kit import attach_or_start, find, live, live_job, progress, run_row
 from ui.widgets import seed_state
@@ -176,7 +176,7 @@ def _share_columns(share: Share) -> dict[str, object]:
                                "train_s": st.column_config.NumberColumn("train s", format="%.2f")}
     for task in share.config.tasks:
         spec = get_task(task)
-        fmt = "%.4f" if spec.metric_key.endswith("mse") else ACC
+        fmt = ACC if spec.higher_is_better else "%.4f"  # accuracies to 3 places; an MSE needs more
         cols[spec.metric_key] = st.column_config.NumberColumn(spec.metric_key.replace("_", " "), format=fmt)
         cols[f"{spec.metric_key}_sd"] = st.column_config.NumberColumn("± sd", format=fmt)
     return cols
@@ -222,7 +222,7 @@ def _draw_share(jobs: Sequence[Job]) -> None:
     if rows := sharing_table_data(share):
         st.dataframe(checks_frame(rows), width="stretch")
     st.caption(CHECKS_NOTE)
-    if share.config.family == "multitask":
+    if get_family(share.config.family).combines:
         shares = [j.work.share for j in jobs]  # type: ignore[attr-defined]
         st.plotly_chart(conflict_figure(conflict_data(shares)), key="share.conflict", width="stretch")
         st.caption(CONFLICT_NOTE)

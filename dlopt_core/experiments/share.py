@@ -96,7 +96,7 @@ class ShareConfig(Flat):
             raise ValueError(f"variants: each variant once, got {', '.join(self.variants)}")
         # Empty means all: written out, so the same experiment has one key whichever way it was asked.
         object.__setattr__(self, "variants", self.variants or family.variants)
-        if self.family != "multitask":  # only a trunk shared by tasks has gradients to combine
+        if not family.combines:  # only a trunk shared by tasks has gradients to combine
             object.__setattr__(self, "combine", "equal")
         spec = get_optimizer(self.optimizer.name)
         if spec.needs_closure or spec.full_batch_only:
@@ -120,7 +120,7 @@ class ShareConfig(Flat):
     def parent_name(self) -> str:
         """The name of the MLflow run that holds the runs."""
         labels = " vs ".join(get_variant(v).label for v in self.variants)
-        combine = f", {self.combine}" if self.family == "multitask" else ""
+        combine = f", {self.combine}" if get_family(self.family).combines else ""
         return f"{self.key()} ({labels}{combine}, {len(self.seeds)} seeds)"
 
 

@@ -53,6 +53,8 @@ class FamilySpec:
     tasks: tuple[str, ...]  # every task any of its variants learns
     variants: tuple[str, ...]
     description: str = ""
+    # Tasks share a trunk, so their gradients there can be combined (summed, or by PCGrad).
+    combines: bool = False
 
 
 VARIANTS: dict[str, VariantSpec] = {
@@ -108,6 +110,7 @@ FAMILIES: dict[str, FamilySpec] = {
         FamilySpec(
             "multitask", "multi-task hard sharing", ("digit", "high"), ("multitask", "separate", "single"),
             description="Task A: which digit; task B: digit >= 5. One trunk vs a network per task vs task A alone.",
+            combines=True,
         ),
     )
 }
