@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # annotations only: none of these is needed to run a hook
     from dlopt_core.sharing.train import EpochRow
 
 # ``Comparison``, ``RunResult`` (experiments.compare), ``Compression`` (experiments.compress.run),
-# ``Share`` and ``ShareRun`` (experiments.share) are named in annotations without an import: those modules call
+# ``Share`` and ``ShareRun`` (experiments.share), ``Continual`` and ``ContinualRun`` (experiments.continual) are named in annotations without an import: those modules call
 # the hooks, so they import this one, and an import back would be a circle.
 
 
@@ -99,6 +99,24 @@ class Observer:
         """Once, with the run's final status."""
 
     def share_ended(self, share: Share) -> None:
+        """Once, after every run has ended."""
+
+
+    # -- a continual-learning experiment (experiments.continual) --
+
+    def continual_started(self, continual: Continual) -> None:
+        """Once, before any run (a tracker opens the parent run here)."""
+
+    def continual_run_started(self, continual: Continual, run: ContinualRun) -> None:
+        """Before the run's first task; ``run.initial`` holds each task's accuracy at initialisation."""
+
+    def continual_task_done(self, continual: Continual, run: ContinualRun) -> None:
+        """After each task of the run: ``run.rows[-1]`` is the accuracy on every task."""
+
+    def continual_run_ended(self, continual: Continual, run: ContinualRun) -> None:
+        """Once, with the run's final status."""
+
+    def continual_ended(self, continual: Continual) -> None:
         """Once, after every run has ended."""
 
 
