@@ -110,6 +110,14 @@ class ContinualConfig(Flat):
     def _seeds(cls, value: Any) -> Any:
         return check_seeds(value)
 
+    @field_validator("optimizers", mode="before")
+    @classmethod
+    def _optimizers(cls, value: Any) -> Any:
+        # Specs as text ("adam:lr=0.01"), one or several separated by spaces, read as configs.
+        if isinstance(value, str):
+            value = value.split()
+        return tuple(OptimizerConfig.parse(v) if isinstance(v, str) else v for v in value)
+
     @field_validator("strategies", mode="before")
     @classmethod
     def _strategies(cls, value: Any) -> Any:
