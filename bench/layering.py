@@ -20,7 +20,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("dlopt_core.config",),
     ("dlopt_core.engine",),
     ("dlopt_core.sharing",),
-    ("dlopt_core.compression", "dlopt_core.runner", "dlopt_core.transfer", "dlopt_core.continual"),
+    ("dlopt_core.compression", "dlopt_core.runner", "dlopt_core.transfer", "dlopt_core.continual", "dlopt_core.stream"),
     ("dlopt_core.experiments",),
     ("dlopt_core.plots", "dlopt_core.cli", "dlopt_core.export", "dlopt_core.__main__"),
 )

@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # annotations only: none of these is needed to run a hook
     from dlopt_core.sharing.train import EpochRow
 
 # ``Comparison``, ``RunResult`` (experiments.compare), ``Compression`` (experiments.compress.run),
-# ``Share`` and ``ShareRun`` (experiments.share), ``Continual`` and ``ContinualRun`` (experiments.continual) are named in annotations without an import: those modules call
+# ``Share`` and ``ShareRun`` (experiments.share), ``Continual`` and ``ContinualRun`` (experiments.continual), ``StreamRace`` and ``LearnerRun``
+# (experiments.stream) are named in annotations without an import: those modules call
 # the hooks, so they import this one, and an import back would be a circle.
 
 
@@ -117,6 +118,24 @@ class Observer:
         """Once, with the run's final status."""
 
     def continual_ended(self, continual: Continual) -> None:
+        """Once, after every run has ended."""
+
+
+    # -- a drift race (experiments.stream) --
+
+    def stream_started(self, race: StreamRace) -> None:
+        """Once, before any run (a tracker opens the parent run here)."""
+
+    def stream_run_started(self, race: StreamRace, run: LearnerRun) -> None:
+        """Before the learner's first step on the stream."""
+
+    def stream_steps(self, race: StreamRace, run: LearnerRun, start: int) -> None:
+        """After a chunk of steps: ``run.accuracy[start:]`` and the alarms from ``start`` on are new."""
+
+    def stream_run_ended(self, race: StreamRace, run: LearnerRun) -> None:
+        """Once, with the run's final status."""
+
+    def stream_ended(self, race: StreamRace) -> None:
         """Once, after every run has ended."""
 
 
