@@ -223,3 +223,48 @@ def test_continual_work_in_a_thread_fills_the_mirror_and_stops_when_cancelled() 
         assert len(long.continual.runs[0].rows) < 5
     finally:
         registry.shutdown()
+
+
+def test_plots_draw_the_mean_matrix_the_table_anytime_curves_and_the_sorted_forgetting_bars() -> None:
+    from dlopt_core.plots import (
+        accuracy_matrix_data,
+        accuracy_matrix_figure,
+        anytime_data,
+        anytime_figure,
+        continual_table_data,
+        forgetting_rank_data,
+        forgetting_rank_figure,
+    )
+
+    cfg = ContinualConfig.make(optimizers=("sgd:lr=0.1", "adam:lr=0.01"), strategies=("naive", "replay"),
+                               seeds=(0, 1), epochs=1)
+    continual = Continual(cfg).execute()
+    adam = cfg.optimizers[1].label
+    matrix = accuracy_matrix_data(continual, optimizer=adam, strategy="naive")
+    runs = continual.runs_of(adam, "naive")
+    assert matrix.seeds == 2 and len(matrix.rows) == 5
+    assert matrix.rows[4][0] == pytest.approx((runs[0].rows[4][0] + runs[1].rows[4][0]) / 2)
+    fig = accuracy_matrix_figure(matrix)
+    assert fig.data[0].type == "heatmap" and len(fig.data[0].z) == 5 and "Naive" in fig.layout.title.text
+
+    # Live: a run with two tasks done draws two rows and three blank ones.
+    half = Continual(cfg)
+    half.runs[0].rows = runs[0].rows[:2]
+    partial = accuracy_matrix_data(half, optimizer=half.runs[0].optimizer, strategy="naive")
+    assert len(partial.rows) == 2 and list(accuracy_matrix_figure(partial).data[0].z[2]) == [None] * 5
+
+    table = continual_table_data(continual)
+    assert [(r["optimizer"], r["strategy"]) for r in table][:2] == [(cfg.optimizers[0].label, "Naive fine-tuning"),
+                                                                   (cfg.optimizers[0].label, "Replay")]
+    assert " ± " in table[0]["forgetting"] and table[0]["finished"] == "2/2"
+
+    anytime = anytime_data(continual)
+    assert len(anytime.curves) == 4 and anytime.curves[0].tasks == [1, 2, 3, 4, 5]
+    assert all(c.low[i] <= c.mean[i] <= c.high[i] for c in anytime.curves for i in range(5))
+    assert len(anytime_figure(anytime).data) == 8
+
+    rank = forgetting_rank_data(continual)
+    means = [b.mean for b in rank.bars]
+    assert means == sorted(means) and len(rank.bars) == 4
+    assert {b.strategy for b in forgetting_rank_data(continual, strategy="naive").bars} == {"naive"}
+    assert list(forgetting_rank_figure(rank).data[0].y) == [b.label for b in rank.bars]

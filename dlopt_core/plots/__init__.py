@@ -3,6 +3,18 @@
 One module per figure family; the names a page needs are re-exported here.
 """
 
+from dlopt_core.plots.continual import (
+    AccuracyMatrixData,
+    AnytimeData,
+    ForgettingRankData,
+    accuracy_matrix_data,
+    accuracy_matrix_figure,
+    anytime_data,
+    anytime_figure,
+    continual_table_data,
+    forgetting_rank_data,
+    forgetting_rank_figure,
+)
 from dlopt_core.plots.curves import X_LABELS, CurvesData, curves_data, curves_figure
 from dlopt_core.plots.compression import (
     LayerSensitivityData,
@@ -81,4 +93,6 @@ __all__ = [
     "accuracy_curves_data", "accuracy_curves_figure", "forgetting_data", "forgetting_figure", "layer_change_data",
     "layer_change_figure", "layer_lr_data", "layer_lr_figure", "size_curve_data", "size_curve_figure",
     "trainable_params_data", "trainable_params_figure",
+    "AccuracyMatrixData", "AnytimeData", "ForgettingRankData", "accuracy_matrix_data", "accuracy_matrix_figure",
+    "anytime_data", "anytime_figure", "continual_table_data", "forgetting_rank_data", "forgetting_rank_figure",
 ]
