@@ -35,6 +35,7 @@ from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import run_budget
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import Comparison, RunResult
+from dlopt_core.experiments.continual import ContinualConfig
 from dlopt_core.experiments.data_demos import ReduceSweepConfig
 from dlopt_core.experiments.landscape import LandscapeConfig
 from dlopt_core.experiments.share import ShareConfig
@@ -50,7 +51,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # What each dlopt experiment holds, as the runs browser names it.
 KINDS: dict[str, str] = {
     c.EXPERIMENT: c.KIND
-    for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig, StudyConfig, LandscapeConfig, TransferConfig, ShareConfig)
+    for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig, StudyConfig, LandscapeConfig, TransferConfig, ShareConfig,
+              ContinualConfig)
 }
 # Kinds whose runs MlflowObserver wrote: they open as a comparison.
 OPENABLE = frozenset(c.KIND for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig))

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dlopt_core.cli import compare, compress, landscape, listing, lr_range, search, share, sweep, transfer
+from dlopt_core.cli import compare, compress, continual, landscape, listing, lr_range, search, share, sweep, transfer
 from dlopt_core.errors import ConfigError
 
 # In the order --help lists them.
-SUBCOMMANDS = (compare, sweep, lr_range, landscape, search, compress, share, transfer, listing)
+SUBCOMMANDS = (compare, sweep, lr_range, landscape, search, compress, share, transfer, continual, listing)
 
 
 def build_parser() -> argparse.ArgumentParser:
