@@ -31,14 +31,15 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from dlopt_core.config import ComparisonConfig, RunConfig, config_hash
-from dlopt_core.errors import ConfigError
 from dlopt_core.engine.loop import run_budget
 from dlopt_core.engine.records import Record, Status
+from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.compare import Comparison, RunResult
 from dlopt_core.experiments.continual import ContinualConfig
 from dlopt_core.experiments.data_demos import ReduceSweepConfig
 from dlopt_core.experiments.landscape import LandscapeConfig
 from dlopt_core.experiments.share import ShareConfig
+from dlopt_core.experiments.stream import StreamConfig
 from dlopt_core.experiments.study.config import StudyConfig
 from dlopt_core.experiments.sweep import SweepConfig
 from dlopt_core.experiments.transfer import TransferConfig
@@ -51,8 +52,10 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # What each dlopt experiment holds, as the runs browser names it.
 KINDS: dict[str, str] = {
     c.EXPERIMENT: c.KIND
-    for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig, StudyConfig, LandscapeConfig, TransferConfig, ShareConfig,
-              ContinualConfig)
+    for c in (
+        ComparisonConfig, SweepConfig, ReduceSweepConfig, StudyConfig, LandscapeConfig, TransferConfig, ShareConfig,
+        StreamConfig, ContinualConfig,
+    )
 }
 # Kinds whose runs MlflowObserver wrote: they open as a comparison.
 OPENABLE = frozenset(c.KIND for c in (ComparisonConfig, SweepConfig, ReduceSweepConfig))

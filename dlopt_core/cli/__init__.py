@@ -9,11 +9,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dlopt_core.cli import compare, compress, continual, landscape, listing, lr_range, search, share, sweep, transfer
+from dlopt_core.cli import (
+    compare,
+    compress,
+    continual,
+    landscape,
+    listing,
+    lr_range,
+    search,
+    share,
+    stream,
+    sweep,
+    transfer,
+)
 from dlopt_core.errors import ConfigError
 
 # In the order --help lists them.
-SUBCOMMANDS = (compare, sweep, lr_range, landscape, search, compress, share, transfer, continual, listing)
+SUBCOMMANDS = (compare, sweep, lr_range, landscape, search, compress, share, transfer, stream, continual, listing)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,15 +54,16 @@ class Learner(Protocol):
 
 def stream_model(n_features: int, n_classes: int, hidden: Sequence[int], seed: int) -> nn.Module:
     """A small tanh MLP, its weights drawn from ``seed`` (every learner of a seed starts alike)."""
-    layers: list[nn.Module] = []
-    width = n_features
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.Tanh()]
-        width = h
-    layers.append(nn.Linear(width, n_classes))
-    # torch's initialisers draw from the process-global RNG, which job threads share.
+    # torch's initialisers draw from the process-global RNG, which job threads share: every
+    # layer is made inside the lock, after the seed.
     with INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        width = n_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.Tanh()]
+            width = h
+        layers.append(nn.Linear(width, n_classes))
         return nn.Sequential(*layers)
 
 
