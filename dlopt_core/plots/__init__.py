@@ -51,6 +51,14 @@ from dlopt_core.plots.share import (
     share_curves_figure,
     sharing_table_data,
 )
+from dlopt_core.plots.stream import (
+    LearnerCurve,
+    StreamCurvesData,
+    detector_table_data,
+    recovery_table_data,
+    stream_curves_data,
+    stream_curves_figure,
+)
 from dlopt_core.plots.transfer import (
     AccuracyCurvesData,
     ForgettingData,
@@ -88,6 +96,8 @@ __all__ = [
     "SensitivityData", "SensitivityLine", "initial_val_loss", "lr_text", "sensitivity_data", "sensitivity_figure",
     "ConflictData", "ShareCostData", "ShareCurvesData", "conflict_data", "conflict_figure", "share_cost_data",
     "share_cost_figure", "share_curves_data", "share_curves_figure", "sharing_table_data",
+    "LearnerCurve", "StreamCurvesData", "detector_table_data", "recovery_table_data", "stream_curves_data",
+    "stream_curves_figure",
     "TrialLrData", "TuningBudgetData", "trial_lr_data", "trial_lr_figure", "tuning_budget_data", "tuning_budget_figure",
     "AccuracyCurvesData", "ForgettingData", "LayerHeatmapData", "SizeCurveData", "TrainableParamsData",
     "accuracy_curves_data", "accuracy_curves_figure", "forgetting_data", "forgetting_figure", "layer_change_data",
