@@ -6,8 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlopt_core.experiments.stream import LearnerConfig, StreamConfig, StreamRace, StreamWork, recovery_rows
-from dlopt_core.plots import detector_table_data, stream_curves_data, stream_curves_figure
+from dlopt_core.experiments.stream import (
+    LearnerConfig,
+    StreamConfig,
+    StreamRace,
+    StreamWork,
+    recovery_rows,
+)
+from dlopt_core.plots import (
+    detector_table_data,
+    stream_curves_data,
+    stream_curves_figure,
+)
 from dlopt_core.runner.jobs import JobRegistry
 from dlopt_core.stream import (
     STREAMS,
