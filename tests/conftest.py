@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,18 @@ import torch
 from browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One empty, migrated MLflow store that every new store of this session starts as a copy of
+    (its migrations cost 1-2 s per test otherwise); the servers and CLIs the tests start inherit it."""
+    from tracking.store import TEMPLATE_ENV, make_template
+
+    path = make_template(tmp_path_factory.mktemp("store-template") / "mlflow.db")
+    os.environ[TEMPLATE_ENV] = str(path)
+    yield path
+    os.environ.pop(TEMPLATE_ENV, None)
 
 
 @pytest.fixture(autouse=True)
