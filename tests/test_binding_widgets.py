@@ -14,6 +14,7 @@ import ui.compare_form
 import ui.compress_form
 import ui.data_form
 import ui.landscape_form
+import ui.online_form
 import ui.search_form
 import ui.sweep_form
 import ui.transfer_form
@@ -82,9 +83,23 @@ PAGES: dict[str, tuple[str, Binding[Any], dict[str, st.SearchStrategy[Any]]]] = 
         "width": st.sampled_from(["8", "32"]), "depth": st.sampled_from(["1", "3"]),
         "optimizer": st.sampled_from(["adam", "sgd"]), "optimizer.lr": lrs.map(str),
     }),
+    "stream": ("pages/9_Online_and_continual.py", ui.online_form.STREAM, {
+        "stream": st.sampled_from(["sea", "rotating_moons", "cancer_shift"]),
+        "learners": st.lists(st.sampled_from(["sgd:lr=0.1,policy=constant", "adam:lr=0.01,policy=reset",
+                                              "sgd:lr=0.05,momentum=0.9,policy=decay"]), min_size=1, max_size=3, unique=True),
+        "seeds": st.sampled_from(["0", "0,1"]), "batch_size": st.sampled_from(["10", "20", "50"]),
+        "window": st.integers(1, 30).map(str), "reset_detector": st.sampled_from(["adwin", "page_hinkley", "kswin"]),
+        "tolerance": st.sampled_from(["0", "25"]),
+    }),
+    "continual": ("pages/9_Online_and_continual.py", ui.online_form.CONTINUAL, {
+        "sequence": st.sampled_from(["split-digits", "permuted-digits", "rotated-digits"]),
+        "optimizer": _specs(True), "strategies": st.sampled_from(["naive", "replay,ewc", "naive,replay,ewc"]),
+        "epochs": st.integers(1, 5).map(str), "seeds": st.sampled_from(["0", "0,1"]),
+        "replay_size": st.sampled_from(["50", "200"]), "ewc_lambda": st.sampled_from(["10.0", "100.0"]),
+    }),
 }
-# What a page's link always holds beside the config: the sharing form lives on the page's second tab.
-FIXED = {"share": {"tab": "share"}}
+# What a page's link always holds beside the config: the second tab of a page with two.
+FIXED = {"share": {"tab": "share"}, "continual": {"tab": "continual"}}
 
 
 def _same(cfg: Any) -> Any:

@@ -20,6 +20,8 @@ PAGES = {
     "search": ("pages/4_LR_search.py", {"optimizer": ["sgd"], "epochs": "5000", "n_trials": "4"}, "search.epochs", 5000),
     "transfer": ("pages/8_Transfer_and_sharing.py", {"epochs": "1000", "seeds": "0"}, "transfer.epochs", 1000),
     "share": ("pages/8_Transfer_and_sharing.py", {"tab": "share", "epochs": "5000", "seeds": "0"}, "share.epochs", 5000),
+    "stream": ("pages/9_Online_and_continual.py", {"batch_size": "1", "seeds": "0,1,2,3,4,5,6,7,8,9"}, "stream.batch_size", 1),
+    "continual": ("pages/9_Online_and_continual.py", {"tab": "continual", "epochs": "1000", "seeds": "0"}, "continual.epochs", 1000),
 }
 
 

@@ -22,7 +22,7 @@ from dlopt_core.config import ConfigError
 from ui.widgets import code_span
 
 # Keys a URL may repeat: each value is one registry entry (``optimizer=sgd&optimizer=adam``).
-LIST_KEYS = ("optimizer", "augment", "methods")
+LIST_KEYS = ("optimizer", "augment", "methods", "learners")
 
 
 class Linkable(Protocol):

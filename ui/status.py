@@ -69,6 +69,10 @@ PAGES = (
         "pages/8_Transfer_and_sharing.py", "Transfer and sharing", ":material/share:",
         "Fine-tune a pretrained model seven ways (probe, LP-FT, LoRA, ...); tied, shared and multi-task weights checked",
     ),
+    PageInfo(
+        "pages/9_Online_and_continual.py", "Online and continual", ":material/waves:",
+        "Optimizers racing on a drifting stream, drift detectors scored; forgetting across a sequence of tasks",
+    ),
 )
 
 
