@@ -7,7 +7,7 @@ Options after a name go to that benchmark (``python -m bench concurrency --epoch
 import sys
 
 from bench import (
-    app_times, augment_cost, batched, compression, concurrency, first_point, landscape, layering, load_sessions, runs_page,
+    app_times, augment_cost, batched, compression, concurrency, first_point, landscape, layering, load_sessions, online, runs_page,
     study_storage, study_vs_grid, throughput, transfer, work_setup,
 )
 
@@ -28,6 +28,7 @@ BENCHES = {
     "layering": (layering.main, True),
     "work_setup": (work_setup.main, True),
     "transfer": (transfer.main, True),
+    "online": (online.main, True),
 }
 
 runs: list[tuple[str, list[str]]] = []
