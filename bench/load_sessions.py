@@ -254,8 +254,7 @@ async def _drive(url: str, pid: int, result: LoadResult, *, epochs: int, settle_
         result.idle_load_cpu_s = (proc_stats(pid).cpu_s - cpu) / max(1, len(result.idle_loads))
         await context.close()
         result.browser_sessions += 1
-        if measure:  # the baseline after the warm-up's session closed; only the report reads it
-            await asyncio.sleep(3.0)
+        await asyncio.sleep(3.0)
         result.stats["before"] = proc_stats(pid)
 
         sampler = Sampler(pid)
