@@ -20,6 +20,7 @@ from dlopt_core.cli.common import (
 from dlopt_core.continual import SEQUENCES, STRATEGIES
 from dlopt_core.engine.records import Status
 from dlopt_core.experiments.continual import MEASURES, Continual, ContinualConfig, mean_matrix, summarize, summary_rows
+from dlopt_core.experiments.events import tracking_report
 from dlopt_core.experiments.observer import tracking_observers
 from dlopt_core.runner.plugins import tracking_start
 
@@ -66,9 +67,8 @@ def run(args: argparse.Namespace) -> int:
             tracking_start()
         observers = [] if args.no_track else tracking_observers(config.KIND, experiment=args.experiment)
         continual = Continual(config).execute(observers=observers, should_stop=stop.is_set)
-    run_ids = {i: rid for o in observers for i, rid in getattr(o, "run_ids", {}).items()}
-    errors = [e for o in observers for e in getattr(o, "errors", [])]
-    unwritten = sum(getattr(o, "unwritten", 0) for o in observers)
+    report = tracking_report(observers)
+    run_ids, errors, unwritten = report.run_ids, report.errors, report.unwritten
     if args.json:
         print(dumps({
             "continual_id": continual.id,

@@ -18,6 +18,7 @@ from dlopt_core.cli.common import (
     tracking_arguments,
 )
 from dlopt_core.engine.records import Status
+from dlopt_core.experiments.events import tracking_report
 from dlopt_core.experiments.observer import tracking_observers
 from dlopt_core.experiments.share import Share, ShareConfig, summary_rows
 from dlopt_core.runner.plugins import tracking_start
@@ -62,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
             tracking_start()
         observers = [] if args.no_track else tracking_observers(config.KIND, experiment=args.experiment)
         share = Share(config).execute(observers=observers, should_stop=stop.is_set)
-    run_ids = {i: rid for o in observers for i, rid in getattr(o, "run_ids", {}).items()}
-    errors = [e for o in observers for e in getattr(o, "errors", [])]
-    unwritten = sum(getattr(o, "unwritten", 0) for o in observers)
+    report = tracking_report(observers)
+    run_ids, errors, unwritten = report.run_ids, report.errors, report.unwritten
     rows = summary_rows(share)
     if args.json:
         print(dumps({

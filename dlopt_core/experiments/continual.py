@@ -57,7 +57,7 @@ from dlopt_core.continual import (
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.engine.loop import evaluate, run as train
 from dlopt_core.engine.records import Status
-from dlopt_core.experiments.events import Elapsed, TrackedWork, TrackingReport
+from dlopt_core.experiments.events import Elapsed, ReportingRelay, TrackedWork, TrackingReport
 from dlopt_core.experiments.observer import Observer, notify
 from dlopt_core.runner.work import Control, Emit
 
@@ -406,11 +406,8 @@ class ContinualRunEnded:
 ContinualEvent = ContinualRunStarted | TaskDone | ContinualRunEnded | Elapsed | TrackingReport
 
 
-class ContinualRelay(Observer):
+class ContinualRelay(ReportingRelay):
     """Sends a continual-learning experiment's progress to the server as events."""
-
-    def __init__(self, emit: Emit, trackers: Sequence[Observer]) -> None:
-        self.emit, self.trackers = emit, trackers
 
     def continual_run_started(self, continual: Continual, run: ContinualRun) -> None:
         self.emit(ContinualRunStarted(run.index, list(run.initial)), urgent=True)
@@ -426,12 +423,6 @@ class ContinualRelay(Observer):
     def continual_ended(self, continual: Continual) -> None:
         self.emit(Elapsed(continual.elapsed_s), urgent=True)
         self._report()
-
-    def _report(self) -> None:
-        run_ids = {k: rid for t in self.trackers for k, rid in getattr(t, "run_ids", {}).items()}
-        errors = [e for t in self.trackers for e in getattr(t, "errors", [])]
-        unwritten = sum(getattr(t, "unwritten", 0) for t in self.trackers)
-        self.emit(TrackingReport(run_ids, errors, unwritten), urgent=True)
 
 
 class ContinualWork(TrackedWork):

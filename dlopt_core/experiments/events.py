@@ -135,6 +135,26 @@ class TrackingReport:
     unwritten: int
 
 
+def tracking_report(trackers: Sequence[Observer]) -> TrackingReport:
+    """What ``trackers`` stored so far: their run ids, errors and writes still pending."""
+    return TrackingReport(
+        {k: rid for t in trackers for k, rid in getattr(t, "run_ids", {}).items()},
+        [e for t in trackers for e in getattr(t, "errors", [])],
+        sum(getattr(t, "unwritten", 0) for t in trackers),
+    )
+
+
+class ReportingRelay(Observer):
+    """The base of every relay: it sends a work's events to the server with ``emit``, and the
+    trackers' report (run ids, errors, pending writes) when it has news of them."""
+
+    def __init__(self, emit: Emit, trackers: Sequence[Observer]) -> None:
+        self.emit, self.trackers = emit, trackers
+
+    def _report(self) -> None:
+        self.emit(tracking_report(self.trackers), urgent=True)
+
+
 class TrackedWork:
     """What every work that logs to a tracking store shares (a comparison, a transfer, a sharing
     experiment): it travels to the worker as its recipe (the names in ``RECIPE``; the live mirror
@@ -172,7 +192,7 @@ class TrackedWork:
         self.run_ids, self.tracking_errors, self.unwritten = dict(report.run_ids), list(report.errors), report.unwritten
 
 
-class Relay(Observer):
+class Relay(ReportingRelay):
     """Sends an experiment's progress to the server as events, and takes a comparison's per-run stops.
 
     It reports what it is called with: a compression starts no comparison, so its runs are
@@ -180,7 +200,8 @@ class Relay(Observer):
     """
 
     def __init__(self, emit: Emit, control: Control, trackers: Sequence[Observer]) -> None:
-        self.emit, self.control, self.trackers = emit, control, trackers
+        super().__init__(emit, trackers)
+        self.control = control
         self._comparison: Comparison | None = None
         self._started = 0
         self._optimum: float | None = None
@@ -245,8 +266,3 @@ class Relay(Observer):
         self.emit(WorkerEnded(summary), urgent=True)
         self._report()
 
-    def _report(self) -> None:
-        run_ids = {k: rid for t in self.trackers for k, rid in getattr(t, "run_ids", {}).items()}
-        errors = [e for t in self.trackers for e in getattr(t, "errors", [])]
-        unwritten = sum(getattr(t, "unwritten", 0) for t in self.trackers)
-        self.emit(TrackingReport(run_ids, errors, unwritten), urgent=True)

@@ -32,7 +32,7 @@ from dlopt_core.config import (
 )
 from dlopt_core.device import resolve_device, use_one_thread
 from dlopt_core.engine.records import Status
-from dlopt_core.experiments.events import Elapsed, TrackedWork, TrackingReport
+from dlopt_core.experiments.events import Elapsed, ReportingRelay, TrackedWork, TrackingReport
 from dlopt_core.experiments.observer import Observer, notify
 from dlopt_core.runner.work import Control, Emit
 from dlopt_core.sharing import (
@@ -324,11 +324,8 @@ class ShareRunEnded:
 ShareEvent = VariantChecked | ShareRunStarted | EpochDone | ShareRunEnded | Elapsed | TrackingReport
 
 
-class ShareRelay(Observer):
+class ShareRelay(ReportingRelay):
     """Sends a sharing experiment's progress to the server as events."""
-
-    def __init__(self, emit: Emit, trackers: Sequence[Observer]) -> None:
-        self.emit, self.trackers = emit, trackers
 
     def share_checked(self, share: Share, check: SharingCheck) -> None:
         self.emit(VariantChecked(check), urgent=True)
@@ -347,12 +344,6 @@ class ShareRelay(Observer):
     def share_ended(self, share: Share) -> None:
         self.emit(Elapsed(share.elapsed_s), urgent=True)
         self._report()
-
-    def _report(self) -> None:
-        run_ids = {k: rid for t in self.trackers for k, rid in getattr(t, "run_ids", {}).items()}
-        errors = [e for t in self.trackers for e in getattr(t, "errors", [])]
-        unwritten = sum(getattr(t, "unwritten", 0) for t in self.trackers)
-        self.emit(TrackingReport(run_ids, errors, unwritten), urgent=True)
 
 
 class ShareWork(TrackedWork):

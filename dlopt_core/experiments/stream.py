@@ -26,7 +26,7 @@ from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.config import Flat, OptimizerConfig, check_seeds, config_hash
 from dlopt_core.device import use_one_thread
 from dlopt_core.engine.records import Status
-from dlopt_core.experiments.events import Elapsed, TrackedWork, TrackingReport
+from dlopt_core.experiments.events import Elapsed, ReportingRelay, TrackedWork, TrackingReport
 from dlopt_core.experiments.observer import Observer, notify
 from dlopt_core.runner.work import Control, Emit
 from dlopt_core.stream import (
@@ -414,11 +414,8 @@ class StreamRunEnded:
 StreamEvent = StreamRunStarted | StepsDone | StreamRunEnded | Elapsed | TrackingReport
 
 
-class StreamRelay(Observer):
+class StreamRelay(ReportingRelay):
     """Sends a race's progress to the server as events."""
-
-    def __init__(self, emit: Emit, trackers: Sequence[Observer]) -> None:
-        self.emit, self.trackers = emit, trackers
 
     def stream_run_started(self, race: StreamRace, run: LearnerRun) -> None:
         self.emit(StreamRunStarted(run.index), urgent=False)
@@ -437,12 +434,6 @@ class StreamRelay(Observer):
     def stream_ended(self, race: StreamRace) -> None:
         self.emit(Elapsed(race.elapsed_s), urgent=True)
         self._report()
-
-    def _report(self) -> None:
-        run_ids = {k: rid for t in self.trackers for k, rid in getattr(t, "run_ids", {}).items()}
-        errors = [e for t in self.trackers for e in getattr(t, "errors", [])]
-        unwritten = sum(getattr(t, "unwritten", 0) for t in self.trackers)
-        self.emit(TrackingReport(run_ids, errors, unwritten), urgent=True)
 
 
 class StreamWork(TrackedWork):

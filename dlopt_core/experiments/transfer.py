@@ -35,7 +35,7 @@ from dlopt_core.engine.budget import step_budget
 from dlopt_core.engine.loop import evaluate, run, weights_of
 from dlopt_core.engine.records import Record, Status
 from dlopt_core.experiments.compare import RunResult
-from dlopt_core.experiments.events import Elapsed, RecordMade, RunEnded, TrackedWork, TrackingReport
+from dlopt_core.experiments.events import Elapsed, RecordMade, RunEnded, TrackedWork, TrackingReport, tracking_report
 from dlopt_core.experiments.observer import Observer, notify
 from dlopt_core.runner.work import Control, Emit
 from dlopt_core.transfer.arms import ARMS, ArmSettings, Prepared, get_arm, weight_layers
@@ -499,10 +499,7 @@ def _retained(model: nn.Module, source_head: tuple[str, dict[str, torch.Tensor]]
 
 
 def _report(observers: Sequence[Observer], tell: Callable[..., None]) -> None:
-    run_ids = {k: rid for o in observers for k, rid in getattr(o, "run_ids", {}).items()}
-    errors = [e for o in observers for e in getattr(o, "errors", [])]
-    unwritten = sum(getattr(o, "unwritten", 0) for o in observers)
-    tell(TrackingReport(run_ids, errors, unwritten))
+    tell(tracking_report(observers))
 
 
 def _pool_sizes(config: TransferConfig) -> int:
