@@ -70,16 +70,28 @@ def _recovery_frame(rows: list[dict], drifts: int) -> tuple[pd.DataFrame, dict[s
         "resets": st.column_config.NumberColumn("resets", format="%.1f"),
     }
     for d in range(1, drifts + 1):
-        cols[f"recover_{d}"] = st.column_config.NumberColumn(f"steps to recover, drift {d}", format="%.0f")
+        # "never" rather than a blank: no seed got back to the pre-drift accuracy in the stream.
+        frame[f"recover_{d}"] = [_number(v, ".0f", "never") for v in frame[f"recover_{d}"]]
+        cols[f"recover_{d}"] = st.column_config.TextColumn(f"steps to recover, drift {d}")
         cols[f"recovered_{d}"] = st.column_config.TextColumn("seeds recovered")
     return frame, cols
 
 
+def _number(value: object, fmt: str, missing: str) -> str:
+    return missing if value is None or value != value else format(value, fmt)  # NaN != NaN
+
+
 def _detector_frame(rows: list[dict]) -> pd.DataFrame:
-    keys = ("precision", "recall", "mean_time_to_detect", "false_per_1000")
-    out = [{"detector": r["detector"], **{k: r[k] for k in keys}} for r in rows]
+    # Undefined, not zero: no alarm has no precision, no detection no time to detect.
+    cells = {"precision": (".3f", "— (no alarm)"), "recall": (".3f", "—"),
+             "mean_time_to_detect": (".1f", "— (none detected)"), "false_per_1000": (".1f", "—")}
+
+    def row(name: str, values: dict) -> dict:
+        return {"detector": name, **{k: _number(values[k], fmt, missing) for k, (fmt, missing) in cells.items()}}
+
+    out = [row(r["detector"], r) for r in rows]
     if rows:  # the baselines are scored on the same runs whatever the detector: one row each
-        out += [{"detector": f"{b} fires (baseline)", **{k: rows[0][f"{b}_{k}"] for k in keys}} for b in ("always", "never")]
+        out += [row(f"{b} fires (baseline)", {k: rows[0][f"{b}_{k}"] for k in cells}) for b in ("always", "never")]
     return pd.DataFrame(out)
 
 
@@ -98,9 +110,8 @@ def _draw_stream(job: Job) -> None:
         f"{race.config.recover_fraction:.0%} of what it was before the drift (mean over the seeds that got there)."
     )
     st.dataframe(_detector_frame(detector_table_data(race)), hide_index=True, width="stretch", column_config={
-        "precision": st.column_config.NumberColumn(format="%.3f"), "recall": st.column_config.NumberColumn(format="%.3f"),
-        "mean_time_to_detect": st.column_config.NumberColumn("steps to detect", format="%.1f"),
-        "false_per_1000": st.column_config.NumberColumn("false alarms / 1,000 steps", format="%.1f"),
+        "mean_time_to_detect": st.column_config.TextColumn("steps to detect"),
+        "false_per_1000": st.column_config.TextColumn("false alarms / 1,000 steps"),
     })
     st.caption(DETECTOR_NOTE)
 

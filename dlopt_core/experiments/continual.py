@@ -349,7 +349,8 @@ def mean_matrix(continual: Continual, optimizer: str, strategy: str) -> list[lis
 def _spread(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    # One value has no spread: None, not a 0 that reads as "every seed agreed".
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def summarize(continual: Continual) -> list[ContinualSummary]:

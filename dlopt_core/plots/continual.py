@@ -55,7 +55,7 @@ def accuracy_matrix_figure(data: AccuracyMatrixData, *, title: str | None = None
         text=text, texttemplate="%{text}", colorbar={"title": "accuracy"},
         hovertemplate="after training %{y}<br>tested on %{x}: %{z:.3f}<extra></extra>",
     ))
-    fig.update_layout(title=title or f"{data.title} ({data.seeds} seeds)", xaxis_title="tested on task",
+    fig.update_layout(title=title or f"{data.title} ({data.seeds} seed{'s' if data.seeds != 1 else ''})", xaxis_title="tested on task",
                       yaxis_title="after training task", yaxis_autorange="reversed")
     return fig
 
@@ -67,7 +67,7 @@ def continual_table_data(continual: Continual) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"optimizer": s.optimizer, "strategy": get_strategy(s.strategy).label}
         for m in MEASURES:
             mean, sd = s.means[m], s.sds[m]
-            row[MEASURE_TITLES[m]] = f"{mean:.3f} ± {sd:.3f}" if mean is not None else "-"
+            row[MEASURE_TITLES[m]] = "-" if mean is None else f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
         row["finished"] = f"{s.finished}/{s.runs}"
         rows.append(row)
     return rows
@@ -118,7 +118,7 @@ def anytime_figure(data: AnytimeData, *, title: str = "anytime accuracy: the tas
             line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=c.label,
         ))
         fig.add_trace(go.Scatter(
-            x=c.tasks, y=c.mean, mode="lines+markers", name=f"{c.label} ({c.seeds} seeds)", legendgroup=c.label,
+            x=c.tasks, y=c.mean, mode="lines+markers", name=f"{c.label} ({c.seeds} seed{'s' if c.seeds != 1 else ''})", legendgroup=c.label,
             line={"color": color},
         ))
     fig.update_layout(
@@ -163,7 +163,7 @@ def forgetting_rank_figure(data: ForgettingRankData, *, title: str = "which opti
         x=[b.mean for b in data.bars], y=[b.label for b in data.bars], orientation="h",
         error_x={"type": "data", "array": [b.sd for b in data.bars], "visible": True},
         marker={"color": [PALETTE[strategies.index(b.strategy) % len(PALETTE)] for b in data.bars]},
-        text=[f"{b.mean:.3f} ({b.seeds} seeds)" for b in data.bars], textposition="auto",
+        text=[f"{b.mean:.3f} ({b.seeds} seed{'s' if b.seeds != 1 else ''})" for b in data.bars], textposition="auto",
     ))
     fig.update_layout(title=title, xaxis_title="forgetting (Chaudhry et al. 2018; lower is better)",
                       yaxis={"autorange": "reversed"})

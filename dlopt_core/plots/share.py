@@ -75,7 +75,7 @@ def share_curves_figure(data: ShareCurvesData, *, title: str | None = None) -> g
             line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=c.label,
         ))
         fig.add_trace(go.Scatter(
-            x=c.epochs, y=c.mean, mode="lines+markers", name=f"{c.label} ({c.seeds} seeds)", legendgroup=c.label,
+            x=c.epochs, y=c.mean, mode="lines+markers", name=f"{c.label} ({c.seeds} seed{'s' if c.seeds != 1 else ''})", legendgroup=c.label,
             line={"color": color},
         ))
     fig.update_layout(title=title or get_task(data.task).label, xaxis_title="epoch", yaxis_title=data.y_title)

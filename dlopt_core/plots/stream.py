@@ -80,7 +80,7 @@ def stream_curves_figure(data: StreamCurvesData, *, title: str | None = None) ->
             line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=c.label,
         ))
         fig.add_trace(go.Scatter(
-            x=c.steps, y=c.mean, mode="lines", name=f"{c.label} ({c.seeds} seeds)", legendgroup=c.label,
+            x=c.steps, y=c.mean, mode="lines", name=f"{c.label} ({c.seeds} seed{'s' if c.seeds != 1 else ''})", legendgroup=c.label,
             line={"color": color},
         ))
         for d, steps in c.alarms.items():
