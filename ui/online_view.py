@@ -139,13 +139,15 @@ def _draw_continual(job: Job) -> None:
     done = sum(r.status.ended for r in c.runs)
     progress(job, c.progress, f"{done} of {len(c.runs)} runs")
     optimizers = list(dict.fromkeys(r.optimizer for r in c.runs))
-    for optimizer in optimizers:
+    for optimizer in optimizers:  # a row per optimizer, a matrix per strategy
+        st.markdown(f"**{optimizer}**")
         cols = st.columns(len(c.config.strategies))
         for col, strategy in zip(cols, c.config.strategies, strict=True):
             data = accuracy_matrix_data(c, optimizer=optimizer, strategy=strategy)
-            col.plotly_chart(accuracy_matrix_figure(data), key=f"continual.matrix.{optimizer}.{strategy}",
+            title = f"{STRATEGIES[strategy].label} ({data.seeds} seed{'s' if data.seeds != 1 else ''})"
+            col.plotly_chart(accuracy_matrix_figure(data, title=title), key=f"continual.matrix.{optimizer}.{strategy}",
                              width="stretch")
-    st.caption(MATRIX_NOTE)
+    st.caption(MATRIX_NOTE + " Tasks: " + ", ".join(f"T{i + 1} {t}" for i, t in enumerate(c.config.tasks)) + ".")
     frame = pd.DataFrame(summary_rows(c))
     frame["strategy"] = [STRATEGIES[n].label for n in frame["strategy"]]
     if len(c.config.seeds) == 1:  # one seed has no spread: a column of zeros would say it had

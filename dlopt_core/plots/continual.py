@@ -50,13 +50,19 @@ def accuracy_matrix_figure(data: AccuracyMatrixData, *, title: str | None = None
     blank: list[float | None] = [None] * len(data.tasks)
     z = [*data.rows, *([blank] * (len(data.tasks) - len(data.rows)))]
     text = [[f"{v:.2f}" if v is not None else "" for v in row] for row in z]
+    # Tasks as T1, T2, ... on the axes (their names in the hover): three matrices fit a row at
+    # 820 px, and the numbers are in the cells, so there is no colour bar either.
+    short = [f"T{i + 1}" for i in range(len(data.tasks))]
+    names = [[(data.tasks[i], data.tasks[j]) for j in range(len(data.tasks))] for i in range(len(data.tasks))]
     fig = go.Figure(go.Heatmap(
-        z=z, x=data.tasks, y=[f"after {t}" for t in data.tasks], zmin=0.0, zmax=1.0, colorscale="Viridis",
-        text=text, texttemplate="%{text}", colorbar={"title": "accuracy"},
-        hovertemplate="after training %{y}<br>tested on %{x}: %{z:.3f}<extra></extra>",
+        z=z, x=short, y=short, zmin=0.0, zmax=1.0, colorscale="Viridis", customdata=names,
+        text=text, texttemplate="%{text}", showscale=False,
+        hovertemplate="after training %{customdata[0]}<br>tested on %{customdata[1]}: %{z:.3f}<extra></extra>",
     ))
-    fig.update_layout(title=title or f"{data.title} ({data.seeds} seed{'s' if data.seeds != 1 else ''})", xaxis_title="tested on task",
-                      yaxis_title="after training task", yaxis_autorange="reversed")
+    seeds = f"{data.seeds} seed{'s' if data.seeds != 1 else ''}"
+    fig.update_layout(title=title or f"{data.title} ({seeds})", xaxis_title="tested on task",
+                      yaxis_title="after training task", yaxis_autorange="reversed",
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 
 
