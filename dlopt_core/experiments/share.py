@@ -253,7 +253,7 @@ class VariantSummary:
     label: str
     params: int | None
     means: dict[str, float | None]
-    sds: dict[str, float]
+    sds: dict[str, float | None]  # None: fewer than two finished seeds, no spread to tell
     seconds: float | None  # mean training seconds of the runs that finished
     finished: int
     runs: int
@@ -267,11 +267,11 @@ def summarize(share: Share) -> list[VariantSummary]:
         runs = share.runs_of(variant)
         done = [r for r in runs if r.status is Status.FINISHED]
         means: dict[str, float | None] = {}
-        sds: dict[str, float] = {}
+        sds: dict[str, float | None] = {}
         for task in get_variant(variant).tasks:
             values = [v for r in done if (v := r.final[task]) is not None]
             means[task] = statistics.fmean(values) if values else None
-            sds[task] = statistics.stdev(values) if len(values) > 1 else 0.0
+            sds[task] = statistics.stdev(values) if len(values) > 1 else None
         seconds = statistics.fmean(r.elapsed_s for r in done) if done else None
         out.append(VariantSummary(variant, get_variant(variant).label, share.params.get(variant), means, sds,
                                   seconds, len(done), len(runs), share.checks.get(variant)))

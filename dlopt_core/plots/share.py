@@ -118,7 +118,7 @@ def share_cost_data(share: Share, *, task: str, x: CostAxis = "params") -> Share
         else:
             xs = [r.elapsed_s for r in done]
         x_sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-        points.append(CostPoint(s.label, statistics.fmean(xs), x_sd, mean, s.sds[task], s.finished))
+        points.append(CostPoint(s.label, statistics.fmean(xs), x_sd, mean, s.sds[task] or 0.0, s.finished))
     return ShareCostData(task, x, COST_TITLES[x], _metric_title(task), points)
 
 
