@@ -22,35 +22,38 @@ def _wait_for_chart(page, words: str) -> None:
 
 def test_both_tabs_run_stop_reload_and_refuse_a_junk_link(app_server: str, browser) -> None:
     page = browser.new_page(viewport={"width": 820, "height": 1400})
-    query = [("learners", "sgd:lr=0.1,policy=constant"), ("learners", "adam:lr=0.01,policy=reset"), ("seeds", "0")]
+    # One sample a step: a race long enough to stop while it runs.
+    query = [("learners", "sgd:lr=0.1,policy=constant"), ("learners", "adam:lr=0.01,policy=reset"),
+             ("seeds", "0,1,2,3"), ("batch_size", "1")]
     page.goto(f"{app_server}/Online_and_continual?{urlencode(query)}")
     run = page.get_by_role("button", name="Run", exact=True).first
     run.wait_for(timeout=60_000)
     _settled(page)
-    assert "policy%3Dreset" in page.url  # the link's learners, not the defaults
+    assert "policy%3Dreset" in page.url and "batch_size=1" in page.url  # the link's settings, not the defaults
     run.click()
-    page.get_by_text("finished: 2 of 2 runs").wait_for(timeout=120_000)
+    page.get_by_text("training:").wait_for(timeout=60_000)
     _wait_for_chart(page, "true drifts")
+    page.get_by_role("button", name="Stop", exact=True).first.click()
+    page.get_by_text("cancelled:").wait_for(timeout=60_000)
     page.get_by_text("never fires (baseline)").wait_for(state="attached", timeout=60_000)  # a grid cell (canvas)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 820
+    page.reload()  # the same race, found again by its settings
+    page.get_by_text("cancelled:").wait_for(timeout=60_000)
+    _wait_for_chart(page, "true drifts")
 
-    # The second tab: continual learning, long enough to stop; a reload keeps tab, settings and job.
+    # The second tab: its own form, its tab in the link; a small experiment to its end.
     page.get_by_role("tab", name="Continual learning").click()
     page.wait_for_url("**tab=continual**", timeout=60_000)
     _settled(page)
-    epochs = page.get_by_label("epochs per task", exact=True)
-    epochs.fill("400")
-    epochs.press("Enter")
-    page.wait_for_url("**epochs=400**", timeout=60_000)
+    seeds = page.get_by_label("seeds", exact=True)
+    seeds.fill("0")
+    seeds.press("Enter")
+    page.wait_for_url("**seeds=0&**", timeout=60_000)
     _settled(page)
     page.get_by_role("button", name="Run", exact=True).first.click()
-    page.get_by_text("training:").wait_for(timeout=60_000)
+    page.get_by_text("finished: 6 of 6 runs").wait_for(timeout=120_000)
     _wait_for_chart(page, "which optimizer forgets least")
-    page.get_by_role("button", name="Stop", exact=True).first.click()
-    page.get_by_text("cancelled:").wait_for(timeout=60_000)
-    page.reload()
-    page.get_by_text("cancelled:").wait_for(timeout=60_000)
-    assert "tab=continual" in page.url and "epochs=400" in page.url
+    assert "tab=continual" in page.url
 
     page.goto(f"{app_server}/Online_and_continual?stream=%3Cscript%3E&learners=adam:lr=-1")
     page.get_by_text("The link's settings were not valid").wait_for(timeout=60_000)

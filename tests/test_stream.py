@@ -87,6 +87,19 @@ def test_each_batch_is_scored_before_it_is_trained_on() -> None:
     assert [r.accuracy for r in rows] == [0.0, 0.0, 0.0, 1.0]
 
 
+def test_a_drift_still_in_progress_is_not_scored_mid_race() -> None:
+    """Mid-race a drift whose span the run has not trained through is neither recovered nor "never"."""
+    config = StreamConfig.make(**SMALL)
+    race = StreamRace(config)
+    run = race.runs[0]
+    start = config.drifts[0][0]
+    run.accuracy, run.loss = [1.0] * start + [0.0] * 3, [0.0] * (start + 3)  # dipped, the span not over
+    assert race.recover(run) == []
+    run.accuracy = [1.0] * start + [0.0] * (config.n_steps - start)  # through the stream's end: never back
+    run.loss = [0.0] * config.n_steps
+    assert race.recover(run) == [None]
+
+
 def test_recover_steps_on_a_hand_made_series() -> None:
     acc = [0.9] * 10 + [0.5, 0.6, 0.8, 0.86, 0.9] + [0.9] * 5 + [0.89] * 5 + [0.3] * 5
     # drift 1 at 10: below 0.855 from 10, back at 13 (0.86): 3 steps. Drift 2 at 20: never dips: 0.
@@ -134,7 +147,8 @@ def test_a_race_is_reproducible_and_the_reset_learner_resets_on_its_alarms() -> 
     assert [r.accuracy for r in a.runs] == [r.accuracy for r in b.runs]
     assert all(str(r.status) == "finished" and r.steps == config.n_steps for r in a.runs)
     sgd, adam = a.runs
-    assert sgd.resets == [] and adam.resets == adam.alarms["adwin"]
+    assert config.reset_detector == "page_hinkley"  # rising error only: ADWIN also fires as a learner improves
+    assert sgd.resets == [] and adam.resets == adam.alarms["page_hinkley"]
     rows = recovery_rows(a)
     assert [r["policy"] for r in rows] == ["constant", "reset"] and all(0 < r["final_accuracy"] <= 1 for r in rows)
 
@@ -159,7 +173,7 @@ def test_the_work_in_a_thread_fills_the_mirror_and_stops_when_cancelled() -> Non
             ("SGD lr=0.1 constant", 0, "finished", 100), ("Adam lr=0.01 reset", 0, "finished", 100),
         ]
         assert race.elapsed_s > 0 and race.progress == 1.0 and str(race.status) == "finished"
-        assert race.runs[1].resets == race.runs[1].alarms["adwin"]
+        assert race.runs[1].resets == race.runs[1].alarms["page_hinkley"]
 
         long = StreamWork(StreamConfig.make(**{**SMALL, "batch_size": 1, "seeds": (0, 1)}), track=False)
         job = registry.submit(long)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import streamlit as st
-
 import pandas as pd
+import streamlit as st
 
 from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
@@ -22,7 +21,6 @@ from ui.widgets import param_input, seed_state
 
 TAB = ViewKey("tab", "online.tab", ("stream", "continual"))
 TAB_LABELS = ("Drift race", "Continual learning")
-_MLP = MODELS["mlp"]
 
 S = "stream"
 S_DEFAULT = StreamConfig.make()
@@ -45,6 +43,7 @@ def set_stream_state(cfg: StreamConfig) -> None:
     s[f"{S}.batch_size"], s[f"{S}.window"] = cfg.batch_size, cfg.window
     s[f"{S}.hidden"] = "/".join(map(str, cfg.hidden))
     s[f"{S}.reset_detector"] = cfg.reset_detector
+    s[f"{S}.recover_fraction"] = cfg.recover_fraction
     for name in _DETECTOR_FIELDS:
         s[f"{S}.{name}"] = getattr(cfg, name)
 
@@ -79,6 +78,7 @@ def stream_inputs() -> dict[str, Any]:
         for key, value in ((f"{S}.seeds", ",".join(map(str, S_DEFAULT.seeds))), (f"{S}.batch_size", S_DEFAULT.batch_size),
                            (f"{S}.window", S_DEFAULT.window), (f"{S}.hidden", "/".join(map(str, S_DEFAULT.hidden))),
                            (f"{S}.reset_detector", S_DEFAULT.reset_detector),
+                           (f"{S}.recover_fraction", S_DEFAULT.recover_fraction),
                            *((f"{S}.{n}", getattr(S_DEFAULT, n)) for n in _DETECTOR_FIELDS)):
             seed_state(key, value)
         seeds = st.text_input("seeds", key=f"{S}.seeds", help="each seed draws the stream and the starting weights")
@@ -86,6 +86,11 @@ def stream_inputs() -> dict[str, Any]:
                                 help="samples per step: each batch is scored, then trained on")
         window = st.number_input("rolling window (steps)", min_value=1, max_value=1000, step=1, key=f"{S}.window")
         hidden = st.text_input("hidden widths", key=f"{S}.hidden", help="the MLP's hidden layers, e.g. 32 or 64/32")
+        recover = st.number_input(
+            "recovered at (share of the pre-drift accuracy)", min_value=0.01, max_value=1.0, step=0.05,
+            key=f"{S}.recover_fraction", format="%g",
+            help="a learner has recovered from a drift once its rolling accuracy is back to this share of what it was before",
+        )
         st.header("Drift detectors")
         reset = st.selectbox("a reset learner listens to", list(DETECTORS), key=f"{S}.reset_detector",
                              format_func=lambda n: DETECTORS[n].label)
@@ -101,7 +106,7 @@ def stream_inputs() -> dict[str, Any]:
                 ),
             }
     return {"stream": stream, "learners": learners, "seeds": seeds, "batch_size": batch, "window": window,
-            "hidden": hidden, "reset_detector": reset, **detector}
+            "hidden": hidden, "recover_fraction": recover, "reset_detector": reset, **detector}
 
 
 def _spec(row: dict[str, Any]) -> str:
@@ -128,9 +133,10 @@ def set_continual_state(cfg: ContinualConfig) -> None:
     s[f"{C}.sequence"] = cfg.sequence
     s[f"{C}.strategies"] = list(cfg.strategies)
     set_slots(C, cfg.optimizers)
-    for p in _MLP.hyperparams:
+    s[f"{C}.model"] = cfg.model.name
+    for p in MODELS[cfg.model.name].hyperparams:
         value = cfg.model.params.get(p.name, p.default)
-        s[f"{C}.model.{p.name}"] = p.text(value) if p.kind == "ints" else value
+        s[f"{C}.model.{cfg.model.name}.{p.name}"] = p.text(value) if p.kind == "ints" else value
     s[f"{C}.epochs"], s[f"{C}.batch_size"] = cfg.epochs, cfg.batch_size
     s[f"{C}.seeds"] = ",".join(map(str, cfg.seeds))
     s[f"{C}.replay_size"], s[f"{C}.ewc_lambda"] = cfg.replay_size, cfg.ewc_lambda
@@ -161,7 +167,9 @@ def continual_inputs() -> dict[str, Any]:
     optimizers = optimizer_slots(C, range_notes=False)
     with st.sidebar:
         st.header("Model and budget")
-        model = {p.name: param_input(p, f"{C}.model.{p.name}") for p in _MLP.hyperparams}
+        seed_state(f"{C}.model", C_DEFAULT.model.name)
+        name = st.selectbox("model", list(MODELS), key=f"{C}.model", format_func=lambda n: MODELS[n].label)
+        model = {p.name: param_input(p, f"{C}.model.{name}.{p.name}") for p in MODELS[name].hyperparams}
         for key, value in ((f"{C}.epochs", C_DEFAULT.epochs), (f"{C}.batch_size", C_DEFAULT.batch_size),
                            (f"{C}.seeds", ",".join(map(str, C_DEFAULT.seeds))),
                            (f"{C}.replay_size", C_DEFAULT.replay_size), (f"{C}.ewc_lambda", C_DEFAULT.ewc_lambda),
@@ -180,7 +188,7 @@ def continual_inputs() -> dict[str, Any]:
     return {
         "sequence": sequence, "strategies": strategies,
         "optimizers": [{"name": o["name"], "lr": o["lr"], "params": o["params"]} for o in optimizers],
-        "model": {"name": "mlp", "params": model}, "epochs": epochs, "batch_size": batch, "seeds": seeds,
+        "model": {"name": name, "params": model}, "epochs": epochs, "batch_size": batch, "seeds": seeds,
         "replay_size": replay, "ewc_lambda": ewc, "sequence_seed": sequence_seed,
     }
 

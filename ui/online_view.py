@@ -70,8 +70,10 @@ def _recovery_frame(rows: list[dict], drifts: int) -> tuple[pd.DataFrame, dict[s
         "resets": st.column_config.NumberColumn("resets", format="%.1f"),
     }
     for d in range(1, drifts + 1):
-        # "never" rather than a blank: no seed got back to the pre-drift accuracy in the stream.
-        frame[f"recover_{d}"] = [_number(v, ".0f", "never") for v in frame[f"recover_{d}"]]
+        # "never": every seed trained through the drift's span and none got back; "…": not there yet.
+        frame[f"recover_{d}"] = [
+            _number(v, ".0f", "…" if seen == "-" else "never") for v, seen in zip(frame[f"recover_{d}"], frame[f"recovered_{d}"])
+        ]
         cols[f"recover_{d}"] = st.column_config.TextColumn(f"steps to recover, drift {d}")
         cols[f"recovered_{d}"] = st.column_config.TextColumn("seeds recovered")
     return frame, cols

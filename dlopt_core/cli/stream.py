@@ -51,6 +51,7 @@ def add_parser(subparsers: Any) -> None:
         + "; ".join(f"{k}: {v}" for k, v in POLICIES.items()),
         "seeds": "comma-separated, e.g. 0,1,2 (each draws the stream and the starting weights)",
         "hidden": "comma-separated widths, e.g. 32,16",
+        "batch_size": "samples per step: each batch is scored, then trained on (default: 20)",
     }, metavars={"learners": "NAME[:lr=X,policy=P,key=value...]"})
     p.add_argument("--json", action="store_true",
                    help="print the drift points, per learner its curve and recover_steps, per detector its scores")
