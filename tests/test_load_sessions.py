@@ -12,10 +12,6 @@ from bench.load_sessions import OPTIMIZERS, run_sessions
 pytestmark = pytest.mark.browser
 
 
-# Seven browsers, a server and its two workers share 2 cores with the other test worker: it took
-# 45-85 s in most full runs and passed 300 s (pytest-timeout's default) in two of five here, while
-# alone it takes 45 s. Its own waits bound every step (120 s a page, 240 s a job); this bounds the whole.
-@pytest.mark.timeout(900)
 def test_sessions_at_once_all_finish_once_each_in_submit_order() -> None:
     result = run_sessions(sessions=6, epochs=30, job_timeout_s=240.0, measure=False)
     seeds = result.submit_order
