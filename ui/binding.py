@@ -116,9 +116,7 @@ class Binding(Generic[C]):
     def _from_url(self) -> tuple[C, dict[str, Any]] | None:
         s = st.session_state
         if s.get(f"{self.prefix}._loaded"):
-            # A probe back with no value counts as lost too: a watching tab under load came back
-            # with a blank seeds box and no engine (a selectbox has no empty choice), lr 0 beside them.
-            if all(s.get(p) not in (None, "") for p in self.probes):
+            if all(p in s for p in self.probes):
                 return None
             # Streamlit cleans up the state of widgets a run did not draw (another page's run; once
             # seen on a second tab, which kept the data set's and lost the model's).
