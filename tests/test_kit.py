@@ -80,3 +80,16 @@ def test_a_second_browser_attaches_may_not_stop_and_sees_the_end(page: str) -> N
     ended = "stored" if page == "search" else "cancelled"
     assert ended in text, text
     assert not _button(watcher, "Run", _run_key(page)).disabled
+
+
+def test_a_seeds_box_or_engine_that_comes_back_blank_gets_the_links_value() -> None:
+    """A watching tab under load once came back with a blank seeds box and no engine (a control
+    with no empty choice): its form was invalid, so it never saw its job end."""
+    at = open_page("pages/1_Compare_optimizers.py", {"optimizer": ["sgd:lr=0.2"], "seeds": "3,4", "engine": "sequential"})
+    assert at.text_input(key="seeds").value == "3,4"
+    at.session_state["seeds"] = ""
+    at.session_state["engine"] = None
+    at.run()
+    assert not at.exception and not at.error
+    assert at.text_input(key="seeds").value == "3,4" and at.session_state["engine"] == "sequential"
+    assert at.query_params["seeds"] == "3,4"

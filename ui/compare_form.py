@@ -40,6 +40,17 @@ SETUP_PROBES = ("dataset", "model", "schedule", "epochs")
 PAGE_PROBES = (*SETUP_PROBES, "seeds", "engine")
 
 
+def refill_blank(key: str, default: Any) -> None:
+    """Give a widget back its last valid value (this page's link) when its state came back blank.
+
+    Under load a watching tab's seeds box came back empty and its engine with no value (the
+    control has no empty choice) while the other widgets kept theirs: its form was invalid, so it
+    never saw its job end (the Compare Stop tests' failure reports, several runs).
+    """
+    if st.session_state.get(key) in (None, ""):
+        st.session_state[key] = st.session_state.get(f"{PREFIX}._last", {}).get(key, default)
+
+
 def set_setup_state(prefix: str, cfg: TrainingSetup) -> None:
     """Put ``cfg``'s setup into the widgets of :func:`setup_widgets` (keys under ``prefix``) and
     of :func:`step_options`, before they are drawn."""
@@ -212,6 +223,7 @@ def setup_sidebar() -> dict[str, Any]:
     """The Compare page's sidebar: the shared setup, seeds, a target loss and the step options."""
     with st.sidebar:
         setup = setup_widgets()
+        refill_blank("seeds", ",".join(map(str, DEFAULT.seeds)))
         seeds = st.text_input("seeds", key="seeds", help="comma-separated; several seeds draw a band")
         target = st.number_input(
             "target train loss", min_value=0.0, key="target_loss", format="%g", placeholder="auto",
@@ -232,6 +244,7 @@ def step_options(*, engine: bool = True) -> dict[str, Any]:
     seed_state("grad_clip", 0.0)
     seed_state("deterministic", True)
     seed_state("engine", "auto")
+    refill_blank("engine", "auto")
     with st.expander("device, precision and engine"):
         device = st.selectbox("device", list(get_args(Device)), key="device", help="auto: CUDA, then MPS, then CPU")
         precision = st.selectbox(
