@@ -20,6 +20,17 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 
+def upload(uploader, path: Path) -> None:
+    """Put a file into a Streamlit file uploader and wait until it is on the server.
+
+    The uploader hands its new value to the app only when the upload ends: a button pressed
+    before that reruns the page with the previous file.
+    """
+    uploader.locator("input[type=file]").set_input_files(str(path))
+    uploader.locator(f'[data-testid=stFileChipName][title="{path.name}"]').wait_for(timeout=60_000)
+    uploader.locator("[data-testid=stFileChipIconSpinner]").wait_for(state="detached", timeout=60_000)
+
+
 CURVE_NAMES_JS = """
 () => Array.from(document.querySelectorAll('.js-plotly-plot'))
   .filter(d => (d.layout?.annotations || []).some(a => a.text === 'train loss'))

@@ -6,6 +6,8 @@ import struct
 import numpy as np
 import pytest
 
+from browser import upload
+
 pytestmark = pytest.mark.browser
 
 # Heatmap panels of the augmentation grid, found by their subplot titles (never by place).
@@ -29,12 +31,12 @@ def test_the_grid_shows_originals_and_augmented_versions_and_a_csv_joins_the_dat
     csv = tmp_path / "plants.csv"
     rows = "\n".join(f"{i % 7},{(i * 3) % 11},{'tall' if i % 2 else 'short'}" for i in range(60))
     csv.write_text("height,width,kind\n" + rows + "\n")
-    page.locator("input[type=file]").set_input_files(str(csv))
+    upload(page.locator("[data-testid=stFileUploader]"), csv)
     page.get_by_role("button", name="Add this data set").click()
     page.get_by_text("60 rows, 2 features, 2 classes").wait_for(timeout=60_000)
     bad = tmp_path / "bad.csv"
     bad.write_text("a,kind\n1,x\n2\n")
-    page.locator("input[type=file]").set_input_files(str(bad))
+    upload(page.locator("[data-testid=stFileUploader]"), bad)
     page.get_by_role("button", name="Add this data set").click()
     page.get_by_text("Not imported").wait_for(timeout=60_000)
     assert page.get_by_text("row 3").count() >= 1
@@ -49,7 +51,7 @@ def test_the_grid_shows_originals_and_augmented_versions_and_a_csv_joins_the_dat
     page.get_by_text("images (idx3)").wait_for(timeout=30_000)
     for label, name in (("images (idx3)", "t10k-images-idx3-ubyte.gz"), ("labels (idx1)", "t10k-labels-idx1-ubyte")):
         uploader = page.locator("[data-testid=stFileUploader]").filter(has_text=label)
-        uploader.locator("input[type=file]").set_input_files(str(tmp_path / name))
+        upload(uploader, tmp_path / name)
     page.get_by_role("button", name="Add this data set").click()
     page.get_by_text("40 images of 28x28, 4 classes").wait_for(timeout=60_000)
     # The upload is a data set on every page of this session.
