@@ -93,3 +93,21 @@ def test_a_seeds_box_or_engine_that_comes_back_blank_gets_the_links_value() -> N
     assert not at.exception and not at.error
     assert at.text_input(key="seeds").value == "3,4" and at.session_state["engine"] == "sequential"
     assert at.query_params["seeds"] == "3,4"
+
+
+def test_a_learning_rate_that_comes_back_zero_gets_its_last_positive_value() -> None:
+    """The same watching tab's optimizer boxes came back at lr 0: no step is taken at 0, so the box
+    gets its last positive rate back (on every page that uses the learning-rate box)."""
+    at = open_page("pages/1_Compare_optimizers.py", {"optimizer": ["sgd:lr=0.2"]})
+    box = next(w for w in at.number_input if w.key.endswith(".lr"))
+    assert box.value == 0.2
+    at.session_state[box.key] = 0.0
+    at.run()
+    assert not at.exception and not at.error
+    assert at.number_input(key=box.key).value == 0.2
+    key = box.key
+    at.number_input(key=key).set_value(0.05).run()
+    assert at.number_input(key=key).value == 0.05
+    at.session_state[key] = None
+    at.run()
+    assert at.number_input(key=key).value == 0.05 and at.query_params["optimizer"] == "sgd:lr=0.05"

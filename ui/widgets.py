@@ -49,9 +49,16 @@ def _step(p: HyperParam) -> float:
 
 
 def lr_input(key: str, default: float, lr_range: tuple[float, float]) -> float:
-    """Learning rate entry; any positive value is allowed, the range is a hint."""
+    """Learning rate entry; any positive value is allowed, the range is a hint.
+
+    A rate that comes back as 0 or blank gets this box's last positive one back: no step is taken
+    at 0, and under load a watching tab's boxes came back at 0 (with its seeds blank), an invalid
+    form that never saw its job end.
+    """
     seed_state(key, default)
-    return st.number_input(
+    if not st.session_state[key] and (ok := st.session_state.get(f"{key}._ok")):
+        st.session_state[key] = ok
+    lr = st.number_input(
         "learning rate",
         min_value=0.0,
         key=key,
@@ -59,6 +66,9 @@ def lr_input(key: str, default: float, lr_range: tuple[float, float]) -> float:
         step=default / 10,
         help=f"usual range {lr_range[0]:g} to {lr_range[1]:g}",
     )
+    if lr:
+        st.session_state[f"{key}._ok"] = lr
+    return lr
 
 
 UPLOADS = "uploads"  # the data sets this browser session uploaded, by name
