@@ -184,6 +184,7 @@ class LoadResult:
     comparisons: dict[int, set[str]] = field(default_factory=dict)  # seed -> comparison ids
     extra_runs: int = 0  # runs in the store that belong to no session
     stalled: dict[int, str] = field(default_factory=dict)  # seed -> what its page showed instead of finished
+    page_errors: dict[str, list[str]] = field(default_factory=dict)  # page -> its uncaught script errors
     session_ttl_s: int = 120  # Streamlit's server.disconnectedSessionTTL for this run
     settle_s: float = 10.0  # the pause after the sessions closed
 
@@ -207,9 +208,11 @@ class LoadResult:
         ]
 
 
-async def _open(browser, url: str) -> tuple[object, object, float]:
+async def _open(browser, url: str, errors: list[str] | None = None) -> tuple[object, object, float]:
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
+    if errors is not None:  # a tab the app broke (a bad delta) reports it here
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
     seconds = await _load(page, url)
     return context, page, seconds
 
@@ -258,7 +261,10 @@ async def _drive(url: str, pid: int, result: LoadResult, *, epochs: int, settle_
         result.stats["before"] = proc_stats(pid)
 
         sampler = Sampler(pid)
-        opened = await asyncio.gather(*(_open(browser, config_url(FIRST_SEED + i)) for i in range(result.sessions)))
+        opened = await asyncio.gather(*(
+            _open(browser, config_url(FIRST_SEED + i), result.page_errors.setdefault(f"seed {FIRST_SEED + i}", []))
+            for i in range(result.sessions)
+        ))
         result.browser_sessions += len(opened)
         result.first_loads = [seconds for _, _, seconds in opened]
         busy_start, browser_cpu = time.time(), browser_cpu_seconds()

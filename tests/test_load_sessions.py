@@ -17,6 +17,8 @@ def test_sessions_at_once_all_finish_once_each_in_submit_order() -> None:
     seeds = result.submit_order
     assert len(seeds) == 6
     assert result.stalled == {}  # seed -> what a page showed when it never reached "finished: 100%"
+    # No tab broken: a queued tab once went blank for good ("Bad delta path index", issue 26).
+    assert {page: errors for page, errors in result.page_errors.items() if errors} == {}
     assert sorted(result.finished_at) == sorted(seeds)
     # MLflow holds one comparison per session with one FINISHED run per optimizer: none lost,
     # none doubled (a page that submitted twice would have two comparison ids or four runs).

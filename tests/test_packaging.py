@@ -53,3 +53,21 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert first_block.splitlines()[0].startswith("./dev.sh app")
     assert first_block.splitlines()[1].startswith("./dev.sh test")
     assert (ROOT / "dev.sh").stat().st_mode & 0o111
+
+
+def test_the_app_config_sends_no_element_as_a_reference_to_a_cached_copy() -> None:
+    """A reference that outlives its fragment run's dropped elements blanks a busy tab for good
+    (issue 26): under the app's config even a large element (a chart) is not cacheable."""
+    code = (
+        "from streamlit import config\n"
+        "from streamlit.proto.ForwardMsg_pb2 import ForwardMsg\n"
+        "from streamlit.runtime.forward_msg_cache import populate_hash_if_needed\n"
+        "config.get_config_options(force_reparse=True)\n"
+        "msg = ForwardMsg()\n"
+        "msg.delta.new_element.markdown.body = 'x' * 5_000_000\n"
+        "populate_hash_if_needed(msg)\n"
+        "print(msg.metadata.cacheable)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "False"
