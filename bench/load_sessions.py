@@ -438,6 +438,8 @@ def report(result: LoadResult) -> str:
         f"  finished                 {len(result.finished_at)}/{result.sessions}   lost {len(lost)}   doubled {len(doubled)}"
         f"   not FINISHED in MLflow {len(unfinished)}   stray runs {result.extra_runs}",
         *(f"  page of seed {seed} never showed {FINISHED!r}; it showed: {shown!r}" for seed, shown in result.stalled.items()),
+        f"  tabs broken (uncaught script errors in the page): {sum(1 for e in result.page_errors.values() if e)}",
+        *(f"    {page}: {errors[0][:200]}" for page, errors in result.page_errors.items() if errors),
         f"  queue (first come, first served): submit order == start order: {order == started}; "
         f"pairs started out of order: {len(result.inversions())} (beyond 0.5 s: {len(result.inversions(0.5))})",
         f"  wait from submit to start by place in the queue: {' '.join(f'{w:.1f}' for w in waits)} s",
