@@ -187,3 +187,30 @@ def test_a_job_with_an_owner_is_steered_by_its_owner_only() -> None:
     assert not owned.steerable_by(None)
     anyone = Job(key="k", label="l", work=None)  # type: ignore[arg-type]
     assert anyone.steerable_by("browser-b") and anyone.steerable_by(None)
+
+
+def test_a_stopped_job_whose_worker_must_be_killed_ends_its_runs_as_stopped_not_interrupted() -> None:
+    """A worker that misses the Stop's grace and ignores SIGTERM is killed; the run it left
+    open is the user's stop (KILLED, "cancelled"), not a crash, and no later start-up of a
+    worker (which ends a dead process's runs as interrupted) turns it into one."""
+    from mlflow import MlflowClient
+
+    from tracking.reconcile import end_orphaned_runs
+    from tracking.store import settings
+    from work_samples import StubbornLogger
+
+    reg = JobRegistry(max_workers=1, launcher="process")
+    try:
+        assert reg.wait_ready(120)
+        job = reg.submit(StubbornLogger("k"))
+        _until(lambda: getattr(job.work, "run_id", None), "the worker opened its run")
+        (pid,) = job.work.pids
+        job.cancel()
+        assert job.wait(60) and job.status is Status.CANCELLED
+        assert not _alive(pid)
+        assert end_orphaned_runs() == []  # what the next process that logs does at its start
+        run = MlflowClient(settings().mlflow_uri).get_run(job.work.run_id)
+        assert run.info.status == "KILLED" and run.data.tags["status"] == "cancelled"
+        assert "dlopt.interrupted" not in run.data.tags
+    finally:
+        reg.shutdown()

@@ -65,3 +65,24 @@ def test_one_run_stops_alone_and_the_others_finish(registry) -> None:
     status = {rid: client.get_run(rid).info.status for rid in job.work.run_ids.values()}
     assert set(status.values()) == {"KILLED"}
     assert 0 < job.work.comparison.progress < 1
+
+
+def test_a_stopped_comparison_of_a_hundred_batched_runs_ends_every_run_as_stopped(registry) -> None:
+    """Issue 26: a Stop of ~30 or more batched runs once ended them FAILED "interrupted" (the
+    worker missed the grace while it wrote their ends). Whatever the worker does, every run
+    and the parent are the user's stop: KILLED, "cancelled"."""
+    optimizers = tuple(OptimizerConfig.parse(o) for o in ("sgd:lr=0.05", "momentum:lr=0.05", "adam:lr=0.01",
+                                                          "rmsprop:lr=0.001", "adagrad:lr=0.05"))
+    config = _config(optimizers=optimizers, seeds=",".join(map(str, range(20))), epochs=5000, engine="batched")
+    job = registry.submit(ComparisonWork(config))
+    runs = job.work.comparison.runs
+    assert len(runs) == 100
+    deadline = time.monotonic() + 180
+    while not (all(r.records for r in runs) and len(job.work.run_ids) == 101):  # every run and the parent logged
+        assert time.monotonic() < deadline and job.active, job.error
+        time.sleep(0.05)
+    job.cancel()
+    assert job.wait(120) and job.status is Status.CANCELLED
+    client = MlflowClient(settings().mlflow_uri)
+    ended = [client.get_run(rid) for rid in job.work.run_ids.values()]
+    assert {(r.info.status, r.data.tags.get("status", "").split(" ")[0]) for r in ended} == {("KILLED", "cancelled")}

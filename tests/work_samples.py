@@ -78,3 +78,26 @@ class KnownTune(LandscapeTuneWork):
             time.sleep(0.01)
         for index in range(self.reached):
             emit(LrFound(index, self.given), urgent=True)
+
+
+class StubbornLogger(Counting):
+    """Opens an MLflow run as a training work does, then ignores Stop and SIGTERM (a worker that
+    is still writing the ends of hundreds of runs): only SIGKILL ends it."""
+
+    def run(self, emit: Any, control: Any) -> None:
+        import signal
+
+        from tracking.reconcile import run_identity_tags
+        from tracking.store import EXPERIMENT, client, experiment_id
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        run = client().create_run(experiment_id(EXPERIMENT), tags=run_identity_tags())
+        emit(("env", os.getpid(), os.environ.get("DLOPT_HOME")), urgent=True)
+        emit(("run", run.info.run_id), urgent=True)
+        time.sleep(3600)
+
+    def apply(self, event: Any) -> None:
+        if event[0] == "run":
+            self.run_id = event[1]
+        else:
+            super().apply(event)

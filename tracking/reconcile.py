@@ -7,12 +7,16 @@ pid the kernel has since given to another process is not mistaken for the origin
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from mlflow.entities import RunTag
+from mlflow.entities import Run, RunTag
 
+from dlopt_core.runner.process_identity import process_alive, process_start
 from tracking.spool import ReplayResult, replay_spool, spooled_run_ids
 from tracking.store import StoreSettings, client, settings
 
@@ -23,26 +27,7 @@ INTERRUPTED_TAG = "dlopt.interrupted"
 INTERRUPTED_TEXT = "interrupted: the process that trained it ended"
 
 _SEARCH_PAGE = 1000
-
-
-def process_start(pid: int) -> str | None:
-    """When process ``pid`` started (opaque, comparable); ``None`` if it is gone or unknowable.
-
-    A zombie (ended, not yet reaped by its parent) counts as gone.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    # Field 2 (the command name, in parentheses) may hold spaces and ")": split after the last.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    state, start = fields[0], fields[19]  # fields 3 and 22 of proc_pid_stat(5)
-    return None if state in ("Z", "X") else start
-
-
-def _proc_available() -> bool:
-    return os.path.exists("/proc/self/stat")
+_LOG = logging.getLogger(__name__)
 
 
 def run_identity_tags() -> dict[str, str]:
@@ -51,36 +36,10 @@ def run_identity_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_START_TAG: process_start(pid) or ""}
 
 
-def process_alive(pid: int, start: str) -> bool:
-    """Is the process that was ``pid`` started at ``start`` still running?
-
-    Without ``/proc`` (macOS), or for a run tagged without a start time, only the pid can be
-    checked: a reused pid then keeps its run open rather than ending a live one.
-    """
-    if _proc_available():
-        now = process_start(pid)
-        return now is not None and (not start or now == start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
-def end_orphaned_runs(store: StoreSettings | None = None) -> list[str]:
-    """End as FAILED every RUNNING run of this host whose training process has ended.
-
-    Searches all experiments. A run of a live process is never touched, nor a run of another
-    host, nor a run without the identity tags, nor one with writes still in the local spool
-    (replay it first: its end is likely among them). Tags each ended run
-    ``dlopt.interrupted=true`` and ``status="interrupted: ..."``. Returns the ended run ids.
-    Store errors are raised (:func:`recover` catches them).
-    """
-    store = store or settings()
+def _running_runs(store: StoreSettings, query: str = "") -> Iterator[tuple[Any, Run]]:
+    """The RUNNING runs of this host that name the process training them, with no writes
+    still in the local spool (replay it first: a run's end is likely among them)."""
     c = client(store)
-    host = socket.gethostname()
     experiment_ids = []
     token = None
     while True:
@@ -89,26 +48,61 @@ def end_orphaned_runs(store: StoreSettings | None = None) -> list[str]:
         if not (token := page.token):
             break
     if not experiment_ids:
-        return []
+        return
     spooled = spooled_run_ids(store)
-    query = f"tags.`{HOST_TAG}` = '{host}' and attributes.status = 'RUNNING'"
-    ended = []
+    query = f"tags.`{HOST_TAG}` = '{socket.gethostname()}' and attributes.status = 'RUNNING'{query}"
     token = None
     while True:
         runs = c.search_runs(experiment_ids, query, max_results=_SEARCH_PAGE, page_token=token)
         for run in runs:
-            tags = run.data.tags
-            if run.info.run_id in spooled or not tags.get(PID_TAG, "").isdigit():
-                continue
-            if process_alive(int(tags[PID_TAG]), tags.get(PID_START_TAG, "")):
-                continue
-            marks = [RunTag(INTERRUPTED_TAG, "true"), RunTag("status", INTERRUPTED_TEXT)]
-            c.log_batch(run.info.run_id, tags=marks)
-            c.set_terminated(run.info.run_id, "FAILED")
-            ended.append(run.info.run_id)
+            if run.info.run_id not in spooled and run.data.tags.get(PID_TAG, "").isdigit():
+                yield c, run
         if not (token := runs.token):
             break
-    return ended
+
+
+def _end(c: Any, run: Run, status: str, tags: dict[str, str]) -> str:
+    c.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    c.set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+def end_orphaned_runs(store: StoreSettings | None = None) -> list[str]:
+    """End as FAILED every RUNNING run of this host whose training process has ended.
+
+    Searches all experiments. A run of a live process is never touched, nor a run of another
+    host, nor a run without the identity tags, nor one with writes still in the local spool.
+    Tags each ended run ``dlopt.interrupted=true`` and ``status="interrupted: ..."``. Returns
+    the ended run ids. Store errors are raised (:func:`recover` catches them).
+    """
+    return [
+        _end(c, run, "FAILED", {INTERRUPTED_TAG: "true", "status": INTERRUPTED_TEXT})
+        for c, run in _running_runs(store or settings())
+        if not process_alive(int(run.data.tags[PID_TAG]), run.data.tags.get(PID_START_TAG, ""))
+    ]
+
+
+def end_stopped_runs(pid: int, start: str, store: StoreSettings | None = None) -> list[str]:
+    """End as KILLED, ``status="cancelled"``, the runs left RUNNING by worker ``pid`` (started at
+    ``start``), which the server ended because its job was stopped; returns their ids.
+
+    A worker that misses the grace of a Stop (a large batched comparison still writing its
+    runs' ends) is ended hard: the runs it trained were stopped all the same, not interrupted.
+    """
+    return [
+        _end(c, run, "KILLED", {"status": "cancelled"})
+        for c, run in _running_runs(store or settings(), f" and tags.`{PID_TAG}` = '{pid}'")
+        if not start or run.data.tags.get(PID_START_TAG, "") in ("", start)
+    ]
+
+
+def stopped_hard(pid: int, start: str) -> None:
+    """The ``dlopt.stopped`` entry point: :func:`end_stopped_runs` in the default store; an
+    unreachable store leaves the runs to :func:`end_orphaned_runs` (as interrupted)."""
+    try:
+        end_stopped_runs(pid, start)
+    except Exception as exc:  # noqa: BLE001  (the server goes on; the reason goes to its log)
+        _LOG.warning("could not end the stopped worker's runs as cancelled: %s: %s", type(exc).__name__, exc)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from dlopt_core.home import dlopt_home
+from dlopt_core.runner.process_identity import process_alive, process_start
 
 ENV_STORAGE = "DLOPT_OPTUNA_STORAGE"
 ENV_HEARTBEAT = "DLOPT_OPTUNA_HEARTBEAT"
@@ -223,35 +224,6 @@ class FlockLock:
 
 
 # -- the worker that runs a trial, and stale trials --
-
-
-def process_start(pid: int) -> str | None:
-    """When process ``pid`` started (``/proc/<pid>/stat`` field 22); ``None`` if it is gone.
-
-    The same rule as tracking.reconcile (the core does not import tracking): with the start
-    time, a pid the kernel gave to a new process is not mistaken for the dead worker.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()  # the command name may hold spaces and ")"
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
-def process_alive(pid: int, start: str) -> bool:
-    """Is the process that was ``pid`` (started at ``start``) still running?"""
-    if os.path.exists("/proc/self/stat"):
-        now = process_start(pid)
-        return now is not None and (not start or now == start)
-    try:  # no /proc (macOS): only the pid can be checked
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def worker_identity(trial_number: int) -> dict[str, Any]:

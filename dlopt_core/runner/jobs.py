@@ -12,9 +12,9 @@ launcher decides what a slot is (a warm worker process by default, or a thread).
 from __future__ import annotations
 
 import os
-import time
 import queue
 import threading
+import time
 import traceback
 from collections import OrderedDict
 

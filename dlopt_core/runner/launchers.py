@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 from dlopt_core.device import use_one_thread
 from dlopt_core.engine.records import Status
+from dlopt_core.runner.plugins import worker_stopped
+from dlopt_core.runner.process_identity import process_start
 from dlopt_core.runner.work import Job
 
 # Where stored results go travels with each job: a worker started earlier (or a test that
@@ -133,7 +135,7 @@ class ProcessSlot:
                 for index in job.take_run_stops():
                     self.conn.send(("stop_run", index))
                 if stop_sent is not None and time.monotonic() - stop_sent > HARD_STOP_SECONDS:
-                    self._end_hard()
+                    self._end_hard(stopped=True)
                     return Status.CANCELLED, None
                 try:
                     if not self.conn.poll(0.05):
@@ -142,7 +144,7 @@ class ProcessSlot:
                         continue
                     message = self.conn.recv()
                 except (EOFError, OSError):
-                    self._end_hard()
+                    self._end_hard(stopped=job.stop_requested())
                     if job.stop_requested():
                         return Status.CANCELLED, None
                     return Status.FAILED, "the worker process ended unexpectedly"
@@ -153,14 +155,23 @@ class ProcessSlot:
                 elif kind == "done":
                     return Status(message[1]), message[2]
 
-    def _end_hard(self) -> None:
-        """SIGTERM (the work ends its runs as cancelled), SIGKILL if that hangs, then a fresh worker."""
+    def _end_hard(self, *, stopped: bool = False) -> None:
+        """SIGTERM (the work ends its runs as cancelled), SIGKILL if that hangs, then a fresh worker.
+
+        ``stopped``: the job was stopped, so the runs the worker left open end as stopped (the
+        tracking backends' ``dlopt.stopped``), before the fresh worker's start-up would take
+        them for interrupted.
+        """
+        pid = self.process.pid
+        start = (process_start(pid) or "") if pid is not None else ""
         self.process.terminate()
         self.process.join(3.0)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
         self.conn.close()
+        if stopped and pid is not None:
+            worker_stopped(pid, start)
         self._start()
 
     def close(self) -> None:

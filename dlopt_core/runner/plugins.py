@@ -4,7 +4,10 @@
 observer for an experiment of that kind (see :func:`dlopt_core.experiments.observer.tracking_observers`;
 the ``tracking`` package registers MLflow's). ``dlopt.startup``: functions run once when a
 process that logs starts (ending runs whose process died, writing what a lost server missed);
-each must not raise for an unreachable store.
+each must not raise for an unreachable store. ``dlopt.stopped``: functions ``(pid, start)`` the
+server calls after it ended a worker hard because its job was stopped (a worker that missed the
+Stop's grace), so the runs that worker left open end as stopped, not as interrupted; each must
+not raise.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from importlib.metadata import entry_points
 
 TRACKING_GROUP = "dlopt.tracking"
 STARTUP_GROUP = "dlopt.startup"
+STOPPED_GROUP = "dlopt.stopped"
 
 _started: set[str] = set()
 
@@ -33,3 +37,9 @@ def load_tracking() -> None:
     for group in (TRACKING_GROUP, STARTUP_GROUP):
         for ep in entry_points(group=group):
             ep.load()
+
+
+def worker_stopped(pid: int, start: str) -> None:
+    """Tell every backend that worker ``pid`` (started at ``start``) was ended hard for a Stop."""
+    for ep in entry_points(group=STOPPED_GROUP):
+        ep.load()(pid, start)
