@@ -71,3 +71,12 @@ def test_the_app_config_sends_no_element_as_a_reference_to_a_cached_copy() -> No
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-1] == "False"
+
+
+def test_streamlit_stops_an_upload_at_the_apps_own_size_limit() -> None:
+    """Streamlit accepted 200 MB while the app refused more than 20 MB: four 150 MB uploads held
+    ~420 MB of server memory for good. Its limit (MiB) is now the app's."""
+    from dlopt_core.uploads.parse import MAX_UPLOAD_BYTES
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_UPLOAD_BYTES

@@ -11,7 +11,7 @@ import streamlit as st
 from dlopt_core.catalog.augmentations import AUGMENTATIONS, check_fits
 from dlopt_core.catalog.datasets import get_dataset_spec
 from dlopt_core.catalog.reductions import REDUCTIONS
-from dlopt_core.uploads.parse import DataFileError, parse_upload
+from dlopt_core.uploads.parse import DataFileError, csv_column_names, parse_upload
 from dlopt_core.uploads.store import store_table
 from dlopt_core.config import ConfigError
 from dlopt_core.experiments.data_demos import AugmentDemoConfig, ReduceSweepConfig
@@ -205,10 +205,16 @@ def upload_form() -> None:
     files = _uploaded_files(fmt)
     if not files:
         return
+    header: list[str] = []
+    if fmt == "csv":
+        try:  # checked before a widget offers them: 9 million names once crashed the tab
+            header = csv_column_names(files[0][1], source=files[0][0])
+        except DataFileError as err:
+            st.error(f"Not imported: {code_span(str(err))}")
+            return
     cols = st.columns([1.6, 1, 1.4], vertical_alignment="bottom")
     target = None
     if fmt == "csv":
-        header = files[0][1].split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip().split(",")
         target = cols[0].selectbox("target column", header[::-1] or [""], key=f"{PREFIX}.target",
                                    help="what the model predicts; every other column is a feature")
     task = cols[1].selectbox("task", list(TASKS), key=f"{PREFIX}.task", format_func=TASKS.get,

@@ -40,7 +40,7 @@ from dlopt_core.errors import ConfigError
 from dlopt_core.experiments.compare import Comparison, RunResult
 from dlopt_core.experiments.observer import Observer, tracking_observers
 from dlopt_core.runner.plugins import tracking_start
-from dlopt_core.uploads.parse import parse_upload
+from dlopt_core.uploads.parse import parse_upload, read_upload_file
 from dlopt_core.uploads.store import store_table
 
 # Flags named otherwise than their field: the names they had before flags were generated.
@@ -285,12 +285,7 @@ def data_values(args: argparse.Namespace) -> dict[str, Any]:
     if args.csv is not None and not args.target:
         raise ConfigError("target: --csv needs --target COLUMN, the column to predict")
     paths = [args.csv] if args.csv is not None else [args.npz] if args.npz is not None else list(args.idx)
-    files = []
-    for path in paths:
-        try:
-            files.append((Path(path).name, Path(path).read_bytes()))
-        except OSError as err:
-            raise ConfigError(f"{given[0]}: cannot read {path!r}: {err.strerror}") from None
+    files = [(Path(path).name, read_upload_file(path)) for path in paths]
     if args.csv is None and args.target:
         raise ConfigError(f"target: --{given[0]} files name their target (y, or the labels file); leave out --target")
     return {"name": store_table(parse_upload(files, target=args.target, task=args.task, kind=given[0])), **split}
