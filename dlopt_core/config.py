@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dlopt_core.catalog.augmentations import check_fits, get_augmentation
 from dlopt_core.catalog.datasets import DATASETS, get_dataset_spec
-from dlopt_core.catalog.hyperparams import HyperParam, Value, check_params, int_list, parse_spec
+from dlopt_core.catalog.hyperparams import HyperParam, Value, check_number_text, check_params, int_list, parse_spec
 from dlopt_core.catalog.models import get_model_spec
 from dlopt_core.catalog.optimizers import get_optimizer
 from dlopt_core.catalog.reductions import get_reduction
@@ -55,6 +55,16 @@ class Frozen(BaseModel):
     """Immutable, unknown keys rejected, errors turned into :class:`ConfigError`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_numbers(cls, values: Any) -> Any:
+        # pydantic reads "1_000" as 1000 (Python's rule); a link or a log reader would not.
+        if isinstance(values, dict):
+            kind = getattr(cls, "kind", "")
+            for key, value in values.items():
+                check_number_text(value, field=f"{kind}.{key}" if kind else key)
+        return values
 
     @classmethod
     def make(cls: type[_Model], **values: Any) -> _Model:

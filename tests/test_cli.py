@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from mlflow import MlflowClient
 
 from cli_inprocess import run_main
@@ -72,3 +73,29 @@ def test_landscape_table_and_bad_start() -> None:
     assert out.returncode == 0 and "left the window at step" in out.stdout
     out = run_main("landscape", "--optimizer", "adam", "--start=9,9")
     assert out.returncode == 2 and "outside Rosenbrock's window" in out.stderr
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--batch-size="], "argument --batch-size: empty value"),  # it trained full batch
+    (["--seeds="], "argument --seeds: empty value"),
+    (["--optimizer", "adam:lr="], "optimizer: lr= has no value in 'adam:lr='"),  # it used the default lr
+    (["--seeds=0,,1"], "seeds: an empty item in '0,,1'"),  # it became 0,1
+    (["--optimizer", "adam:lr=1_000"], "optimizer.lr: write '1_000' without '_' (as 1000)"),  # it trained at 1000
+    (["--optimizer", "adam:beta1=0_9"], "optimizer.beta1: write '0_9' without '_'"),
+    (["--epochs", "1_0"], "argument --epochs: write '1_0' without '_' (as 10)"),
+    (["--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
+])
+def test_a_bad_value_is_one_line_that_names_the_field(args: list[str], said: str) -> None:
+    """Issue 26: empty and digit-grouped values passed silently, and 12 errors printed a 20-27
+    line usage block before the one line that matters."""
+    out = run_main("compare", "--optimizer", "sgd", "--epochs", "1", "--no-track", *args)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert said in lines[0] and "usage:" not in out.stderr
+
+
+@pytest.mark.parametrize("storage", ["sqlite:////proc/no-such-dir/s.db", "journal:/proc/no-such-dir/s.journal", "journal:/tmp"])
+def test_an_unusable_study_storage_is_one_line_not_a_traceback(storage: str) -> None:
+    out = run_main("search", "--optimizer", "sgd", "--n-trials", "1", "--epochs", "1", "--no-track", "--storage", storage)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: storage: "), out.stderr

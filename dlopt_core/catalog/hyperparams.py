@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Literal, TypeVar
@@ -12,6 +13,16 @@ from dlopt_core.errors import shown
 Kind = Literal["float", "int", "bool", "choice", "ints"]
 Value = float | int | bool | str | tuple[int, ...]
 T = TypeVar("T")
+
+# A number written with digit grouping: Python's int() and float() read "1_000", a person
+# reading a link, a log or a spreadsheet would not.
+_GROUPED = re.compile(r"[+-]?\d[\d_]*\.?[\d_]*(?:[eE][+-]?[\d_]+)?")
+
+
+def check_number_text(value: object, *, field: str) -> None:
+    """Refuse a number written with ``_`` (``lr=1_000``); anything else is left to the field."""
+    if isinstance(value, str) and "_" in value and _GROUPED.fullmatch(value.strip()):
+        raise ValueError(f"{field}: write {shown(value)} without '_' (as {value.strip().replace('_', '')})")
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,8 @@ def check_params(
     if unknown:
         allowed = ", ".join(known) or "none"
         raise ValueError(f"{prefix}.{unknown[0]}: unknown hyperparameter (allowed: {allowed})")
+    for name, value in values.items():
+        check_number_text(value, field=f"{prefix}.{name}")
     return {
         p.name: p.check(values[p.name], field=f"{prefix}.{p.name}") if p.name in values else p.default
         for p in specs
@@ -131,8 +144,13 @@ def int_list(value: object, *, field: str, example: str, kind: type = int) -> ob
     values pass through to the model's own checks."""
     if not isinstance(value, str):
         return value
+    items = value.split(",")
+    if value.strip() and any(not v.strip() for v in items):
+        raise ValueError(f"{field}: an empty item in {shown(value)}; expected a list like {example}")
+    for v in items:
+        check_number_text(v, field=field)
     try:
-        return tuple(kind(v) for v in value.split(",") if v.strip())
+        return tuple(kind(v) for v in items if v.strip())
     except ValueError:
         what = "integers" if kind is int else "numbers"
         raise ValueError(f"{field}: expected {what} like {example}, got {shown(value)}") from None
@@ -149,6 +167,8 @@ def parse_spec(text: str) -> tuple[str, dict[str, str]]:
         key, eq, value = (part.strip() for part in item.partition("="))
         if not eq or not key:
             raise ValueError(f"expected key=value in {shown(text)}, got {shown(item)}")
+        if not value:
+            raise ValueError(f"{key}= has no value in {shown(text)}; give one, or leave {key} out for its default")
         if key in values:
             raise ValueError(f"{key} given twice in {shown(text)}")
         values[key] = value

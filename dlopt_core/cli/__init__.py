@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from dlopt_core.cli import (
     compare,
@@ -28,9 +29,16 @@ from dlopt_core.errors import ConfigError
 SUBCOMMANDS = (compare, sweep, lr_range, landscape, search, compress, share, transfer, stream, continual, listing)
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad arguments are one line that names the flag (the usage block is for ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: every subcommand's flags."""
-    parser = argparse.ArgumentParser(
+    """The whole command line: every subcommand's flags (each subcommand's parser is a :class:`Parser`)."""
+    parser = Parser(
         prog="python -m dlopt_core",
         description="Train small models with several optimizers and compare them.",
     )

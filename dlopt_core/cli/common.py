@@ -18,7 +18,7 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import NoneType, UnionType
@@ -28,7 +28,7 @@ from pydantic.fields import FieldInfo
 
 from dlopt_core.catalog.augmentations import AUGMENTATIONS
 from dlopt_core.catalog.datasets import DATASETS
-from dlopt_core.catalog.hyperparams import parse_spec
+from dlopt_core.catalog.hyperparams import check_number_text, parse_spec
 from dlopt_core.catalog.models import MODELS
 from dlopt_core.catalog.optimizers import OPTIMIZERS
 from dlopt_core.catalog.reductions import REDUCTIONS
@@ -133,6 +133,26 @@ def _help(config: type[Flat], field: str, info: FieldInfo, helps: Mapping[str, s
     return text.replace("%", "%%") if text else None  # argparse formats help with %
 
 
+def given_value(kind: type) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` of the text, refusing an empty value (``--batch-size=`` once
+    trained full batch) and a number written with ``_``."""
+
+    def read(text: str) -> Any:
+        if not text.strip():
+            raise argparse.ArgumentTypeError("empty value; give one, or leave the flag out for its default")
+        try:
+            check_number_text(text, field="value")
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix("value: ")) from None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+
+    read.__name__ = kind.__name__
+    return read
+
+
 def config_arguments(
     parser: argparse.ArgumentParser,
     config: type[Flat],
@@ -164,9 +184,10 @@ def config_arguments(
             nullable = info.annotation is not t
             # A field that may be None but is not by default names None with a word the config reads
             # ('full' for batch_size): the text goes to the config as it is.
-            options["type"] = str if nullable and info.get_default() is not None else t
+            options["type"] = given_value(str if nullable and info.get_default() is not None else t)
             options["metavar"] = metavars.get(field)
         else:
+            options["type"] = given_value(str)
             options["metavar"] = metavars.get(field, "A,B,...")
         must = field in required or info.is_required()
         parser.add_argument(flag(field), dest=_dest(field), required=must, **options)

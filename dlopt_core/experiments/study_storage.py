@@ -130,8 +130,11 @@ def study_storage(url: str | None = None) -> StudyStorage:
 def _cached(url: str, heartbeat: tuple[int, int]) -> StudyStorage:
     if url.startswith(JOURNAL_PREFIX):
         path = Path(url[len(JOURNAL_PREFIX):].removeprefix("//")).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path), lock_obj=FlockLock(str(path)))
+        if path.is_dir():
+            raise StorageUnavailable(f"storage: {url} is a folder; name a file in it (e.g. {path / 'optuna.journal'})")
+        with _usable(url):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            backend = JournalFileBackend(str(path), lock_obj=FlockLock(str(path)))
         return StudyStorage(JournalStorage(backend), "journal", f"{JOURNAL_PREFIX}{path}")
     if "://" not in url:
         raise ValueError(
@@ -184,10 +187,22 @@ def _setup_lock(url: str) -> Iterator[None]:
         yield
         return
     path = Path(url[len(prefix):].split("?", 1)[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".setup-lock"), "a") as handle:
+    with _usable(url):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".setup-lock"), "a")  # noqa: SIM115  (closed below)
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
         yield
+
+
+@contextlib.contextmanager
+def _usable(url: str) -> Iterator[None]:
+    """A folder or file of the storage that cannot be made or opened is :class:`StorageUnavailable`."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StorageUnavailable(f"storage: cannot use {_masked(url)}: {exc.strerror or exc}{where}") from None
 
 
 def _masked(url: str) -> str:
