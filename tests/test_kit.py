@@ -111,3 +111,37 @@ def test_a_learning_rate_that_comes_back_zero_gets_its_last_positive_value() -> 
     at.session_state[key] = None
     at.run()
     assert at.number_input(key=key).value == 0.05 and at.query_params["optimizer"] == "sgd:lr=0.05"
+
+
+def _slow_live_view() -> None:
+    """A page whose live view draws slowly (a busy server): it counts its full runs."""
+    import time
+    from types import SimpleNamespace
+
+    import streamlit as st
+
+    from dlopt_core.runner.work import Job
+    from ui.kit import live
+
+    st.session_state["full_runs"] = st.session_state.get("full_runs", 0) + 1
+    st.number_input("epochs", min_value=1, key="epochs")
+    job = Job(key="slow", label="slow", work=SimpleNamespace(tracking_errors=[], unwritten=0))  # pending: active
+
+    def draw(jobs: object) -> None:
+        time.sleep(0.3)  # 2.5 x 0.3 s is over 1.5 x the 0.3 s interval: the interval must grow
+        st.write("drawn")
+
+    live(lambda: [job], draw, name="slow", what="test")
+
+
+def test_a_live_view_never_reruns_the_page_from_inside_a_full_run() -> None:
+    """A rerun called inside a full run drops that run's unsent widgets; Streamlit sends a widget
+    the value a link set only in the run that set it, so a tab opened on a busy server drew its
+    form at first options and minimums (a second Compare tab showed model linear, epochs 1 and
+    watched another config). The longer interval waits for the fragment's own rerun."""
+    at = AppTest.from_function(_slow_live_view, default_timeout=60)
+    at.session_state["epochs"] = 3000  # as a link's preamble sets it
+    at.run()
+    assert not at.exception
+    assert at.session_state["full_runs"] == 1
+    assert at.number_input(key="epochs").value == 3000

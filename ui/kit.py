@@ -125,6 +125,7 @@ def live(
     if polling:
         st.session_state.pop(ended_key, None)
     interval = poll_seconds(st.session_state.get(render_key, 0.0), least=least)
+    inline = [True]  # the call below, inside this full run; the fragment's own reruns come later
 
     @st.fragment(run_every=interval if polling else None)
     def view() -> None:
@@ -137,7 +138,11 @@ def live(
                 problems(job, what=what, named=len(now) > 1)
         took = time.perf_counter() - began
         render_s = st.session_state[render_key] = 0.7 * st.session_state.get(render_key, took) + 0.3 * took
-        if not (polling and primary):
+        # A full rerun comes only from the fragment's own runs. Called inside a full run it
+        # drops that run's unsent widgets, and Streamlit sends a widget the value a link set
+        # only in the run that set it: a tab opened on a busy server drew its widgets at
+        # their first options and minimums (epochs 1, model linear) and watched another config.
+        if not (polling and primary) or inline[0]:
             return
         if not any(j.active for j in now):
             ended = tuple(j.key for j in now)
@@ -148,6 +153,7 @@ def live(
             st.rerun()  # a full rerun sets a longer interval (the fragment's is fixed when defined)
 
     view()
+    inline[0] = False
 
 
 def live_job(job: Job, draw: Callable[[Job], None], *, name: str, what: str, least: float = POLL_SECONDS) -> None:
