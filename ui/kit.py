@@ -20,6 +20,7 @@ from ui.binding import ViewKey
 from ui.status import OTHERS_JOB, browser_id, may_stop, report_errors, started
 
 POLL_SECONDS = 0.3
+SLOW_REDRAWS = 8  # slow redraws in a row before a live view lengthens its interval (see live)
 
 
 def poll_seconds(render_s: float, *, least: float = POLL_SECONDS) -> float:
@@ -120,7 +121,7 @@ def live(
     ``primary``: this view says what failed and reruns the page at the end (a second view of
     the same jobs, such as one under a widget of its own, leaves both to the first).
     """
-    render_key, ended_key = f"_live.{name}.render_s", f"_live.{name}.ended"
+    render_key, ended_key, slow_key = f"_live.{name}.render_s", f"_live.{name}.ended", f"_live.{name}.slow"
     polling = any(j.active for j in jobs())
     if polling:
         st.session_state.pop(ended_key, None)
@@ -142,14 +143,21 @@ def live(
         # drops that run's unsent widgets, and Streamlit sends a widget the value a link set
         # only in the run that set it: a tab opened on a busy server drew its widgets at
         # their first options and minimums (epochs 1, model linear) and watched another config.
+        # The interval grows only once redraws have been slow for SLOW_REDRAWS ticks in a row:
+        # a tab that has just opened may still be drawing its first run's widgets, and a full
+        # run that reaches them first does so without the link's values (the same defaults).
         if not (polling and primary) or inline[0]:
+            st.session_state[slow_key] = 0
             return
         if not any(j.active for j in now):
             ended = tuple(j.key for j in now)
             if st.session_state.get(ended_key) == ended:
                 st.rerun()
             st.session_state[ended_key] = ended
-        elif poll_seconds(render_s, least=least) > 1.5 * interval:
+            return
+        slow = poll_seconds(render_s, least=least) > 1.5 * interval
+        st.session_state[slow_key] = st.session_state.get(slow_key, 0) + 1 if slow else 0
+        if st.session_state[slow_key] >= SLOW_REDRAWS:
             st.rerun()  # a full rerun sets a longer interval (the fragment's is fixed when defined)
 
     view()
