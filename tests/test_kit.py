@@ -145,3 +145,24 @@ def test_a_live_view_never_reruns_the_page_from_inside_a_full_run() -> None:
     assert not at.exception
     assert at.session_state["full_runs"] == 1
     assert at.number_input(key="epochs").value == 3000
+
+
+def test_every_widget_declares_its_current_value_as_its_default() -> None:
+    """The browser builds a widget from its declared default when it missed the run that set its
+    value (a busy server): a second Compare tab came back with model linear, epochs 1,
+    determinism off and no band, and watched another config. The declared default is now the
+    value itself, on every page (a widget's identity under a key does not include it)."""
+    at = open_page("pages/1_Compare_optimizers.py", {
+        "optimizer": ["sgd:lr=0.2"], "epochs": "3000", "model": "mlp", "seeds": "3,4", "engine": "sequential",
+    })
+    assert not at.exception
+    assert at.number_input(key="epochs").proto.default == 3000
+    model = at.selectbox(key="model")
+    assert model.options[model.proto.default] == "MLP" != model.options[0]
+    assert at.text_input(key="seeds").proto.default == "3,4"
+    assert at.checkbox(key="deterministic").proto.default is True
+    lr = next(w for w in at.number_input if w.key.endswith(".lr"))
+    assert lr.proto.default == 0.2
+    # The user's change becomes the declared default of the next run, under the same widget.
+    at.number_input(key="epochs").set_value(7).run()
+    assert at.number_input(key="epochs").value == 7 and at.number_input(key="epochs").proto.default == 7

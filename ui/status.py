@@ -17,10 +17,11 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from dlopt_core.config import ConfigError
 from dlopt_core.device import describe_device, resolve_device, use_one_thread
 from dlopt_core.runner.jobs import registry
-from dlopt_core.runner.work import Job
 from dlopt_core.runner.warm import warm_up_process
+from dlopt_core.runner.work import Job
 from tracking import recover
 from tracking.store import experiment_id, settings
+from ui.widget_defaults import install as install_widget_defaults
 from ui.widgets import code_span
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ def page_frame(title: str) -> None:
     From here on, an exception the page does not catch shows as :func:`report_error`.
     """
     report_errors()
+    install_widget_defaults()
     st.set_page_config(page_title=title, page_icon="📉", layout="wide")
     # OpenMP thread counts are per calling thread, and each script run may get a new one;
     # idle workers of a 2-thread team spin and starve the training jobs on 2 cores.

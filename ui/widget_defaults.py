@@ -1,0 +1,83 @@
+"""Every keyed widget declares its current value as its default, so the browser never falls back
+to a first option or a minimum.
+
+Streamlit sends a widget the value that session state gave it (a link, a restore) only in the
+run that set it; the browser applies it once and otherwise builds the widget from the default
+declared in the call. On a busy server a browser that re-created a widget after applying that
+value (or before receiving it) drew the declared default: a second Compare tab came back with
+model linear, epochs 1, no engine and band None, and silently watched another config (the
+Compare Stop tests' failure reports; a websocket record showed the widgets sent again without
+the value). With the current value declared as the default, the fallback is the right value.
+
+A widget's identity under a key does not include its default (``key_as_main_identity``), so
+declaring it changes nothing else. :func:`install` patches Streamlit's widget commands once.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+# Widget command -> the parameter that declares its default.
+DEFAULT_PARAMS = {
+    "number_input": "value", "text_input": "value", "text_area": "value", "checkbox": "value",
+    "toggle": "value", "slider": "value", "select_slider": "value", "multiselect": "default",
+    "segmented_control": "default", "pills": "default", "selectbox": "index", "radio": "index",
+}
+_installed = False
+
+
+def _declared(name: str, param: str, bound: inspect.BoundArguments, value: Any) -> Any | None:
+    """The default to declare for ``value``, or ``None`` to leave the call as it is."""
+    args = bound.arguments
+    if param == "index":
+        options = args.get("options")
+        if not isinstance(options, Sequence) or isinstance(options, str):
+            return None
+        options = list(options)
+        return options.index(value) if value in options else None
+    if name == "number_input" and value is not None:
+        low, high, step = args.get("min_value"), args.get("max_value"), args.get("step")
+        if not isinstance(value, int | float) or (low is not None and value < low) or (high is not None and value > high):
+            return None
+        # Streamlit refuses a mix of ints and floats among value, bounds and step.
+        if any(isinstance(x, float) for x in (low, high, step)):
+            return float(value)
+        if any(isinstance(x, int) for x in (low, high, step)) and isinstance(value, float):
+            return int(value) if value.is_integer() else None
+    return value
+
+
+def _with_current_default(name: str, param: str, command: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(command)
+
+    @functools.wraps(command)
+    def widget(self: DeltaGenerator, *args: Any, **kwargs: Any) -> Any:
+        key = kwargs.get("key")
+        if key is not None and key in st.session_state:
+            bound = signature.bind_partial(self, *args, **kwargs)
+            if param not in bound.arguments:
+                value = st.session_state[key]
+                if (default := _declared(name, param, bound, value)) is not None or (value is None and param != "index"):
+                    kwargs[param] = default
+        return command(self, *args, **kwargs)
+
+    return widget
+
+
+def install() -> None:
+    """Patch the widget commands (``st.x``, ``st.sidebar.x``, a column's ``.x``) once per process."""
+    global _installed
+    if _installed:
+        return
+    for name, param in DEFAULT_PARAMS.items():
+        patched = _with_current_default(name, param, getattr(DeltaGenerator, name))
+        setattr(DeltaGenerator, name, patched)
+        # st.x was bound to the main container when streamlit was imported.
+        setattr(st, name, functools.partial(patched, st._main))
+    _installed = True
