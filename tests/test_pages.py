@@ -308,3 +308,20 @@ def test_a_reduction_this_data_cannot_take_is_an_error_on_run_not_a_crash() -> N
     next(b for b in at.button if b.label == "Run").click().run()
     assert not at.exception
     assert any("reduce.components" in e.value and "features" in e.value for e in at.error)
+
+
+def test_the_store_is_tried_again_once_it_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26: the sidebar said "the run store is not reachable" for good after the store was
+    back (the first try was cached for the server's life). A failed store is tried again."""
+    import ui.status
+
+    blocked = tmp_path / "store"
+    blocked.write_text("a file where the store's folder should be")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocked / 'mlflow.db'}")
+    monkeypatch.setattr(ui.status, "STORE_RETRY_SECONDS", 0.0, raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert any("not reachable" in e.value for e in at.sidebar.error), [e.value for e in at.sidebar.error]
+    blocked.unlink()
+    blocked.mkdir()  # the store is back
+    at.run()
+    assert not at.exception and not [e.value for e in at.sidebar.error if "not reachable" in e.value]

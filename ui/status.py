@@ -7,6 +7,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -77,21 +78,37 @@ PAGES = (
 )
 
 
-@st.cache_resource(show_spinner="Preparing the run store…")
-def prepare_store(uri: str) -> str | None:
-    """Once per server: warm the workers, settle what an earlier server left, create the store.
+# A store that could not be prepared is tried again this long after (a server that was down,
+# a disk that was full): the sidebar's "not reachable" then goes once the store answers.
+STORE_RETRY_SECONDS = 30.0
 
-    Runs whose process died are ended and writes a lost tracking server missed are made
-    (``tracking.recover``); the worker processes start in the background meanwhile.
-    """
+
+@st.cache_resource(show_spinner="Preparing the run store…")
+def _prepare_store(uri: str) -> tuple[str | None, float]:
     threading.Thread(target=warm_up_process, name="dlopt-warm-up", daemon=True).start()
     registry()
     try:
         recovery = recover()
         experiment_id()
     except Exception as exc:  # an unreachable server is shown, not raised
-        return f"{type(exc).__name__}: {exc}"
-    return "; ".join(recovery.errors) or None
+        return f"{type(exc).__name__}: {exc}", time.monotonic()
+    return "; ".join(recovery.errors) or None, time.monotonic()
+
+
+def prepare_store(uri: str) -> str | None:
+    """Once per server: warm the workers, settle what an earlier server left, create the store;
+    what went wrong, if anything.
+
+    Runs whose process died are ended and writes a lost tracking server missed are made
+    (``tracking.recover``); the worker processes start in the background meanwhile. A store that
+    failed is tried again after :data:`STORE_RETRY_SECONDS` (it once said "not reachable" for
+    good after the server was back).
+    """
+    problem, at = _prepare_store(uri)
+    if problem and time.monotonic() - at >= STORE_RETRY_SECONDS:
+        _prepare_store.clear(uri)
+        problem, _ = _prepare_store(uri)
+    return problem
 
 
 def browser_id() -> str:
