@@ -654,3 +654,11 @@ def test_a_huge_or_endless_file_is_refused_without_reading_it_whole(tmp_path: Pa
         assert any("MB" in line and "limit" in line for line in stderr), stderr
         # The CLI with torch loaded takes ~0.5 GB; reading the input whole took GBs.
         assert peak_mb < 1_500, peak_mb
+
+
+def test_an_idx_header_with_too_many_dimensions_is_a_named_error() -> None:
+    """Issue 26: 65 declared dimensions reached NumPy's 64-dimension limit and showed an error
+    id on the Data page (an unnamed message in the CLI)."""
+    raw = bytes([0, 0, 0x08, 65]) + b"\0\0\0\1" * 65 + b"\7"
+    with pytest.raises(DataFileError, match=r"deep.idx: the idx header declares 65 dimensions; at most 4"):
+        parse_idx(raw, source="deep.idx")

@@ -55,6 +55,7 @@ MAX_ROWS = 200_000  # data rows, the header not counted; the largest generated s
 # The validation split takes 20%: with fewer than 10 rows it holds one or two samples, and
 # its curve says nothing.
 MIN_ROWS = 10
+MAX_IDX_DIMENSIONS = 4  # an idx array: labels (1), images (3), or images with channels (4)
 # A numeric target of integers with at most this many distinct values reads as class labels
 # (0/1, 1..10); more, or any fraction, reads as a quantity to regress.
 MAX_AUTO_CLASSES = 20
@@ -477,6 +478,11 @@ def parse_idx(raw: bytes, *, source: str = "upload.idx") -> np.ndarray:
         raise DataFileError(f"{source}: idx type code 0x{code:02X} is unknown (allowed: {allowed})")
     if ndim == 0:
         raise DataFileError(f"{source}: the idx header declares 0 dimensions; at least 1 is needed")
+    if ndim > MAX_IDX_DIMENSIONS:  # NumPy holds at most 64: it failed without naming the file
+        raise DataFileError(
+            f"{source}: the idx header declares {ndim} dimensions; at most {MAX_IDX_DIMENSIONS} are read "
+            "(labels have 1, images 3: count, height, width)"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataFileError(
