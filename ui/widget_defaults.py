@@ -30,26 +30,26 @@ DEFAULT_PARAMS = {
     "segmented_control": "default", "pills": "default", "selectbox": "index", "radio": "index",
 }
 _installed = False
+_AS_CALLED = object()  # leave the call's own default
 
 
-def _declared(name: str, param: str, bound: inspect.BoundArguments, value: Any) -> Any | None:
-    """The default to declare for ``value``, or ``None`` to leave the call as it is."""
+def _declared(name: str, param: str, bound: inspect.BoundArguments, value: Any) -> Any:
+    """The default to declare for ``value``, or :data:`_AS_CALLED`."""
     args = bound.arguments
     if param == "index":
         options = args.get("options")
-        if not isinstance(options, Sequence) or isinstance(options, str):
-            return None
-        options = list(options)
-        return options.index(value) if value in options else None
+        if not isinstance(options, Sequence) or isinstance(options, str) or value not in options:
+            return _AS_CALLED
+        return list(options).index(value)
     if name == "number_input" and value is not None:
         low, high, step = args.get("min_value"), args.get("max_value"), args.get("step")
         if not isinstance(value, int | float) or (low is not None and value < low) or (high is not None and value > high):
-            return None
+            return _AS_CALLED
         # Streamlit refuses a mix of ints and floats among value, bounds and step.
         if any(isinstance(x, float) for x in (low, high, step)):
             return float(value)
         if any(isinstance(x, int) for x in (low, high, step)) and isinstance(value, float):
-            return int(value) if value.is_integer() else None
+            return int(value) if value.is_integer() else _AS_CALLED
     return value
 
 
@@ -62,8 +62,7 @@ def _with_current_default(name: str, param: str, command: Callable[..., Any]) ->
         if key is not None and key in st.session_state:
             bound = signature.bind_partial(self, *args, **kwargs)
             if param not in bound.arguments:
-                value = st.session_state[key]
-                if (default := _declared(name, param, bound, value)) is not None or (value is None and param != "index"):
+                if (default := _declared(name, param, bound, st.session_state[key])) is not _AS_CALLED:
                     kwargs[param] = default
         return command(self, *args, **kwargs)
 
